@@ -1,0 +1,3 @@
+from .base import Backend, BackendError
+
+__all__ = ["Backend", "BackendError"]

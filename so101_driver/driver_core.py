@@ -1,0 +1,186 @@
+"""The driver's control loop without ROS: commands in, one safety path, targets out to a backend."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .backends import Backend, BackendError
+from .joint_model import JointModel
+from .safety import ClampReport, CommandRejected, SafetyFilter, Watchdog
+from .trajectory import MergeMode, TrajectoryExecutor
+
+
+@dataclass
+class DriverConfig:
+    control_rate_hz: float = 30.0
+    # Largest change of a joint target in one tick, radians (one value, or one per joint).
+    max_relative_target: float | list[float] = 0.1
+    watchdog_timeout: float = 0.5
+    merge_mode: MergeMode | str = MergeMode.REPLACE
+    crossfade_ticks: int = 5
+    ensemble_coeff: float = 0.01
+
+    def __post_init__(self):
+        if self.control_rate_hz <= 0:
+            raise ValueError(f"control_rate_hz must be positive, got {self.control_rate_hz}.")
+        try:
+            self.merge_mode = MergeMode(self.merge_mode)
+        except ValueError:
+            raise ValueError(
+                f"merge_mode must be one of {[m.value for m in MergeMode]}, got {self.merge_mode!r}."
+            ) from None
+
+
+@dataclass
+class DriverStats:
+    """Counters published on /diagnostics."""
+
+    ticks: int = 0
+    chunks_accepted: int = 0
+    positions_accepted: int = 0
+    commands_rejected: int = 0
+    last_rejection: str = ""
+    points_skipped: int = 0
+    starved_ticks: int = 0
+    limit_clamps: int = 0
+    step_clamps: int = 0
+    watchdog_trips: int = 0
+    bus_errors: int = 0
+    last_bus_error: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TickResult:
+    positions: np.ndarray | None  # measured, radians; None when the arm did not answer
+    target: np.ndarray | None  # what was sent, radians; None when nothing was sent
+    following_chunk: bool  # a chunk or position command covered this tick
+    clamps: ClampReport | None = None
+    events: list[str] = field(default_factory=list)
+
+
+class DriverCore:
+    """Runs one SO-101 backend: executes chunks on its own clock, through one safety path."""
+
+    def __init__(self, backend: Backend, joint_model: JointModel, config: DriverConfig | None = None,
+                 logger: logging.Logger | None = None):
+        self.backend = backend
+        self.joint_model = joint_model
+        self.config = config or DriverConfig()
+        self.log = logger or logging.getLogger("so101_driver")
+        lower, upper = joint_model.limits
+        self.safety = SafetyFilter(lower, upper, self.config.max_relative_target)
+        self.executor = TrajectoryExecutor(
+            self.config.merge_mode, self.config.crossfade_ticks, self.config.ensemble_coeff
+        )
+        self.watchdog = Watchdog(self.config.watchdog_timeout)
+        self.stats = DriverStats()
+        self._last_target: np.ndarray | None = None
+        self._last_positions: np.ndarray | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> np.ndarray:
+        """Connect and hold the arm where it is."""
+        self.backend.connect()
+        positions = self.backend.read_positions()
+        self.hold_here(positions)
+        return positions
+
+    def hold_here(self, positions: np.ndarray) -> None:
+        """Forget every command and hold these positions (start-up, reset, watchdog)."""
+        self._last_positions = np.asarray(positions, dtype=np.float64)
+        self._last_target = self._last_positions.copy()
+        self.executor.hold(self._last_target)
+        self.watchdog.disarm()
+
+    def stop(self) -> None:
+        """Turn torque off. Safe to call more than once."""
+        self.backend.disconnect()
+
+    # -- commands ----------------------------------------------------------------------------------
+    def submit_chunk(self, names: Sequence[str], stamp: float, times_from_start: Sequence[float],
+                     points: Sequence[Sequence[float]], now: float) -> bool:
+        """A JointTrajectory chunk in radians; False (and a log line) when it was not accepted."""
+        try:
+            trajectory = self.safety.check_trajectory(names, stamp, times_from_start, points)
+        except CommandRejected as error:
+            return self._reject(f"action chunk rejected: {error}")
+        skipped = self.executor.submit(trajectory, now)
+        self.stats.points_skipped += skipped
+        if skipped == len(trajectory.times):
+            return self._reject(
+                f"action chunk rejected: all {skipped} points were due before it arrived "
+                f"(stamp {stamp:.3f}, last point {trajectory.end:.3f}, now {now:.3f})"
+            )
+        self.stats.chunks_accepted += 1
+        self.watchdog.feed(trajectory.end)
+        return True
+
+    def submit_position(self, names: Sequence[str], positions: Sequence[float], now: float) -> bool:
+        """One position target in radians (teleop); it is held until the next command."""
+        try:
+            target = self.safety.check_positions(names, positions)
+        except CommandRejected as error:
+            return self._reject(f"joint command rejected: {error}")
+        self.executor.hold(target, commanded=True)
+        self.stats.positions_accepted += 1
+        self.watchdog.feed(now)
+        return True
+
+    def _reject(self, message: str) -> bool:
+        self.stats.commands_rejected += 1
+        self.stats.last_rejection = message
+        self.log.warning(message)
+        return False
+
+    # -- control tick ------------------------------------------------------------------------------
+    def tick(self, now: float) -> TickResult:
+        self.stats.ticks += 1
+        events: list[str] = []
+        try:
+            positions = self.backend.read_positions()
+        except BackendError as error:
+            # The servos keep their last goal: that is the hold. Nothing new is sent blind.
+            self.stats.bus_errors += 1
+            self.stats.last_bus_error = str(error)
+            self.log.error(f"arm read failed, holding the last target: {error}")
+            return TickResult(None, None, following_chunk=False, events=["bus_error"])
+        self._last_positions = positions
+        if self._last_target is None:
+            self.hold_here(positions)
+
+        if self.watchdog.expired(now):
+            self.stats.watchdog_trips += 1
+            events.append("watchdog")
+            self.log.warning(
+                f"no command for {self.watchdog.timeout:.2f} s after the last one ended: holding position"
+            )
+            self.hold_here(positions)
+
+        output = self.executor.sample(now)
+        if not output.active and self.watchdog.armed:
+            self.stats.starved_ticks += 1
+            events.append("starved")
+        target = output.target if output.target is not None else positions
+        safe, clamps = self.safety.clamp(target, self._last_target)
+        self.stats.limit_clamps += int(clamps.limit_clamped.any())
+        self.stats.step_clamps += int(clamps.step_clamped.any())
+        if output.active and clamps.step_clamped.any():
+            # The step limit is still walking towards the command: it is being carried out.
+            self.watchdog.feed(now)
+        try:
+            self.backend.write_targets(safe)
+        except BackendError as error:
+            self.stats.bus_errors += 1
+            self.stats.last_bus_error = str(error)
+            self.log.error(f"arm write failed: {error}")
+            events.append("bus_error")
+            return TickResult(positions, None, output.active, clamps, events)
+        self._last_target = safe
+        return TickResult(positions, safe, output.active, clamps, events)

@@ -1,0 +1,129 @@
+"""The one safety path every command takes, whatever its source (ROS-free).
+
+Commands are first validated as a whole (names, shapes, finite values, monotonic times) and
+rejected with a `CommandRejected` that says why; accepted ones are reordered to JOINT_NAMES.
+Every target sent to the arm is then clamped to the joint limits and to a per-tick step
+(max_relative_target, per joint). A `Watchdog` tells the driver when commands have stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .joint_model import JOINT_NAMES
+from .trajectory import Trajectory
+
+
+class CommandRejected(ValueError):
+    """A command that must not move the arm; the message says what was wrong."""
+
+
+@dataclass(frozen=True)
+class ClampReport:
+    limit_clamped: np.ndarray  # bool per joint
+    step_clamped: np.ndarray  # bool per joint
+
+    @property
+    def any(self) -> bool:
+        return bool(self.limit_clamped.any() or self.step_clamped.any())
+
+
+class SafetyFilter:
+    """Joint limits (radians) and the largest step a target may take in one control tick."""
+
+    def __init__(self, lower: Sequence[float], upper: Sequence[float], max_step: float | Sequence[float]):
+        self.lower = np.asarray(lower, dtype=np.float64)
+        self.upper = np.asarray(upper, dtype=np.float64)
+        self.max_step = np.broadcast_to(np.asarray(max_step, dtype=np.float64), self.lower.shape).copy()
+        if not (np.all(np.isfinite(self.max_step)) and np.all(self.max_step > 0)):
+            raise ValueError(f"max_relative_target must be positive and finite per joint, got {self.max_step}.")
+        if np.any(self.lower >= self.upper):
+            raise ValueError(f"Joint limits are empty: lower {self.lower}, upper {self.upper}.")
+
+    # -- validation -------------------------------------------------------------------------------
+    def order_names(self, names: Sequence[str]) -> np.ndarray:
+        """Index array that puts values given in `names` order into JOINT_NAMES order."""
+        names = list(names)
+        unknown = sorted(set(names) - set(JOINT_NAMES))
+        missing = [n for n in JOINT_NAMES if n not in names]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if unknown or missing or duplicated:
+            problems = []
+            if unknown:
+                problems.append(f"unknown joints {unknown}")
+            if missing:
+                problems.append(f"missing joints {missing}")
+            if duplicated:
+                problems.append(f"repeated joints {duplicated}")
+            raise CommandRejected(f"{', '.join(problems)}; a command names each of {list(JOINT_NAMES)} once")
+        return np.array([names.index(n) for n in JOINT_NAMES])
+
+    def check_positions(self, names: Sequence[str], positions: Sequence[float]) -> np.ndarray:
+        """A single position command, validated and ordered as JOINT_NAMES."""
+        order = self.order_names(names)
+        values = np.asarray(positions, dtype=np.float64)
+        if values.shape != (len(names),):
+            raise CommandRejected(f"{len(names)} joint names but {values.size} positions")
+        if not np.all(np.isfinite(values)):
+            raise CommandRejected(f"non-finite positions {values.tolist()}")
+        return values[order]
+
+    def check_trajectory(self, names: Sequence[str], stamp: float, times_from_start: Sequence[float],
+                         points: Sequence[Sequence[float]]) -> Trajectory:
+        """A whole chunk, validated, as an absolute-time trajectory ordered as JOINT_NAMES."""
+        order = self.order_names(names)
+        if len(points) == 0:
+            raise CommandRejected("a trajectory with no points")
+        if len(times_from_start) != len(points):
+            raise CommandRejected(f"{len(points)} points but {len(times_from_start)} times")
+        for index, point in enumerate(points):
+            if len(point) != len(names):
+                raise CommandRejected(f"point {index} has {len(point)} positions for {len(names)} joint names")
+        positions = np.asarray(points, dtype=np.float64)
+        times = np.asarray(times_from_start, dtype=np.float64)
+        if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(times)) and np.isfinite(stamp)):
+            bad = sorted({int(i) for i in np.argwhere(~np.isfinite(positions))[:, 0]})
+            raise CommandRejected(f"non-finite values (points {bad}, or in times or the stamp)")
+        if np.any(times < 0):
+            raise CommandRejected("negative time_from_start")
+        if np.any(np.diff(times) <= 0):
+            raise CommandRejected(f"time_from_start is not strictly increasing: {times.tolist()}")
+        return Trajectory(times=stamp + times, positions=positions[:, order])
+
+    # -- clamping ---------------------------------------------------------------------------------
+    def clamp(self, target: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, ClampReport]:
+        """Clamp to joint limits, then to at most max_step away from the previous target."""
+        within_limits = np.clip(target, self.lower, self.upper)
+        step = np.clip(within_limits - previous, -self.max_step, self.max_step)
+        safe = previous + step
+        return safe, ClampReport(
+            limit_clamped=within_limits != target,
+            step_clamped=np.abs(safe - within_limits) > 1e-12,
+        )
+
+
+class Watchdog:
+    """Trips when nothing has been commanded for `timeout` seconds past the last command's end."""
+
+    def __init__(self, timeout: float):
+        if timeout <= 0:
+            raise ValueError(f"watchdog_timeout must be positive seconds, got {timeout}.")
+        self.timeout = timeout
+        self._commanded_until: float | None = None
+
+    def feed(self, until: float) -> None:
+        """A valid command covers the arm up to time `until`."""
+        self._commanded_until = until if self._commanded_until is None else max(self._commanded_until, until)
+
+    @property
+    def armed(self) -> bool:
+        return self._commanded_until is not None
+
+    def expired(self, now: float) -> bool:
+        return self._commanded_until is not None and now - self._commanded_until > self.timeout
+
+    def disarm(self) -> None:
+        self._commanded_until = None
