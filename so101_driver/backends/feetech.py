@@ -1,0 +1,83 @@
+"""The `feetech` backend: the real SO-101 through lerobot's SO-101 follower and Feetech bus.
+
+No servo protocol is written here: lerobot reads Present_Position and writes Goal_Position in its
+own units; the joint model converts those to and from radians. lerobot's own max_relative_target
+is left off because the driver's safety path already clamps every target.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
+
+from ..joint_model import ArmUnits, JointModel
+from .base import BackendError
+
+log = logging.getLogger(__name__)
+
+
+class FeetechBackend:
+    def __init__(self, port: str, calibration_file: str | Path, arm_units: ArmUnits | str = ArmUnits.DEGREES,
+                 write_calibration: bool = False, read_retries: int = 2):
+        calibration_file = Path(calibration_file).expanduser()
+        # The joint model and lerobot's follower read the same file: lerobot looks for <id>.json.
+        self.joint_model = JointModel.from_file(calibration_file, arm_units)
+        self.write_calibration = write_calibration
+        self.robot = SO101Follower(SO101FollowerConfig(
+            port=port,
+            id=calibration_file.stem,
+            calibration_dir=calibration_file.parent,
+            use_degrees=self.joint_model.arm_units is ArmUnits.DEGREES,
+            max_relative_target=None,
+            disable_torque_on_disconnect=True,
+            num_read_retries=read_retries,
+        ))
+
+    def connect(self) -> None:
+        try:
+            # calibrate=False: lerobot would otherwise prompt on stdin, and a node never blocks on input.
+            self.robot.connect(calibrate=False)
+            if not self.robot.is_calibrated:
+                if not self.write_calibration:
+                    raise BackendError(
+                        f"The motors on {self.robot.config.port} hold a calibration that differs from "
+                        f"{self.robot.calibration_fpath}. Run `lerobot-calibrate --robot.type=so101_follower "
+                        f"--robot.port={self.robot.config.port} --robot.id={self.robot.id}`, or start the driver "
+                        "with write_calibration:=true to write the file's calibration to the motors."
+                    )
+                log.info("Writing the calibration file to the motors")
+                self.robot.bus.write_calibration(self.robot.calibration)
+        except BackendError:
+            self.disconnect()
+            raise
+        except (ConnectionError, OSError, RuntimeError) as error:
+            self.disconnect()
+            raise BackendError(f"Could not connect to the SO-101 on {self.robot.config.port}: {error}") from error
+
+    def read_positions(self) -> np.ndarray:
+        try:
+            observation = self.robot.get_observation()
+        except (ConnectionError, RuntimeError, OSError) as error:
+            raise BackendError(f"reading the servos failed: {error}") from error
+        return self.joint_model.from_lerobot_dict(observation)
+
+    def write_targets(self, targets: np.ndarray) -> None:
+        try:
+            self.robot.send_action(self.joint_model.to_lerobot_dict(targets))
+        except (ConnectionError, RuntimeError, OSError) as error:
+            raise BackendError(f"writing Goal_Position failed: {error}") from error
+
+    def disconnect(self) -> None:
+        bus = self.robot.bus
+        if not bus.is_connected:
+            return
+        # Motor by motor: one servo that does not answer must not leave the others under torque.
+        for motor in bus.motors:
+            try:
+                bus.disable_torque(motor, num_retry=5)
+            except (ConnectionError, RuntimeError, OSError) as error:
+                log.error(f"Could not disable torque on '{motor}': {error}")
+        bus.port_handler.closePort()

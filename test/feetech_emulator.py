@@ -1,0 +1,169 @@
+"""STS3215 servos emulated on a pseudo-terminal, speaking Feetech protocol 0.
+
+lerobot's FeetechMotorsBus (through scservo_sdk and pyserial) opens the pty's slave path as if it
+were the arm's USB serial adapter. Implemented: PING, READ, WRITE, SYNC_READ, SYNC_WRITE, the
+broadcast id, status packets, and the registers lerobot uses, read from lerobot's own control
+table. A servo with torque on reaches its Goal_Position at once; a muted servo stops answering.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import threading
+import tty
+
+from lerobot.motors.feetech.tables import MODEL_NUMBER_TABLE, STS_SMS_SERIES_CONTROL_TABLE
+
+BROADCAST_ID = 0xFE
+PING, READ, WRITE, SYNC_READ, SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
+REGISTERS = STS_SMS_SERIES_CONTROL_TABLE
+
+
+def _checksum(body: list[int]) -> int:
+    return (~sum(body)) & 0xFF
+
+
+def _sign_magnitude(value: int, sign_bit: int) -> int:
+    magnitude = value & ((1 << sign_bit) - 1)
+    return -magnitude if value & (1 << sign_bit) else magnitude
+
+
+class EmulatedServo:
+    def __init__(self, servo_id: int, position: int = 2048):
+        self.memory = bytearray(256)
+        self.id = servo_id
+        self.set("Model_Number", MODEL_NUMBER_TABLE["sts3215"])
+        self.set("Firmware_Major_Version", 3)
+        self.set("Firmware_Minor_Version", 10)
+        self.set("ID", servo_id)
+        self.set("Max_Position_Limit", 4095)
+        self.set("Present_Position", position)
+        self.set("Goal_Position", position)
+        self.muted = False
+        self.writes: list[tuple[str, int]] = []
+
+    def get(self, name: str) -> int:
+        address, length = REGISTERS[name]
+        return int.from_bytes(self.memory[address:address + length], "little")
+
+    def set(self, name: str, value: int) -> None:
+        address, length = REGISTERS[name]
+        self.memory[address:address + length] = int(value).to_bytes(length, "little")
+
+    @property
+    def torque_enabled(self) -> bool:
+        return self.get("Torque_Enable") == 1
+
+    @property
+    def goal_position(self) -> int:
+        return _sign_magnitude(self.get("Goal_Position"), 15)
+
+    def write(self, address: int, data: bytes) -> None:
+        self.memory[address:address + len(data)] = data
+        names = [name for name, (a, _) in REGISTERS.items() if a == address]
+        self.writes.extend((name, self.get(name)) for name in names[:1])
+        if self.torque_enabled:
+            self.set("Present_Position", self.get("Goal_Position"))
+
+    def read(self, address: int, length: int) -> bytes:
+        return bytes(self.memory[address:address + length])
+
+
+class FeetechEmulator:
+    """Servos 1..n behind a pty; `port` is the path to give lerobot."""
+
+    def __init__(self, positions: dict[int, int]):
+        self.servos = {servo_id: EmulatedServo(servo_id, pos) for servo_id, pos in positions.items()}
+        self._master, slave = os.openpty()
+        tty.setraw(slave)
+        self.port = os.ttyname(slave)
+        self._slave = slave
+        self._running = True
+        self._buffer = bytearray()
+        self.lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2)
+        os.close(self._master)
+        os.close(self._slave)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- transport --------------------------------------------------------------------------------
+    def _serve(self) -> None:
+        while self._running:
+            ready, _, _ = select.select([self._master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                self._buffer += os.read(self._master, 1024)
+            except OSError:
+                return
+            while (packet := self._next_packet()) is not None:
+                with self.lock:
+                    reply = self._handle(*packet)
+                if reply:
+                    os.write(self._master, reply)
+
+    def _next_packet(self) -> tuple[int, int, list[int]] | None:
+        start = self._buffer.find(b"\xff\xff")
+        if start < 0:
+            self._buffer.clear()
+            return None
+        del self._buffer[:start]
+        if len(self._buffer) < 4:
+            return None
+        length = self._buffer[3]
+        if len(self._buffer) < 4 + length:
+            return None
+        packet = list(self._buffer[: 4 + length])
+        del self._buffer[: 4 + length]
+        servo_id, instruction, params, checksum = packet[2], packet[4], packet[5:-1], packet[-1]
+        if _checksum(packet[2:-1]) != checksum:
+            return self._next_packet()
+        return servo_id, instruction, params
+
+    @staticmethod
+    def _status(servo_id: int, params: bytes = b"", error: int = 0) -> bytes:
+        body = [servo_id, len(params) + 2, error, *params]
+        return bytes([0xFF, 0xFF, *body, _checksum(body)])
+
+    # -- instructions -----------------------------------------------------------------------------
+    def _handle(self, servo_id: int, instruction: int, params: list[int]) -> bytes:
+        if instruction == SYNC_WRITE:
+            address, length = params[0], params[1]
+            for offset in range(2, len(params), length + 1):
+                servo = self.servos.get(params[offset])
+                if servo is not None and not servo.muted:
+                    servo.write(address, bytes(params[offset + 1: offset + 1 + length]))
+            return b""
+        if instruction == SYNC_READ:
+            address, length = params[0], params[1]
+            replies = b""
+            for target in params[2:]:
+                servo = self.servos.get(target)
+                if servo is not None and not servo.muted:
+                    replies += self._status(target, servo.read(address, length))
+            return replies
+        targets = list(self.servos) if servo_id == BROADCAST_ID else [servo_id]
+        replies = b""
+        for target in targets:
+            servo = self.servos.get(target)
+            if servo is None or servo.muted:
+                continue
+            if instruction == PING:
+                replies += self._status(target)
+            elif instruction == READ:
+                replies += self._status(target, servo.read(params[0], params[1]))
+            elif instruction == WRITE:
+                servo.write(params[0], bytes(params[1:]))
+                replies += self._status(target)
+        return b"" if servo_id == BROADCAST_ID and instruction != PING else replies

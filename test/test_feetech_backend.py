@@ -1,0 +1,113 @@
+"""The feetech backend against emulated STS3215 servos: lerobot's real bus code on a pty."""
+
+import numpy as np
+import pytest
+
+from feetech_emulator import FeetechEmulator
+from so101_driver.backends import BackendError
+from so101_driver.backends.feetech import FeetechBackend
+from so101_driver.driver_core import DriverConfig, DriverCore
+from so101_driver.joint_model import JOINT_NAMES, JointModel, save_calibration
+from test_joint_model import REAL_CALIBRATION
+
+
+@pytest.fixture
+def calibration_file(tmp_path):
+    path = tmp_path / "calibration" / "lab_arm.json"
+    save_calibration(REAL_CALIBRATION, path)
+    return path
+
+
+def mid_ticks():
+    return {cal.id: (cal.range_min + cal.range_max) // 2 for cal in REAL_CALIBRATION.values()}
+
+
+def calibrated_emulator():
+    emulator = FeetechEmulator(mid_ticks())
+    for name, cal in REAL_CALIBRATION.items():
+        servo = emulator.servos[cal.id]
+        servo.set("Min_Position_Limit", cal.range_min)
+        servo.set("Max_Position_Limit", cal.range_max)
+        servo.set("Homing_Offset", abs(cal.homing_offset) | (0x800 if cal.homing_offset < 0 else 0))
+    return emulator
+
+
+def test_radians_reach_goal_position_as_calibrated_ticks(calibration_file):
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file)
+        backend.connect()
+        try:
+            assert all(servo.torque_enabled for servo in emulator.servos.values())
+            start = backend.read_positions()
+            np.testing.assert_allclose(start[:5], 0.0, atol=2 * np.pi / 4095)
+            model = JointModel(REAL_CALIBRATION)
+            target = np.array([0.3, -0.4, 0.5, -0.2, 1.0, model.to_radians([0, 0, 0, 0, 0, 40.0])[5]])
+            backend.write_targets(target)
+            # SYNC_WRITE has no reply; a read behind it on the same line proves it was taken.
+            reached = backend.read_positions()
+            expected = model.radians_to_ticks(target)
+            for name, ticks in zip(JOINT_NAMES, expected):
+                goal = emulator.servos[REAL_CALIBRATION[name].id].goal_position
+                assert abs(goal - ticks) <= 1.0, (name, goal, ticks)
+            np.testing.assert_allclose(reached, target, atol=2 * 2 * np.pi / 4095)
+        finally:
+            backend.disconnect()
+        assert not any(servo.torque_enabled for servo in emulator.servos.values())
+        backend.disconnect()  # twice is fine
+
+
+def test_mismatched_motor_calibration_stops_with_instructions(calibration_file):
+    with FeetechEmulator(mid_ticks()) as emulator:  # motors hold the factory range 0..4095
+        backend = FeetechBackend(emulator.port, calibration_file)
+        with pytest.raises(BackendError, match="lerobot-calibrate"):
+            backend.connect()
+        assert not backend.robot.bus.is_connected
+
+
+def test_write_calibration_writes_the_file_to_the_motors(calibration_file):
+    with FeetechEmulator(mid_ticks()) as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file, write_calibration=True)
+        backend.connect()
+        backend.disconnect()
+        cal = REAL_CALIBRATION["elbow_flex"]
+        assert emulator.servos[cal.id].get("Min_Position_Limit") == cal.range_min
+        assert emulator.servos[cal.id].get("Max_Position_Limit") == cal.range_max
+
+
+def test_missing_port_is_a_clear_error(calibration_file, tmp_path):
+    backend = FeetechBackend(str(tmp_path / "ttyACM9"), calibration_file)
+    with pytest.raises(BackendError, match="Could not connect"):
+        backend.connect()
+
+
+def test_a_silent_servo_gives_a_bus_error_and_a_hold(calibration_file):
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file, read_retries=1)
+        core = DriverCore(backend, backend.joint_model, DriverConfig())
+        core.start()
+        try:
+            core.tick(0.0)
+            backend.read_positions()  # the tick's SYNC_WRITE has been taken
+            emulator.servos[3].muted = True
+            goals_before = {i: s.goal_position for i, s in emulator.servos.items()}
+            writes_before = {i: len(s.writes) for i, s in emulator.servos.items()}
+            result = core.tick(1 / 30)
+            assert result.events == ["bus_error"] and result.target is None
+            assert core.stats.bus_errors == 1
+            assert {i: s.goal_position for i, s in emulator.servos.items()} == goals_before
+            assert {i: len(s.writes) for i, s in emulator.servos.items()} == writes_before
+            emulator.servos[3].muted = False
+            assert core.tick(2 / 30).target is not None
+        finally:
+            core.stop()
+
+
+def test_torque_goes_off_on_every_answering_servo_even_if_one_is_silent(calibration_file):
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file)
+        backend.connect()
+        emulator.servos[2].muted = True
+        backend.disconnect()
+        assert [s.torque_enabled for i, s in sorted(emulator.servos.items())] == [
+            False, True, False, False, False, False
+        ]
