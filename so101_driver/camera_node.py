@@ -1,0 +1,79 @@
+"""`camera_node`: one USB camera (or video file) on a sensor_msgs/Image topic, stamped at capture."""
+
+from __future__ import annotations
+
+import sys
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from .frame_source import CameraError, CameraSettings, FrameSource
+from .ros_messages import color_image_msg
+
+PARAMETERS = {
+    "device": ("0", "camera index, /dev/videoN path, or a video file"),
+    "width": (640, "image width, pixels"),
+    "height": (480, "image height, pixels"),
+    "fps": (30.0, "frames per second"),
+    "topic": ("image_raw", "topic to publish on (remap it, e.g. to /so101/wrist/image_raw)"),
+    "frame_id": ("camera", "header.frame_id of the images"),
+    "loop": (False, "video files: start again at the end"),
+}
+
+
+class CameraNode(Node):
+    def __init__(self):
+        super().__init__("so101_camera")
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.settings = CameraSettings(device=str(p["device"]), width=p["width"], height=p["height"],
+                                       fps=p["fps"], loop=p["loop"])
+        self.frame_id = p["frame_id"]
+        self.source = FrameSource(self.settings)
+        self.publisher = self.create_publisher(Image, p["topic"], qos_profile_sensor_data)
+        self.timer = self.create_timer(1.0 / self.settings.fps, self._on_timer)
+        self.get_logger().info(
+            f"Camera {self.settings.device} on {self.publisher.topic_name}: "
+            f"{self.settings.width}x{self.settings.height} at {self.settings.fps:g} fps"
+        )
+
+    def _on_timer(self) -> None:
+        frame = self.source.read()
+        stamp = self.get_clock().now().to_msg()  # capture time: right after the frame arrived
+        if frame is None:
+            self.get_logger().warning(f"Camera {self.settings.device}: no more frames; stopping capture")
+            self.timer.cancel()
+            return
+        self.publisher.publish(color_image_msg(stamp, frame, self.frame_id, encoding="bgr8"))
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = None
+    exit_code = 0
+    try:
+        node = CameraNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except CameraError as error:
+        print(f"[so101_camera] {error}", file=sys.stderr)
+        exit_code = 1
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Conversions between ROS messages and the plain arrays the ROS-free cores use."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from sensor_msgs.msg import Image, JointState
+
+
+def time_to_sec(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def sec_to_time(seconds: float) -> Time:
+    nanoseconds = int(round(seconds * 1e9))
+    return Time(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def duration_to_sec(duration: Duration) -> float:
+    return duration.sec + duration.nanosec * 1e-9
+
+
+def sec_to_duration(seconds: float) -> Duration:
+    nanoseconds = int(round(seconds * 1e9))
+    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def joint_state_msg(stamp: Time, names: Sequence[str], positions: np.ndarray,
+                    velocities: np.ndarray | None = None) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = [float(v) for v in positions]
+    if velocities is not None:
+        msg.velocity = [float(v) for v in velocities]
+    return msg
+
+
+def color_image_msg(stamp: Time, frame: np.ndarray, frame_id: str, encoding: str = "rgb8") -> Image:
+    """An (H, W, 3) uint8 array as a sensor_msgs/Image; `encoding` says its channel order."""
+    if encoding not in ("rgb8", "bgr8"):
+        raise ValueError(f"encoding must be rgb8 or bgr8, got {encoding!r}.")
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"Expected an (H, W, 3) uint8 frame, got {frame.dtype} {frame.shape}.")
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(frame).tobytes()
+    return msg
+
+
+def diagnostic_status(name: str, hardware_id: str, level: bytes, message: str,
+                      values: Mapping[str, object]) -> DiagnosticStatus:
+    return DiagnosticStatus(
+        name=name, hardware_id=hardware_id, level=level, message=message,
+        values=[KeyValue(key=key, value=str(value)) for key, value in values.items()],
+    )

@@ -1,0 +1,104 @@
+"""Real rclpy nodes in separate processes, isolated per test, never left running, never waited on forever."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+
+VENV_BIN = Path(sys.executable).parent
+_domains = itertools.count((os.getpid() * 7) % 80 + 20)
+
+
+def isolated_ros_env(domain_id: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ROS_DOMAIN_ID=str(domain_id),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        ROS_LOCALHOST_ONLY="1",
+        MUJOCO_GL=env.get("MUJOCO_GL", "egl"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class NodeProcess:
+    """A console script of the project, run as a user would run it."""
+
+    def __init__(self, executable: str, args: list[str], env: dict[str, str], log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / executable), *args], env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    @property
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.process.poll() is None:
+            self.signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self._log.close()
+        return self.process.returncode
+
+
+class RosProbe:
+    """An rclpy node in the test process, on the test's own domain and context."""
+
+    def __init__(self, domain_id: int):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node("test_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def spin_until(self, predicate, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+            result = predicate()
+            if result:
+                return result
+        raise TimeoutError(f"Timed out after {timeout:.0f} s waiting for {what}")
+
+    def spin_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def call(self, client, request, timeout: float = 10.0):
+        self.spin_until(lambda: client.service_is_ready(), timeout, f"service {client.srv_name}")
+        future = client.call_async(request)
+        self.spin_until(future.done, timeout, f"a reply from {client.srv_name}")
+        return future.result()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def next_domain_id() -> int:
+    return next(_domains) % 100 + 1

@@ -1,0 +1,201 @@
+"""driver_node as a real ROS 2 process: topics, units, chunk execution, safety, services, shutdown."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from feetech_emulator import FeetechEmulator
+from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
+from so101_driver.joint_model import JOINT_NAMES, JointModel, save_calibration
+from so101_driver.ros_messages import sec_to_duration
+from so101_driver.sim.sim_arm import HOME_POSITION
+from test_feetech_backend import calibrated_emulator
+from test_joint_model import REAL_CALIBRATION
+
+STARTUP_TIMEOUT = 60.0
+
+
+class Graph:
+    """A node process plus a probe that records what it publishes."""
+
+    def __init__(self, tmp_path, executable, params, sim=True):
+        self.domain = next_domain_id()
+        args = ["--ros-args", *[a for key, value in params.items() for a in ("-p", f"{key}:={value}")]]
+        self.process = NodeProcess(executable, args, isolated_ros_env(self.domain), tmp_path / f"{executable}.log")
+        self.probe = RosProbe(self.domain)
+        node = self.probe.node
+        self.joint_states: list[JointState] = []
+        self.images: dict[str, list[Image]] = {"wrist": [], "overhead": []}
+        self.diagnostics: list[DiagnosticArray] = []
+        node.create_subscription(JointState, "/joint_states", self.joint_states.append, 50)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        for camera, frames in self.images.items():
+            node.create_subscription(Image, f"/so101/{camera}/image_raw", frames.append, qos_profile_sensor_data)
+        self.chunk_pub = node.create_publisher(JointTrajectory, "/so101/action_chunk", 10)
+        self.command_pub = node.create_publisher(JointState, "/so101/joint_command", 10)
+
+    def wait_for_joint_states(self, count=3):
+        self.probe.spin_until(lambda: len(self.joint_states) >= count, STARTUP_TIMEOUT,
+                              f"/joint_states (driver log:\n{self.process.output})")
+
+    def latest_positions(self) -> np.ndarray:
+        msg = self.joint_states[-1]
+        return np.array([msg.position[list(msg.name).index(n)] for n in JOINT_NAMES])
+
+    def publish_chunk(self, points, stamp=None, names=JOINT_NAMES, period=1 / 30):
+        msg = JointTrajectory()
+        msg.header.stamp = stamp or self.joint_states[-1].header.stamp
+        msg.joint_names = list(names)
+        for k, positions in enumerate(points):
+            msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in positions],
+                                                   time_from_start=sec_to_duration(k * period)))
+        self.chunk_pub.publish(msg)
+
+    def close(self):
+        self.probe.close()
+        return self.process.stop()
+
+
+@pytest.fixture
+def sim_graph(tmp_path):
+    graph = Graph(tmp_path, "driver_node", {"backend": "sim", "seed": 7})
+    yield graph
+    assert graph.close() == 0, graph.process.output
+
+
+def test_sim_driver_publishes_joints_in_radians_and_both_cameras(sim_graph):
+    sim_graph.wait_for_joint_states()
+    sim_graph.probe.spin_until(lambda: all(len(f) >= 3 for f in sim_graph.images.values()), 20, "camera frames")
+    msg = sim_graph.joint_states[-1]
+    assert list(msg.name) == list(JOINT_NAMES)
+    np.testing.assert_allclose(sim_graph.latest_positions(), HOME_POSITION, atol=0.02)
+    for camera, frames in sim_graph.images.items():
+        frame = frames[-1]
+        assert (frame.width, frame.height, frame.encoding) == (224, 224, "rgb8"), camera
+        pixels = np.frombuffer(bytes(frame.data), np.uint8).reshape(224, 224, 3)
+        assert pixels.std() > 10, f"{camera} frame is blank"
+    # Frames are stamped with the tick that read the joints they show.
+    joint_stamps = {(m.header.stamp.sec, m.header.stamp.nanosec) for m in sim_graph.joint_states}
+    frame = sim_graph.images["wrist"][-1]
+    assert (frame.header.stamp.sec, frame.header.stamp.nanosec) in joint_stamps
+
+
+def test_a_chunk_moves_the_sim_arm_and_stale_points_are_skipped(sim_graph):
+    sim_graph.wait_for_joint_states()
+    start = sim_graph.latest_positions()
+    goal = start.copy()
+    goal[0] += 0.4
+    points = [start + (goal - start) * min(1.0, k / 30) for k in range(60)]
+    # Stamped 0.5 s in the past: the first 15 points are already due and must be skipped.
+    stamp = sim_graph.joint_states[-1].header.stamp
+    stamp.sec -= 1
+    stamp.nanosec += 500_000_000
+    if stamp.nanosec >= 1_000_000_000:
+        stamp.sec, stamp.nanosec = stamp.sec + 1, stamp.nanosec - 1_000_000_000
+    sim_graph.publish_chunk(points, stamp=stamp)
+    sim_graph.probe.spin_until(lambda: abs(sim_graph.latest_positions()[0] - goal[0]) < 0.01, 10,
+                               "the arm to reach the chunk's end")
+    sim_graph.probe.spin_until(
+        lambda: _stat(sim_graph, "points_skipped") >= 14, 5, "a diagnostic counting skipped points"
+    )
+    assert _stat(sim_graph, "chunks_accepted") == 1
+
+
+def test_bad_commands_are_rejected_with_a_diagnostic_and_no_motion(sim_graph):
+    sim_graph.wait_for_joint_states()
+    before = sim_graph.latest_positions()
+    bad = [before + 0.3] * 10
+    bad[4] = np.full(6, math.nan)
+    sim_graph.publish_chunk(bad)
+    sim_graph.publish_chunk([before + 0.3] * 3, names=[*JOINT_NAMES[:5], "elbow"])
+    wrong = JointState(name=list(JOINT_NAMES), position=[0.1] * 5)
+    sim_graph.command_pub.publish(wrong)
+    sim_graph.probe.spin_until(lambda: _stat(sim_graph, "commands_rejected") >= 3, 10, "three rejections")
+    status = sim_graph.diagnostics[-1].status[0]
+    assert status.level in (DiagnosticStatus.WARN, DiagnosticStatus.OK)
+    assert any(d.status[0].level == DiagnosticStatus.WARN and "rejected" in d.status[0].message
+               for d in sim_graph.diagnostics)
+    np.testing.assert_allclose(sim_graph.latest_positions(), before, atol=0.01)
+    assert "rejected" in sim_graph.process.output
+
+
+def test_joint_command_is_step_clamped_and_limit_clamped(sim_graph):
+    sim_graph.wait_for_joint_states()
+    target = HOME_POSITION.copy()
+    target[0] = 5.0  # far beyond the shoulder_pan limit
+    sim_graph.command_pub.publish(JointState(name=list(JOINT_NAMES), position=target.tolist()))
+    sim_graph.probe.spin_for(0.5)
+    upper = JointModel.for_sim().limits[1][0]
+    # Targets move 0.1 rad a tick at most; the measured joint follows with a little overshoot.
+    pans = [m.position[0] for m in sim_graph.joint_states[-10:]]
+    assert max(np.diff(pans)) < 0.13
+    sim_graph.probe.spin_until(lambda: sim_graph.latest_positions()[0] > upper - 0.02, 10, "the pan limit")
+    sim_graph.probe.spin_for(0.5)
+    assert sim_graph.latest_positions()[0] < upper + 0.01
+
+
+def test_reset_and_episode_status_services(sim_graph):
+    sim_graph.wait_for_joint_states()
+    reset = sim_graph.probe.node.create_client(Trigger, "/so101/reset")
+    status = sim_graph.probe.node.create_client(Trigger, "/so101/episode_status")
+    initial = json.loads(sim_graph.probe.call(status, Trigger.Request()).message)
+    first = json.loads(sim_graph.probe.call(reset, Trigger.Request()).message)
+    second = json.loads(sim_graph.probe.call(reset, Trigger.Request()).message)
+    # The driver starts in the episode of its seed parameter; each reset takes the next seed.
+    assert (initial["seed"], first["seed"], second["seed"]) == (7, 8, 9)
+    assert first["cube_position"] != second["cube_position"]
+    distance = np.linalg.norm(np.subtract(second["cube_position"][:2], second["target_position"][:2]))
+    assert distance == pytest.approx(0.10, abs=1e-3)
+    reply = sim_graph.probe.call(status, Trigger.Request())
+    assert reply.success is False and json.loads(reply.message)["lifted"] is False
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_real_arm_driver_commands_ticks_and_turns_torque_off(tmp_path, stop_signal):
+    calibration = tmp_path / "lab_arm.json"
+    save_calibration(REAL_CALIBRATION, calibration)
+    with calibrated_emulator() as emulator:
+        graph = Graph(tmp_path, "driver_node",
+                      {"backend": "feetech", "port": emulator.port, "calibration_file": str(calibration)})
+        try:
+            graph.wait_for_joint_states()
+            assert all(s.torque_enabled for s in emulator.servos.values())
+            target = graph.latest_positions()
+            target[1] += 0.05  # within one tick's step
+            graph.command_pub.publish(JointState(name=list(JOINT_NAMES), position=target.tolist()))
+            expected = JointModel(REAL_CALIBRATION).radians_to_ticks(target)
+            lift = emulator.servos[REAL_CALIBRATION["shoulder_lift"].id]
+            graph.probe.spin_until(lambda: abs(lift.goal_position - expected[1]) <= 1.0, 10,
+                                   "Goal_Position of shoulder_lift")
+            graph.process.signal(stop_signal)
+            assert graph.process.wait(timeout=15) == 0, graph.process.output
+            assert not any(s.torque_enabled for s in emulator.servos.values())
+        finally:
+            graph.close()
+
+
+def test_real_arm_driver_without_calibration_stops_with_a_message(tmp_path):
+    graph = Graph(tmp_path, "driver_node", {"backend": "feetech", "port": "/dev/null"})
+    try:
+        assert graph.process.wait(timeout=STARTUP_TIMEOUT) == 1
+        assert "calibration_id:=" in graph.process.output
+        assert "Traceback" not in graph.process.output
+    finally:
+        graph.close()
+
+
+def _stat(graph: Graph, key: str) -> int:
+    if not graph.diagnostics:
+        return 0
+    values = {kv.key: kv.value for kv in graph.diagnostics[-1].status[0].values}
+    return int(values[key])
