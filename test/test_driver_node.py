@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,14 +24,16 @@ from test_feetech_backend import calibrated_emulator
 from test_joint_model import REAL_CALIBRATION
 
 STARTUP_TIMEOUT = 60.0
+DRIVER_YAML = Path(__file__).parents[1] / "config" / "driver.yaml"
 
 
 class Graph:
     """A node process plus a probe that records what it publishes."""
 
-    def __init__(self, tmp_path, executable, params, sim=True):
+    def __init__(self, tmp_path, executable, params, params_file=None):
         self.domain = next_domain_id()
-        args = ["--ros-args", *[a for key, value in params.items() for a in ("-p", f"{key}:={value}")]]
+        args = ["--ros-args", *(["--params-file", str(params_file)] if params_file else []),
+                *[a for key, value in params.items() for a in ("-p", f"{key}:={value}")]]
         self.process = NodeProcess(executable, args, isolated_ros_env(self.domain), tmp_path / f"{executable}.log")
         self.probe = RosProbe(self.domain)
         node = self.probe.node
@@ -68,7 +71,8 @@ class Graph:
 
 @pytest.fixture
 def sim_graph(tmp_path):
-    graph = Graph(tmp_path, "driver_node", {"backend": "sim", "seed": 7})
+    # The shipped parameter file, as users pass it, with the seed overridden.
+    graph = Graph(tmp_path, "driver_node", {"seed": 7}, params_file=DRIVER_YAML)
     yield graph
     assert graph.close() == 0, graph.process.output
 
@@ -199,3 +203,13 @@ def _stat(graph: Graph, key: str) -> int:
         return 0
     values = {kv.key: kv.value for kv in graph.diagnostics[-1].status[0].values}
     return int(values[key])
+
+
+def test_shipped_parameter_file_names_every_driver_parameter():
+    import yaml
+
+    from so101_driver.driver_node import PARAMETERS
+
+    shipped = yaml.safe_load(DRIVER_YAML.read_text())["so101_driver"]["ros__parameters"]
+    assert set(shipped) == {*PARAMETERS, "max_relative_target"}
+    assert all(shipped[name] == default for name, (default, _) in PARAMETERS.items())
