@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _sim(args: argparse.Namespace) -> int:
     from so101_driver import driver_node
 
     ros_args = [
+        sys.argv[0],
         "--ros-args",
         "-p", "backend:=sim",
         "-p", f"seed:={args.seed}",
@@ -17,8 +19,44 @@ def _sim(args: argparse.Namespace) -> int:
         "-p", f"camera_height:={args.height}",
         "-p", f"control_rate:={args.rate}",
         "-p", f"merge_mode:={args.merge_mode}",
+        *args.ros_args,
     ]
-    return driver_node.main(args=[sys.argv[0], *ros_args, *args.ros_args])
+    if not args.expert_episodes:
+        return driver_node.main(args=ros_args)
+    return _expert_demo(ros_args, args.expert_episodes, Path(args.output))
+
+
+def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
+    """The sim driver and the scripted expert composed in one process, talking over ROS."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    from so101_bringup.expert_demo import ExpertDemoNode, results_table
+    from so101_driver.driver_node import DriverNode
+
+    rclpy.init(args=ros_args)
+    driver = demo = None
+    try:
+        driver = DriverNode()
+        demo = ExpertDemoNode(driver.backend.arm, episodes, output, fps=driver.core.config.control_rate_hz)
+        executor = SingleThreadedExecutor()
+        executor.add_node(driver)
+        executor.add_node(demo)
+        while not demo.done:
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if driver is not None:
+            driver.stop()
+        for node in (demo, driver):
+            if node is not None:
+                node.destroy_node()
+        rclpy.try_shutdown()
+    if demo is not None and demo.results:
+        print(results_table(demo.results))
+        print(f"Results and camera snapshots: {output.resolve()}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=30.0, help="control rate in Hz (default 30)")
     sim.add_argument("--merge-mode", default="replace", choices=["replace", "crossfade", "temporal_ensemble"],
                      help="how a new action chunk meets the rest of the old one (default replace)")
+    sim.add_argument("--expert-episodes", type=int, default=0, metavar="N",
+                     help="run N episodes of the scripted expert through the ROS graph (action chunks, "
+                          "reset and status services), print the results and exit; 0 (default) runs the "
+                          "driver alone until Ctrl-C")
+    sim.add_argument("--output", default="outputs/sim_expert",
+                     help="where --expert-episodes writes results.json, results.md and camera snapshots")
     sim.add_argument("ros_args", nargs=argparse.REMAINDER,
                      help="further driver parameters, e.g. -- -p watchdog_timeout:=1.0")
     sim.set_defaults(run=_sim)

@@ -56,8 +56,8 @@ MAX_RELATIVE_TARGET_DEFAULT = 0.1
 
 
 class DriverNode(Node):
-    def __init__(self):
-        super().__init__("so101_driver")
+    def __init__(self, **node_options):
+        super().__init__("so101_driver", **node_options)
         for name, (default, description) in PARAMETERS.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         self.declare_parameter(

@@ -31,6 +31,7 @@ class SimBackend:
 
     def disconnect(self) -> None:
         self._set_torque(False)
+        self.arm.close()
 
     def _set_torque(self, enabled: bool) -> None:
         # Torque off is actuation off: the arm goes limp under gravity as the real one does.

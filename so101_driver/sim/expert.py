@@ -30,6 +30,7 @@ class ExpertConfig:
     gripper_open: float = 0.85  # rad; the pads are 40 mm apart at 0.46
     gripper_closed: float = -0.05  # rad; below the cube's width, so the pads squeeze
     travel_speed: float = 0.18  # m/s of the grasp point
+    max_joint_speed: float = 2.0  # rad/s at the peak of a minimum-jerk move
     min_segment: float = 0.5  # s
     gripper_time: float = 0.6  # s to open or close
     settle_time: float = 0.3  # s of stillness around grasp and release
@@ -161,7 +162,9 @@ class ScriptedExpert:
             goal[-1] = gripper
             if duration is None:
                 distance = np.linalg.norm(self.ik.frame(goal)[0] - self.ik.frame(q)[0])
-                duration = max(c.min_segment, distance / c.travel_speed)
+                # A minimum-jerk move peaks at 1.875 times its mean speed.
+                joint_time = 1.875 * np.abs(goal - q).max() / c.max_joint_speed
+                duration = max(c.min_segment, distance / c.travel_speed, joint_time)
             segments.append(_Segment(goal, duration))
             q = goal
 
@@ -169,7 +172,7 @@ class ScriptedExpert:
             nonlocal q
             goal = q.copy()
             goal[-1] = value
-            segments.append(_Segment(goal, duration))
+            segments.append(_Segment(goal, max(duration, 1.875 * abs(value - q[-1]) / c.max_joint_speed)))
             q = goal
 
         above_cube = np.array([cube[0], cube[1], c.hover_height])
@@ -182,8 +185,7 @@ class ScriptedExpert:
         set_gripper(c.gripper_closed, c.settle_time)
         move_to(above_cube, pick_closing, c.gripper_closed)
         move_to(above_target, place_closing, c.gripper_closed)
-        move_to(np.array([target[0], target[1], c.place_height + CUBE_HALF_SIZE * 0.0]), place_closing,
-                c.gripper_closed)
+        move_to(np.array([target[0], target[1], c.place_height]), place_closing, c.gripper_closed)
         set_gripper(c.gripper_closed, c.settle_time)
         set_gripper(c.gripper_open, c.gripper_time)
         move_to(above_target, place_closing, c.gripper_open)
