@@ -42,7 +42,8 @@ class NodeProcess:
 
     @property
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def signal(self, signum: int) -> None:

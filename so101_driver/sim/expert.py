@@ -210,4 +210,4 @@ def run_expert_episode(arm: SimArm, seed: int, config: ExpertConfig | None = Non
     expert = ScriptedExpert(arm, config)
     for tick in range(len(expert) + extra_ticks):
         arm.step(expert.action(tick))
-    return arm.status.success
+    return bool(arm.status.success)
