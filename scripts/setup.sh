@@ -41,9 +41,11 @@ fi
 stamp=.venv/.so101-setup
 wanted=$(cat requirements.txt setup.py setup.cfg package.xml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "[setup] installing Python packages into .venv (first time: several minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -r requirements.txt
-  .venv/bin/python -m pip install -q --no-deps -e .
+  echo "[setup] installing Python packages into .venv (first time: several minutes; log: .venv/setup.log)"
+  {
+    .venv/bin/python -m pip install --upgrade pip &&
+    .venv/bin/python -m pip install -r requirements.txt &&
+    .venv/bin/python -m pip install --no-deps -e .
+  } > .venv/setup.log 2>&1 || { tail -40 .venv/setup.log; echo "[setup] pip failed; see .venv/setup.log" >&2; exit 1; }
   echo "$wanted" > "$stamp"
 fi
