@@ -48,7 +48,7 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
         pass
     finally:
         if driver is not None:
-            driver.stop()
+            driver.close()
         for node in (demo, driver):
             if node is not None:
                 node.destroy_node()

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from .frame_source import CameraError, CameraSettings, FrameSource
+from .node_runner import run_node
 from .ros_messages import color_image_msg
 
 PARAMETERS = {
@@ -56,23 +55,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    exit_code = 0
-    try:
-        node = CameraNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except CameraError as error:
-        print(f"[so101_camera] {error}", file=sys.stderr)
-        exit_code = 1
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return exit_code
+    return run_node(CameraNode, "so101_camera", (CameraError,), args)
 
 
 if __name__ == "__main__":

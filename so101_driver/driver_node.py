@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import sys
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -24,6 +22,7 @@ from trajectory_msgs.msg import JointTrajectory
 from .backends import BackendError
 from .driver_core import DriverConfig, DriverCore, DriverStats
 from .joint_model import JOINT_NAMES, ArmUnits, JointModel, calibration_path_for_id
+from .node_runner import run_node
 from .ros_messages import (
     diagnostic_status,
     duration_to_sec,
@@ -199,7 +198,7 @@ class DriverNode(Node):
                                           stats.as_dict())]
         self.diagnostics_pub.publish(array)
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Torque off. Safe to call more than once."""
         self.core.stop()
 
@@ -216,24 +215,7 @@ def _max_relative_target(value) -> float | list[float]:
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    exit_code = 0
-    try:
-        node = DriverNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (BackendError, ValueError) as error:
-        # Start-up problems the user can fix: one clear message, no traceback.
-        print(f"[so101_driver] {error}", file=sys.stderr)
-        exit_code = 1
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return exit_code
+    return run_node(DriverNode, "so101_driver", (BackendError, ValueError), args)
 
 
 if __name__ == "__main__":

@@ -115,3 +115,17 @@ def test_expert_actions_are_within_joint_limits_and_smooth(arm):
     high = np.array([NOMINAL_LIMITS_RAD[n][1] for n in JOINT_NAMES])
     assert np.all(plan >= low - 1e-9) and np.all(plan <= high + 1e-9)
     assert np.abs(np.diff(plan, axis=0)).max() < 0.08  # within the driver's default step limit
+
+
+def test_expert_actions_in_lerobot_units_look_like_a_real_recording(arm):
+    from so101_driver.joint_model import JointModel
+
+    arm.reset(seed=12)
+    plan = ScriptedExpert(arm).plan
+    model = JointModel.for_sim()
+    recorded = np.stack([model.to_lerobot(row) for row in plan])
+    # Degrees for the arm (the hub dataset's units), 0..100 for the gripper, 0 = closed.
+    assert np.abs(recorded[:, :5]).max() < 180 and np.abs(recorded[:, :5]).max() > 20
+    assert recorded[:, 5].min() >= 0.0 and recorded[:, 5].max() <= 100.0
+    assert recorded[:, 5].max() - recorded[:, 5].min() > 40  # it opens and closes
+    np.testing.assert_allclose(np.stack([model.to_radians(row) for row in recorded]), plan, atol=1e-9)

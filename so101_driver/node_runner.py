@@ -1,0 +1,41 @@
+"""How every so101 node process runs: spin until stopped, always release the hardware."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+
+
+def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[Exception], ...], args=None) -> int:
+    """Spin the node `make_node` builds; 1 with a one-line message when start-up fails on `user_errors`.
+
+    The node's `close()` runs however the spin ends (Ctrl-C, SIGTERM, an exception in a callback),
+    which is where drivers turn torque off and cameras let go of their device.
+    """
+    rclpy.init(args=args)
+    node = None
+    exit_code = 0
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except user_errors as error:
+        # Problems the user can fix (a wrong port, a missing calibration): one message, no traceback.
+        print(f"[{name}] {error}", file=sys.stderr)
+        exit_code = 1
+    except Exception:
+        # A signal can shut the context down between rclpy.spin's ok() check and its wait
+        # (RCLError "the given context is not valid"): that is a stop, not a failure.
+        if node is None or node.context.ok():
+            raise
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return exit_code
