@@ -34,6 +34,7 @@ setup(
         "console_scripts": [
             "driver_node = so101_driver.driver_node:main",
             "camera_node = so101_driver.camera_node:main",
+            "policy_node = so101_policy.policy_node:main",
             "so101 = so101_bringup.cli:main",
         ],
     },

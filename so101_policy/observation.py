@@ -1,0 +1,66 @@
+"""The latest camera frames and joint state, checked for age and mutual sync (ROS-free).
+
+No observation means no inference: a frame or joint state older than `max_age`, or frames and
+joints taken too far apart, give a `StaleObservation` that says which, never a chunk from old data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from so101_driver.joint_model import JointModel
+
+STATE_KEY = "observation.state"
+IMAGE_PREFIX = "observation.images."
+
+
+@dataclass(frozen=True)
+class Observation:
+    stamp: float  # the joint state's stamp: the chunk's time zero
+    values: dict[str, np.ndarray]  # LeRobot keys: state in LeRobot units, images (H, W, 3) uint8 RGB
+
+
+@dataclass(frozen=True)
+class StaleObservation:
+    reason: str
+
+
+@dataclass
+class ObservationAssembler:
+    camera_keys: tuple[str, ...]  # dataset camera names: "wrist" for observation.images.wrist
+    joint_model: JointModel
+    max_age: float = 0.2
+    max_skew: float = 0.1  # largest gap between the stamps of the parts of one observation
+    _frames: dict[str, tuple[float, np.ndarray]] = field(default_factory=dict)
+    _joints: tuple[float, np.ndarray] | None = None
+
+    def update_image(self, camera: str, stamp: float, rgb: np.ndarray) -> None:
+        self._frames[camera] = (stamp, rgb)
+
+    def update_joints(self, stamp: float, radians: np.ndarray) -> None:
+        self._joints = (stamp, np.asarray(radians, dtype=np.float64))
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._joints = None
+
+    def assemble(self, now: float) -> Observation | StaleObservation:
+        if self._joints is None:
+            return StaleObservation("no joint state received yet")
+        missing = [c for c in self.camera_keys if c not in self._frames]
+        if missing:
+            return StaleObservation(f"no image received yet from {missing}")
+        stamps = {"joint_states": self._joints[0], **{c: self._frames[c][0] for c in self.camera_keys}}
+        old = {name: now - stamp for name, stamp in stamps.items() if now - stamp > self.max_age}
+        if old:
+            ages = ", ".join(f"{name} {age:.2f} s" for name, age in old.items())
+            return StaleObservation(f"stale data (max_obs_age {self.max_age:.2f} s): {ages}")
+        skew = max(stamps.values()) - min(stamps.values())
+        if skew > self.max_skew:
+            return StaleObservation(f"cameras and joints {skew:.3f} s apart (at most {self.max_skew:.3f} s)")
+        values = {STATE_KEY: self.joint_model.to_lerobot(self._joints[1]).astype(np.float32)}
+        for camera in self.camera_keys:
+            values[IMAGE_PREFIX + camera] = self._frames[camera][1]
+        return Observation(stamp=self._joints[0], values=values)

@@ -1,0 +1,235 @@
+"""`policy_node`: ACT or SmolVLA chunked inference over ROS 2.
+
+Subscribes the camera topics and /joint_states, runs the checkpoint in a worker thread when the
+scheduler says so, and publishes each chunk as one JointTrajectory on /so101/action_chunk, stamped
+with the observation's time and a point every 1/fps s, so the driver skips what latency made stale.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from so101_driver.joint_model import JOINT_NAMES, ArmUnits, JointModel, UnitError, calibration_path_for_id
+from so101_driver.node_runner import run_node
+from so101_driver.ros_messages import diagnostic_status, sec_to_duration, sec_to_time, time_to_sec
+
+from .checkpoint import CheckpointError, load_policy
+from .compatibility import check_compatibility
+from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
+from .observation import Observation, ObservationAssembler, StaleObservation
+from .predictor import ChunkPredictor, FrameSizeError
+from .scheduler import ChunkScheduler, InferenceMode
+
+DEFAULT_TASK = "Pick up the cube and place it in the bowl"
+PARAMETERS = {
+    "checkpoint": ("", "LeRobot checkpoint: a pretrained_model folder or a hub repo id"),
+    "policy_type": ("", "act or smolvla; empty takes the checkpoint's"),
+    "device": ("auto", "auto, cuda, mps or cpu"),
+    "cameras": ("wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw",
+                "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage"),
+    "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),
+    "task": (DEFAULT_TASK, "language instruction (SmolVLA)"),
+    "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps"),
+    "mode": ("async", "sync, async or temporal_ensemble"),
+    "max_obs_age": (0.2, "s: older images or joint states mean no inference"),
+    "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts"),
+    "calibration": ("sim", "the arm's LeRobot calibration: sim, a calibration id, or a JSON path"),
+    "arm_units": ("degrees", "LeRobot units of the arm joints: degrees or range_m100_100"),
+}
+
+
+@dataclass
+class PolicyStats:
+    chunks_published: int = 0
+    inferences: int = 0
+    stale_observations: int = 0
+    last_stale_reason: str = ""
+    inference_errors: int = 0
+    last_error: str = ""
+    latency_p50_ms: float = 0.0
+    latency_p95_ms: float = 0.0
+
+
+def parse_cameras(spec: str, excluded: str) -> dict[str, str]:
+    """'wrist=/a,overhead=/b' minus the excluded names, as {camera: topic}."""
+    cameras = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, topic = item.partition("=")
+        if not sep or not name.strip() or not topic.strip():
+            raise ValueError(f"cameras entries look like name=/topic; got {item!r} in {spec!r}.")
+        cameras[name.strip()] = topic.strip()
+    for name in filter(None, (part.strip() for part in excluded.split(","))):
+        if name not in cameras:
+            raise ValueError(f"exclude_cameras names '{name}', which is not among the cameras {list(cameras)}.")
+        del cameras[name]
+    return cameras
+
+
+def joint_model_for(calibration: str, arm_units: str) -> JointModel:
+    if calibration == "sim":
+        return JointModel.for_sim(arm_units)
+    path = Path(calibration).expanduser()
+    if not path.suffix == ".json":
+        path = calibration_path_for_id(calibration)
+    return JointModel.from_file(path, ArmUnits(arm_units))
+
+
+class PolicyNode(Node):
+    def __init__(self, **node_options):
+        super().__init__("so101_policy", **node_options)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        if not p["checkpoint"]:
+            raise CheckpointError("Set checkpoint:=<pretrained_model folder or hub repo id>.")
+        self.cameras = parse_cameras(p["cameras"], p["exclude_cameras"])
+        self.joint_model = joint_model_for(p["calibration"], p["arm_units"])
+        loaded = load_policy(p["checkpoint"], p["device"], p["policy_type"] or None)
+        check_compatibility(loaded.config, tuple(self.cameras))
+        self.fps = float(p["fps"])
+        self.scheduler = ChunkScheduler(InferenceMode(p["mode"]), self.fps)
+        self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
+                                        full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE)
+        self.assembler = ObservationAssembler(tuple(self.cameras), self.joint_model, p["max_obs_age"],
+                                              p["max_obs_skew"])
+        self.stats = PolicyStats()
+        self._lock = threading.Lock()
+        self._busy = False
+        self._episode = 0
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="so101_inference")
+
+        self.chunk_pub = self.create_publisher(JointTrajectory, "so101/action_chunk", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
+        for camera, topic in self.cameras.items():
+            if topic.endswith("/compressed"):
+                self.create_subscription(CompressedImage, topic, lambda m, c=camera: self._on_image(c, m, True),
+                                         qos_profile_sensor_data)
+            else:
+                self.create_subscription(Image, topic, lambda m, c=camera: self._on_image(c, m, False),
+                                         qos_profile_sensor_data)
+        self.create_service(Trigger, "so101/policy/reset", self._on_reset)
+        self.create_timer(1.0 / self.fps, self._on_tick)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(
+            f"{loaded.type} from {loaded.source} on {loaded.device}, mode {self.scheduler.mode.value}, "
+            f"cameras {self.cameras}, {self.predictor.actions_per_chunk} actions a chunk at {self.fps:g} Hz"
+        )
+
+    def _now(self) -> float:
+        return time_to_sec(self.get_clock().now().to_msg())
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        names = list(msg.name)
+        if sorted(names) != sorted(JOINT_NAMES) or len(msg.position) != len(names):
+            self._note_stale(f"/joint_states names {names} are not the SO-101's {list(JOINT_NAMES)}")
+            return
+        positions = np.array([msg.position[names.index(n)] for n in JOINT_NAMES])
+        self.assembler.update_joints(time_to_sec(msg.header.stamp), positions)
+
+    def _on_image(self, camera: str, msg, compressed: bool) -> None:
+        try:
+            rgb = compressed_to_rgb(msg) if compressed else image_to_rgb(msg)
+        except ImageFormatError as error:
+            self._note_stale(f"camera '{camera}': {error}")
+            return
+        self.assembler.update_image(camera, time_to_sec(msg.header.stamp), rgb)
+
+    def _note_stale(self, reason: str) -> None:
+        if reason != self.stats.last_stale_reason:
+            self.get_logger().warning(f"no inference: {reason}")
+        self.stats.stale_observations += 1
+        self.stats.last_stale_reason = reason
+
+    # -- inference ------------------------------------------------------------------------------
+    def _on_tick(self) -> None:
+        now = self._now()
+        with self._lock:
+            if not self.scheduler.should_infer(now, self._busy):
+                return
+            observation = self.assembler.assemble(now)
+            if isinstance(observation, StaleObservation):
+                self._note_stale(observation.reason)
+                return
+            self._busy = True
+            episode = self._episode
+        self._worker.submit(self._infer, observation, episode)
+
+    def _infer(self, observation: Observation, episode: int) -> None:
+        try:
+            chunk, latency = self.predictor.predict(observation)
+        except (FrameSizeError, UnitError, RuntimeError, ValueError) as error:
+            self.stats.inference_errors += 1
+            if str(error) != self.stats.last_error:
+                self.get_logger().error(f"inference failed: {error}")
+            self.stats.last_error = str(error)
+            with self._lock:
+                self._busy = False
+            return
+        with self._lock:
+            self._busy = False
+            self.stats.inferences += 1
+            self.scheduler.record_latency(latency)
+            if episode != self._episode:
+                return  # a reset came while this chunk was computed: it belongs to the old episode
+            self.chunk_pub.publish(self._trajectory(observation.stamp, chunk))
+            self.scheduler.chunk_published(observation.stamp, len(chunk))
+            self.stats.chunks_published += 1
+
+    def _trajectory(self, stamp: float, chunk: np.ndarray) -> JointTrajectory:
+        msg = JointTrajectory()
+        msg.header.stamp = sec_to_time(stamp)
+        msg.joint_names = list(JOINT_NAMES)
+        msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=sec_to_duration(k / self.fps))
+                      for k, row in enumerate(chunk)]
+        return msg
+
+    # -- episodes and diagnostics ---------------------------------------------------------------
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self._episode += 1
+            self.scheduler.reset()
+            self.assembler.clear()
+            self.predictor.reset()
+        response.success = True
+        response.message = "policy state cleared"
+        return response
+
+    def _publish_diagnostics(self) -> None:
+        self.stats.latency_p50_ms = round(self.scheduler.latency_percentile(50) * 1e3, 1)
+        self.stats.latency_p95_ms = round(self.scheduler.latency_percentile(95) * 1e3, 1)
+        level, message = DiagnosticStatus.OK, "running"
+        if self.stats.inference_errors:
+            level, message = DiagnosticStatus.ERROR, self.stats.last_error
+        elif self.stats.chunks_published == 0 and self.stats.stale_observations:
+            level, message = DiagnosticStatus.WARN, self.stats.last_stale_reason
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [diagnostic_status("so101_policy: inference", self.predictor.loaded.type, level, message,
+                                          asdict(self.stats))]
+        self.diagnostics_pub.publish(array)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True, cancel_futures=True)
+
+
+def main(args=None) -> int:
+    return run_node(PolicyNode, "so101_policy", (CheckpointError, UnitError, ValueError, FileNotFoundError), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
