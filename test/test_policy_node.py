@@ -1,0 +1,114 @@
+"""policy_node as a real ROS 2 process: observations in, chunks out; stale data and bad checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
+from so101_driver.joint_model import JOINT_NAMES
+from so101_driver.ros_messages import color_image_msg, duration_to_sec, joint_state_msg, sec_to_time, time_to_sec
+from tiny_policies import tiny_act_checkpoint
+
+STARTUP = 90.0
+
+
+def start(executable, params, domain, tmp_path):
+    args = ["--ros-args", *[a for key, value in params.items() for a in ("-p", f"{key}:={value}")]]
+    return NodeProcess(executable, args, isolated_ros_env(domain), tmp_path / f"{executable}.log")
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    domain = next_domain_id()
+    probe = RosProbe(domain)
+    record = {"chunks": [], "joint_states": [], "diagnostics": []}
+    probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", record["chunks"].append, 10)
+    probe.node.create_subscription(JointState, "/joint_states", record["joint_states"].append, 100)
+    probe.node.create_subscription(DiagnosticArray, "/diagnostics", record["diagnostics"].append, 20)
+    processes = []
+    yield domain, probe, record, processes
+    probe.close()
+    for process in processes:
+        assert process.stop() == 0, process.output
+
+
+def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder):
+    domain, probe, record, processes = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 224, 224), chunk_size=20)
+    processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "mode": "async"}, domain, tmp_path)
+    processes.append(policy)
+    probe.spin_until(lambda: len(record["chunks"]) >= 4, STARTUP, f"chunks (policy log:\n{policy.output})")
+    seen_stamps = {time_to_sec(m.header.stamp) for m in record["joint_states"]}
+    chunk = record["chunks"][-1]
+    assert list(chunk.joint_names) == list(JOINT_NAMES)
+    assert len(chunk.points) == 20
+    np.testing.assert_allclose([duration_to_sec(p.time_from_start) for p in chunk.points], np.arange(20) / 30.0,
+                               atol=1e-6)
+    # Stamped with the time of the joint state it was computed from.
+    assert time_to_sec(chunk.header.stamp) in seen_stamps
+    positions = np.array([p.positions for p in chunk.points])
+    assert np.all(np.isfinite(positions)) and np.abs(positions).max() < np.pi  # radians, not degrees
+    probe.spin_until(lambda: any(d.status[0].name == "so101_driver: control" and
+                                 int({kv.key: kv.value for kv in d.status[0].values}["chunks_accepted"]) > 0
+                                 for d in record["diagnostics"]), 10, "the driver to accept chunks")
+    def policy_values():
+        statuses = [d.status[0] for d in record["diagnostics"] if d.status[0].name == "so101_policy: inference"]
+        return {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+
+    probe.spin_until(lambda: int(policy_values().get("chunks_published", 0)) > 0, 10, "policy diagnostics")
+    assert float(policy_values()["latency_p95_ms"]) > 0
+
+    reset = probe.node.create_client(Trigger, "/so101/policy/reset")
+    assert probe.call(reset, Trigger.Request()).success
+
+
+def test_a_stale_camera_gives_no_chunk_and_a_diagnostic(tmp_path, recorder):
+    domain, probe, record, processes = recorder
+    # A wrist-only checkpoint, run with the overhead camera excluded.
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64))
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead"},
+                   domain, tmp_path)
+    processes.append(policy)
+    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
+    wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)
+    frame = np.full((64, 64, 3), 90, np.uint8)
+
+    def publish(image_age):
+        now = time_to_sec(probe.node.get_clock().now().to_msg())
+        joints.publish(joint_state_msg(sec_to_time(now), JOINT_NAMES, np.zeros(6)))
+        wrist.publish(color_image_msg(sec_to_time(now - image_age), frame, "wrist"))
+
+    def stale_warning():
+        return any(d.status[0].level == DiagnosticStatus.WARN and "stale data" in d.status[0].message
+                   for d in record["diagnostics"])
+
+    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, f"the policy node ({policy.output})")
+    for _ in range(60):  # 2 s of data whose camera frames are a second old
+        publish(image_age=1.0)
+        probe.spin_for(1 / 30)
+    probe.spin_until(stale_warning, 10, f"a stale-data diagnostic (log:\n{policy.output})")
+    assert record["chunks"] == []
+    for _ in range(30):  # fresh frames: now it must infer
+        publish(image_age=0.0)
+        probe.spin_for(1 / 30)
+    probe.spin_until(lambda: record["chunks"], 20, "a chunk from fresh data")
+
+
+def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
+    domain, _, _, _ = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", state_dim=7)
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu"}, domain, tmp_path)
+    try:
+        assert policy.wait(timeout=STARTUP) == 1
+    finally:
+        policy.stop()
+    output = policy.output
+    assert "does not fit this SO-101 graph" in output and "found (7,)" in output
+    assert "Traceback" not in output
