@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1)
+# Mesa EGL: offscreen MuJoCo rendering. FFmpeg 5 shared libraries: torchcodec video decoding
+# (without them lerobot falls back to pyav, about 1.5x slower).
+DEBIAN_PACKAGES=(libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1
+  libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4)
 
 missing=()
 for package in "${DEBIAN_PACKAGES[@]}"; do

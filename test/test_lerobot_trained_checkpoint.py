@@ -1,0 +1,83 @@
+"""A checkpoint written by lerobot's own training command loads and runs in the policy node."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lerobot.datasets import LeRobotDataset
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
+from so101_driver.joint_model import JOINT_NAMES, LEROBOT_FEATURE_NAMES
+from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec
+from training.sim_dataset import TASK, SimDatasetConfig, record_sim_dataset
+
+REPO_ID = "local/so101_sim_test"
+TINY_ACT = ["--policy.dim_model=32", "--policy.n_heads=2", "--policy.dim_feedforward=64",
+            "--policy.n_encoder_layers=1", "--policy.n_decoder_layers=1", "--policy.chunk_size=10",
+            "--policy.n_action_steps=10", "--policy.use_vae=false", "--policy.pretrained_backbone_weights=null"]
+
+
+@pytest.fixture(scope="module")
+def sim_dataset_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "so101_sim"
+    record_sim_dataset(root, SimDatasetConfig(repo_id=REPO_ID, episodes=2, image_width=64, image_height=64,
+                                              use_videos=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(sim_dataset_root, tmp_path_factory):
+    output = tmp_path_factory.mktemp("train") / "act_run"
+    command = [str(Path(sys.executable).parent / "lerobot-train"), f"--dataset.repo_id={REPO_ID}",
+               f"--dataset.root={sim_dataset_root}", "--policy.type=act", "--policy.device=cpu",
+               "--policy.push_to_hub=false", *TINY_ACT, "--steps=2", "--batch_size=2", "--num_workers=0",
+               "--save_freq=2", "--log_freq=1", "--wandb.enable=false", f"--output_dir={output}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return output / "checkpoints" / "last" / "pretrained_model"
+
+
+def test_sim_dataset_is_read_by_lerobot_with_the_hub_layout(sim_dataset_root):
+    dataset = LeRobotDataset(REPO_ID, root=sim_dataset_root)
+    assert dataset.num_episodes == 2 and dataset.fps == 30
+    assert dataset.features["action"]["names"] == list(LEROBOT_FEATURE_NAMES)
+    assert list(dataset.meta.tasks.index) == [TASK]
+    sample = dataset[0]
+    assert sample["observation.images.wrist"].shape == (3, 64, 64)
+    gripper = np.array([dataset[i]["action"][5] for i in range(0, len(dataset), 10)])
+    assert gripper.min() >= 0 and gripper.max() <= 100  # LeRobot units, not radians
+
+
+def test_lerobot_trained_checkpoint_runs_in_the_policy_node(trained_checkpoint, tmp_path):
+    domain = next_domain_id()
+    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={trained_checkpoint}", "-p", "device:=cpu"],
+                         isolated_ros_env(domain), tmp_path / "policy.log")
+    probe = RosProbe(domain)
+    chunks = []
+    probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", chunks.append, 10)
+    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
+    cameras = {c: probe.node.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data)
+               for c in ("wrist", "overhead")}
+    frame = np.full((64, 64, 3), 120, np.uint8)
+    try:
+        probe.spin_until(lambda: all(p.get_subscription_count() for p in cameras.values()), 90,
+                         f"the policy node (log:\n{policy.output})")
+
+        def publish():
+            stamp = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
+            joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
+            for camera, publisher in cameras.items():
+                publisher.publish(color_image_msg(stamp, frame, camera))
+            probe.spin_for(1 / 30)
+            return chunks
+
+        probe.spin_until(publish, 30, f"a chunk (log:\n{policy.output})")
+        assert len(chunks[0].points) == 10 and list(chunks[0].joint_names) == list(JOINT_NAMES)
+    finally:
+        probe.close()
+        assert policy.stop() == 0, policy.output

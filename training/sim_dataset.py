@@ -1,0 +1,80 @@
+"""Scripted-expert demonstrations from the MuJoCo SO-101, written as a LeRobotDataset v3.
+
+Same feature names, units, fps and task as the hub dataset (gtgando/so101_pick_place_10cm_v3):
+observation.state and action in LeRobot units through the joint model (degrees, gripper 0..100),
+observation.images.wrist and observation.images.overhead, 30 fps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from lerobot.datasets import LeRobotDataset
+from tqdm import tqdm
+
+from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, JointModel
+from so101_driver.sim.expert import ScriptedExpert
+from so101_driver.sim.scene import CAMERA_NAMES, SceneConfig
+from so101_driver.sim.sim_arm import SimArm
+
+TASK = "Pick up the cube and place it in the bowl"
+FPS = 30
+ROBOT_TYPE = "so101_follower"
+
+
+@dataclass(frozen=True)
+class SimDatasetConfig:
+    repo_id: str = "local/so101_sim_pick_place"
+    episodes: int = 10
+    seed: int = 0
+    image_width: int = 224
+    image_height: int = 224
+    use_videos: bool = True
+    only_successes: bool = True  # a failed demonstration is skipped, not recorded
+
+
+def dataset_features(height: int, width: int, use_videos: bool) -> dict:
+    joints = {"dtype": "float32", "shape": (len(LEROBOT_FEATURE_NAMES),), "names": list(LEROBOT_FEATURE_NAMES)}
+    image = {"dtype": "video" if use_videos else "image", "shape": (height, width, 3),
+             "names": ["height", "width", "channels"]}
+    features = {"observation.state": dict(joints), "action": dict(joints)}
+    for camera in CAMERA_NAMES:
+        features[f"observation.images.{camera}"] = dict(image)
+    return features
+
+
+def record_sim_dataset(root: str | Path, config: SimDatasetConfig = SimDatasetConfig()) -> LeRobotDataset:
+    arm = SimArm(SceneConfig(image_width=config.image_width, image_height=config.image_height,
+                             control_period=1.0 / FPS))
+    joint_model = JointModel.for_sim()
+    dataset = LeRobotDataset.create(
+        config.repo_id, FPS, dataset_features(config.image_height, config.image_width, config.use_videos),
+        root=root, robot_type=ROBOT_TYPE, use_videos=config.use_videos,
+    )
+    seed = config.seed
+    with tqdm(total=config.episodes, desc="sim demonstrations", unit="episode") as progress:
+        while progress.n < config.episodes:
+            arm.reset(seed=seed)
+            seed += 1
+            expert = ScriptedExpert(arm)
+            for tick in range(len(expert)):
+                action = expert.action(tick)
+                frame = {
+                    "observation.state": joint_model.to_lerobot(arm.joint_positions).astype(np.float32),
+                    "action": joint_model.to_lerobot(action).astype(np.float32),
+                    "task": TASK,
+                }
+                for camera in CAMERA_NAMES:
+                    frame[f"observation.images.{camera}"] = arm.render(camera)
+                dataset.add_frame(frame)
+                arm.step(action)
+            if config.only_successes and not arm.status.success:
+                dataset.clear_episode_buffer()
+                continue
+            dataset.save_episode()
+            progress.update(1)
+    dataset.finalize()
+    arm.close()
+    return dataset
