@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
-EXECUTABLES = ("driver_node", "camera_node", "so101")
+EXECUTABLES = ("driver_node", "camera_node", "policy_node", "so101")
 
 
 def copy_package(destination: Path) -> Path:
