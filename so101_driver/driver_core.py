@@ -45,7 +45,8 @@ class DriverStats:
     commands_rejected: int = 0
     last_rejection: str = ""
     points_skipped: int = 0
-    starved_ticks: int = 0
+    starved_ticks: int = 0  # ticks with no chunk to follow, once commands have begun this episode
+    longest_starvation: int = 0  # the longest run of starved ticks
     limit_clamps: int = 0
     step_clamps: int = 0
     watchdog_trips: int = 0
@@ -85,17 +86,25 @@ class DriverCore:
         self._last_target: np.ndarray | None = None
         self._last_positions: np.ndarray | None = None
         self._last_tick_time: float | None = None
+        self._commands_began = False
+        self._starved_run = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> np.ndarray:
         """Connect and hold the arm where it is."""
         self.backend.connect()
         positions = self.backend.read_positions()
-        self.hold_here(positions)
+        self.new_episode(positions)
         return positions
 
+    def new_episode(self, positions: np.ndarray) -> None:
+        """Hold these positions and wait for the episode's first command (start-up, reset)."""
+        self.hold_here(positions)
+        self._commands_began = False
+        self._starved_run = 0
+
     def hold_here(self, positions: np.ndarray) -> None:
-        """Forget every command and hold these positions (start-up, reset, watchdog)."""
+        """Forget every command and hold these positions (a new episode, or the watchdog)."""
         self._last_positions = np.asarray(positions, dtype=np.float64)
         self._last_target = self._last_positions.copy()
         self.executor.hold(self._last_target)
@@ -121,6 +130,7 @@ class DriverCore:
                 f"(stamp {stamp:.3f}, last point {trajectory.end:.3f}, now {now:.3f})"
             )
         self.stats.chunks_accepted += 1
+        self._commands_began = True
         self.watchdog.feed(trajectory.end)
         return True
 
@@ -132,6 +142,7 @@ class DriverCore:
             return self._reject(f"joint command rejected: {error}")
         self.executor.hold(target, commanded=True)
         self.stats.positions_accepted += 1
+        self._commands_began = True
         self.watchdog.feed(now)
         return True
 
@@ -163,7 +174,7 @@ class DriverCore:
             return TickResult(None, None, following_chunk=False, events=["bus_error"])
         self._last_positions = positions
         if self._last_target is None:
-            self.hold_here(positions)
+            self.new_episode(positions)
 
         if self.watchdog.expired(now):
             self.stats.watchdog_trips += 1
@@ -174,9 +185,13 @@ class DriverCore:
             self.hold_here(positions)
 
         output = self.executor.sample(now)
-        if not output.active and self.watchdog.armed:
+        if not output.active and self._commands_began:
             self.stats.starved_ticks += 1
+            self._starved_run += 1
+            self.stats.longest_starvation = max(self.stats.longest_starvation, self._starved_run)
             events.append("starved")
+        else:
+            self._starved_run = 0
         target = output.target if output.target is not None else positions
         safe, clamps = self.safety.clamp(target, self._last_target)
         self.stats.limit_clamps += int(clamps.limit_clamped.any())

@@ -167,7 +167,7 @@ class DriverNode(Node):
     # -- episodes (sim) -------------------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         status = self.backend.reset()
-        self.core.hold_here(self.backend.read_positions())
+        self.core.new_episode(self.backend.read_positions())
         response.success = True
         response.message = json.dumps(status.as_dict())
         self.get_logger().info(f"New sim episode, seed {status.seed}")

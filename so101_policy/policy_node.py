@@ -109,6 +109,8 @@ class PolicyNode(Node):
         self._lock = threading.Lock()
         self._busy = False
         self._episode = 0
+        self._fresh_cameras: set[str] = set()
+        self._last_evaluation = 0.0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="so101_inference")
 
         self.chunk_pub = self.create_publisher(JointTrajectory, "so101/action_chunk", 10)
@@ -122,7 +124,9 @@ class PolicyNode(Node):
                 self.create_subscription(Image, topic, lambda m, c=camera: self._on_image(c, m, False),
                                          qos_profile_sensor_data)
         self.create_service(Trigger, "so101/policy/reset", self._on_reset)
-        self.create_timer(1.0 / self.fps, self._on_tick)
+        # Inference is driven by the data: it is considered when every camera has a new frame.
+        # The timer only notices when data stops coming, to say so on /diagnostics.
+        self.create_timer(0.2, self._check_for_silence)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
             f"{loaded.type} from {loaded.source} on {loaded.device}, mode {self.scheduler.mode.value}, "
@@ -148,6 +152,10 @@ class PolicyNode(Node):
             self._note_stale(f"camera '{camera}': {error}")
             return
         self.assembler.update_image(camera, time_to_sec(msg.header.stamp), rgb)
+        self._fresh_cameras.add(camera)
+        if self._fresh_cameras.issuperset(self.cameras):
+            self._fresh_cameras.clear()
+            self._consider_inference()
 
     def _note_stale(self, reason: str) -> None:
         if reason != self.stats.last_stale_reason:
@@ -156,8 +164,16 @@ class PolicyNode(Node):
         self.stats.last_stale_reason = reason
 
     # -- inference ------------------------------------------------------------------------------
-    def _on_tick(self) -> None:
+    def _check_for_silence(self) -> None:
         now = self._now()
+        if now - self._last_evaluation > 0.2:
+            observation = self.assembler.assemble(now)
+            if isinstance(observation, StaleObservation):
+                self._note_stale(observation.reason)
+
+    def _consider_inference(self) -> None:
+        now = self._now()
+        self._last_evaluation = now
         with self._lock:
             if not self.scheduler.should_infer(now, self._busy):
                 return

@@ -104,18 +104,25 @@ def test_watchdog_holds_where_the_arm_is_when_commands_stop():
     core.tick(0.0)
     assert not core.tick(0.4).events
     result = core.tick(0.6)
-    assert result.events == ["watchdog"]
+    assert result.events == ["watchdog", "starved"]
     np.testing.assert_allclose(result.target, 0.2)
     assert core.stats.watchdog_trips == 1
-    assert not core.tick(2.0).events  # tripped once, then quiet until the next command
+    assert core.tick(2.0).events == ["starved"]  # tripped once; holding, and waiting for commands
 
 
-def test_end_of_chunk_counts_starved_ticks_until_the_watchdog():
+def test_ticks_without_a_chunk_are_starved_until_the_next_episode():
     arm, core = make_driver(watchdog_timeout=0.5)
-    core.submit_chunk(NAMES, 0.0, [0.0, DT], ramp_points(2, 0.01), now=0.0)
-    events = [core.tick(k * DT).events for k in range(30)]
-    assert core.stats.starved_ticks == sum("starved" in e for e in events) > 0
-    assert ["watchdog"] in [e[:1] for e in events]
+    assert not core.tick(0.0).events  # no command yet this episode: waiting is not starving
+    core.submit_chunk(NAMES, DT, [0.0, DT], ramp_points(2, 0.01), now=DT)
+    events = [core.tick(k * DT).events for k in range(1, 31)]
+    assert core.stats.starved_ticks == sum("starved" in e for e in events) == 28
+    assert any("watchdog" in e for e in events)
+    assert core.stats.longest_starvation == 28
+    core.submit_chunk(NAMES, 31 * DT, [0.0, DT], ramp_points(2, 0.01), now=31 * DT)
+    core.tick(31 * DT)
+    core.new_episode(arm.positions)
+    assert not core.tick(33 * DT).events
+    assert core.stats.longest_starvation == 28
 
 
 def test_read_errors_are_reported_and_nothing_is_sent():

@@ -1,0 +1,204 @@
+"""Policy benchmarks, printed as ratios measured in the same run (never asserted by tests).
+
+    .venv/bin/python benchmarks/bench_policy.py [--samples 20] [--seconds 30] [--device cpu]
+
+1. Node overhead: observation-to-chunk latency through policy_node (images and joint state published
+   over ROS, chunk received over ROS) against bare lerobot (preprocessor, predict_action_chunk,
+   postprocessor) on the same observation, for full-size ACT (ResNet18 x 2 cameras at 224, chunk 50,
+   random weights). Goal: at most 1.10x.
+2. Control continuity: the sim driver and policy_node as separate processes for `--seconds` each,
+   sync against async: ticks where the arm had no chunk to follow (starved) and the longest such run.
+   Goal: async has zero starved ticks where sync stalls once per chunk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.policies.act.configuration_act import ACTConfig
+from lerobot.policies.act.modeling_act import ACTPolicy
+from lerobot.policies.factory import make_pre_post_processors
+from lerobot.policies.utils import prepare_observation_for_inference
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory
+
+REPO = Path(__file__).parents[1]
+sys.path.insert(0, str(REPO / "test"))
+
+from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id  # noqa: E402
+from so101_driver.joint_model import JOINT_NAMES  # noqa: E402
+from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec  # noqa: E402
+from so101_policy.checkpoint import load_policy  # noqa: E402
+from so101_policy.policy_node import PolicyNode  # noqa: E402
+
+CAMERAS = ("wrist", "overhead")
+
+
+def full_act_checkpoint(path: Path, size: int = 224) -> Path:
+    """ACT as in the reference run (52M parameters, ResNet18 per camera, chunk 50), random weights."""
+    features = {"observation.state": PolicyFeature(FeatureType.STATE, (6,))}
+    features.update({f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, size, size)) for c in CAMERAS})
+    config = ACTConfig(input_features=features, output_features={"action": PolicyFeature(FeatureType.ACTION, (6,))},
+                       chunk_size=50, n_action_steps=50, pretrained_backbone_weights=None, device="cpu")
+    policy = ACTPolicy(config)
+    stats = {key: {"mean": torch.zeros(6), "std": torch.full((6,), 30.0)} for key in ("observation.state", "action")}
+    stats.update({f"observation.images.{c}": {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
+                  for c in CAMERAS})
+    preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
+    for saveable in (policy, preprocessor, postprocessor):
+        saveable.save_pretrained(path)
+    print(f"full ACT: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters")
+    return path
+
+
+def observation(size: int = 224) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    values = {"observation.state": rng.normal(0, 20, 6).astype(np.float32)}
+    values.update({f"observation.images.{c}": rng.integers(0, 256, (size, size, 3), np.uint8) for c in CAMERAS})
+    return values
+
+
+def bare_lerobot_latencies(checkpoint: Path, device: str, samples: int) -> list[float]:
+    loaded = load_policy(checkpoint, device)
+    values = observation()
+    latencies = []
+    for _ in range(samples + 2):
+        started = time.perf_counter()
+        with torch.inference_mode():
+            batch = loaded.preprocessor(prepare_observation_for_inference(dict(values), loaded.device, "", "so101"))
+            actions = loaded.postprocessor(loaded.policy.predict_action_chunk(batch))
+            actions.cpu()
+        latencies.append(time.perf_counter() - started)
+    return latencies[2:]  # the first calls warm up
+
+
+def node_latencies(checkpoint: Path, device: str, samples: int) -> list[float]:
+    """Publish an observation over ROS, wait for its chunk over ROS; policy_node in this process."""
+    domain = next_domain_id()
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = PolicyNode(context=context, parameter_overrides=[
+        Parameter("checkpoint", value=str(checkpoint)), Parameter("device", value=device),
+        Parameter("mode", value="temporal_ensemble"), Parameter("max_obs_age", value=5.0)])
+    probe = rclpy.create_node("bench_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(probe)
+    chunks: list[JointTrajectory] = []
+    probe.create_subscription(JointTrajectory, "/so101/action_chunk", chunks.append, 10)
+    joints = probe.create_publisher(JointState, "/joint_states", 10)
+    images = {c: probe.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data) for c in CAMERAS}
+    values = observation()
+    while not all(p.get_subscription_count() for p in images.values()):
+        executor.spin_once(timeout_sec=0.05)
+    latencies = []
+    for _ in range(samples + 2):
+        chunks.clear()
+        stamp = sec_to_time(time_to_sec(probe.get_clock().now().to_msg()))
+        started = time.perf_counter()
+        joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
+        for camera, publisher in images.items():
+            publisher.publish(color_image_msg(stamp, values[f"observation.images.{camera}"], camera))
+        deadline = time.monotonic() + 30
+        while not chunks and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.001)
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.05)  # let the worker thread finish its bookkeeping before the next observation
+    node.close()
+    executor.shutdown()
+    rclpy.shutdown(context=context)
+    return latencies[2:]
+
+
+def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir: Path) -> dict:
+    domain = next_domain_id()
+    env = isolated_ros_env(domain)
+    driver = NodeProcess("driver_node", ["--ros-args", "-p", "backend:=sim", "-p", "watchdog_timeout:=30.0"],
+                         env, workdir / f"driver_{mode}.log")
+    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", f"device:={device}",
+                                         "-p", f"mode:={mode}"], env, workdir / f"policy_{mode}.log")
+    probe = RosProbe(domain)
+    diagnostics: dict[str, dict] = {}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+
+    probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 20)
+    try:
+        probe.spin_until(lambda: int(diagnostics.get("so101_driver: control", {}).get("chunks_accepted", 0)) > 0,
+                         180, f"the first chunk (policy log:\n{policy.output})")
+        start = dict(diagnostics["so101_driver: control"])
+        probe.spin_for(seconds)
+        end = dict(diagnostics["so101_driver: control"])
+        latency = diagnostics.get("so101_policy: inference", {})
+    finally:
+        probe.close()
+        policy.stop()
+        driver.stop()
+    counted = ("ticks", "starved_ticks", "chunks_accepted", "points_skipped", "missed_ticks")
+    result = {key: int(end[key]) - int(start[key]) for key in counted}
+    result["longest_starvation_ticks"] = int(end["longest_starvation"])
+    result["latency_p50_ms"] = float(latency.get("latency_p50_ms", "nan"))
+    result["latency_p95_ms"] = float(latency.get("latency_p95_ms", "nan"))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip-continuity", action="store_true")
+    parser.add_argument("--output", default="outputs/benchmarks/policy.json")
+    args = parser.parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+    report: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = full_act_checkpoint(Path(tmp) / "act_full")
+        bare = bare_lerobot_latencies(checkpoint, args.device, args.samples)
+        through_node = node_latencies(checkpoint, args.device, args.samples)
+        ratio = statistics.median(through_node) / statistics.median(bare)
+        report["overhead"] = {"bare_ms_p50": statistics.median(bare) * 1e3,
+                              "node_ms_p50": statistics.median(through_node) * 1e3, "ratio": ratio}
+        print(f"\n| observation to chunk, full ACT, {args.device} | p50 ms | p95 ms |")
+        print("|---|---|---|")
+        for name, values in (("bare lerobot (baseline)", bare), ("through policy_node over ROS", through_node)):
+            print(f"| {name} | {np.percentile(values, 50) * 1e3:.1f} | {np.percentile(values, 95) * 1e3:.1f} |")
+        print(f"Node overhead: {ratio:.3f}x the bare lerobot latency (goal: at most 1.10x)")
+
+        if not args.skip_continuity:
+            for mode in ("sync", "async"):
+                report[mode] = continuity(checkpoint, args.device, mode, args.seconds, Path(tmp))
+            print(f"\n| {args.seconds:.0f} s of sim, full ACT | ticks | starved ticks | longest starvation (ticks) "
+                  "| chunks | points skipped | inference p50 / p95 ms |")
+            print("|---|---|---|---|---|---|---|")
+            for mode in ("sync", "async"):
+                r = report[mode]
+                print(f"| {mode} | {r['ticks']} | {r['starved_ticks']} | {r['longest_starvation_ticks']} | "
+                      f"{r['chunks_accepted']} | {r['points_skipped']} | "
+                      f"{r['latency_p50_ms']:.0f} / {r['latency_p95_ms']:.0f} |")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2))
+    print(f"Written to {output}")
+
+
+if __name__ == "__main__":
+    main()
