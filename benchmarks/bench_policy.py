@@ -116,7 +116,8 @@ def node_latencies(checkpoint: Path, device: str, samples: int) -> list[float]:
             publisher.publish(color_image_msg(stamp, values[f"observation.images.{camera}"], camera))
         deadline = time.monotonic() + 30
         while not chunks and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.001)
+            # Blocks in rcl_wait with the GIL released, as rclpy.spin does in a deployed node.
+            executor.spin_once(timeout_sec=0.05)
         latencies.append(time.perf_counter() - started)
         time.sleep(0.05)  # let the worker thread finish its bookkeeping before the next observation
     node.close()

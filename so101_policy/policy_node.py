@@ -44,6 +44,7 @@ PARAMETERS = {
     "task": (DEFAULT_TASK, "language instruction (SmolVLA)"),
     "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps"),
     "mode": ("async", "sync, async or temporal_ensemble"),
+    "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out"),
     "max_obs_age": (0.2, "s: older images or joint states mean no inference"),
     "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts"),
     "calibration": ("sim", "the arm's LeRobot calibration: sim, a calibration id, or a JSON path"),
@@ -100,7 +101,7 @@ class PolicyNode(Node):
         loaded = load_policy(p["checkpoint"], p["device"], p["policy_type"] or None)
         check_compatibility(loaded.config, tuple(self.cameras))
         self.fps = float(p["fps"])
-        self.scheduler = ChunkScheduler(InferenceMode(p["mode"]), self.fps)
+        self.scheduler = ChunkScheduler(InferenceMode(p["mode"]), self.fps, margin=p["async_margin"])
         self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
                                         full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE)
         self.assembler = ObservationAssembler(tuple(self.cameras), self.joint_model, p["max_obs_age"],

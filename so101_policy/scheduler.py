@@ -27,7 +27,7 @@ class InferenceMode(str, Enum):
 class ChunkScheduler:
     mode: InferenceMode
     fps: float
-    margin: float = 0.05  # s of slack on top of the p95 latency in async mode
+    margin: float = 0.1  # s of slack on top of the p95 latency in async mode
     latencies: deque = field(default_factory=lambda: deque(maxlen=100))
     _chunk_end: float | None = None
 

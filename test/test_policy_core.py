@@ -130,6 +130,7 @@ def test_async_starts_when_the_rest_falls_below_latency_plus_margin():
     scheduler.chunk_published(0.0, points=30)
     assert not scheduler.should_infer(0.7, busy=False)  # 0.30 s left > 0.25 s
     assert scheduler.should_infer(0.76, busy=False)  # 0.24 s left
+    assert ChunkScheduler(InferenceMode.ASYNC, fps=30).margin == pytest.approx(0.1)
     assert scheduler.latency_percentile(95) == pytest.approx(0.2)
 
 
