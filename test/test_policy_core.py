@@ -235,3 +235,25 @@ def test_frames_of_another_size_are_refused_when_nothing_resizes_them(act_dir):
               IMAGE_PREFIX + "overhead": np.zeros((64, 64, 3), np.uint8)}
     with pytest.raises(FrameSizeError, match="camera 'wrist' sends 224x224 frames; .* trained on 64x64"):
         predictor.predict(Observation(stamp=0.0, values=values))
+
+
+# -- SmolVLA ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smolvla_dir(tmp_path_factory):
+    from tiny_policies import tiny_smolvla_checkpoint, tiny_vlm
+
+    root = tmp_path_factory.mktemp("smolvla")
+    return tiny_smolvla_checkpoint(root / "pretrained_model", tiny_vlm(root / "vlm"))
+
+
+def test_smolvla_loads_and_predicts_any_frame_size_with_the_task(smolvla_dir):
+    loaded = load_policy(smolvla_dir, "cpu", expected_type="smolvla")
+    check_compatibility(loaded.config, ("wrist", "overhead"))
+    model = JointModel.for_sim()
+    predictor = ChunkPredictor(loaded, model, task="Pick up the cube and place it in the bowl")
+    assert predictor.resizes_images  # SmolVLA resizes with padding inside the model
+    values = {STATE_KEY: np.zeros(6, np.float32), IMAGE_PREFIX + "wrist": np.zeros((224, 224, 3), np.uint8),
+              IMAGE_PREFIX + "overhead": np.zeros((48, 80, 3), np.uint8)}
+    chunk, _ = predictor.predict(Observation(stamp=0.0, values=values))
+    assert chunk.shape == (10, 6) and np.all(np.isfinite(chunk))
+    assert np.abs(chunk).max() < np.pi  # radians

@@ -13,7 +13,7 @@ from trajectory_msgs.msg import JointTrajectory
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
 from so101_driver.joint_model import JOINT_NAMES
 from so101_driver.ros_messages import color_image_msg, duration_to_sec, joint_state_msg, sec_to_time, time_to_sec
-from tiny_policies import tiny_act_checkpoint
+from tiny_policies import tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 
 STARTUP = 90.0
 
@@ -112,3 +112,15 @@ def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
     output = policy.output
     assert "does not fit this SO-101 graph" in output and "found (7,)" in output
     assert "Traceback" not in output
+
+
+def test_a_wrist_only_smolvla_runs_on_the_sim(tmp_path, recorder):
+    domain, probe, record, processes = recorder
+    checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"), cameras=("wrist",))
+    processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
+    policy = start("policy_node", {"checkpoint": checkpoint, "policy_type": "smolvla", "device": "cpu",
+                                   "exclude_cameras": "overhead", "task": "Pick up the cube"}, domain, tmp_path)
+    processes.append(policy)
+    probe.spin_until(lambda: len(record["chunks"]) >= 2, STARTUP, f"SmolVLA chunks (log:\n{policy.output})")
+    assert len(record["chunks"][-1].points) == 10
+    assert "smolvla" in policy.output and "'wrist'" in policy.output and "'overhead'" not in policy.output

@@ -40,3 +40,67 @@ def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(
     preprocessor.save_pretrained(path)
     postprocessor.save_pretrained(path)
     return path
+
+
+def tiny_vlm(path: Path) -> Path:
+    """A SmolVLM-shaped VLM config, tokenizer and processor, made offline (no hub download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        PreTrainedTokenizerFast,
+        SmolVLMConfig,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    words = ["<pad>", "<unk>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
+             "<global-img>", "Pick", "up", "the", "cube", "and", "place", "it", "in", "bowl", "\n"]
+    vocab = {word: index for index, word in enumerate(words)}
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        extra_special_tokens={"image_token": "<image>", "fake_image_token": "<fake_token_around_image>",
+                              "global_image_token": "<global-img>", "end_of_utterance_token": "<end_of_utterance>"},
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    SmolVLMProcessor(image_processor=SmolVLMImageProcessor(size={"longest_edge": 64}), tokenizer=tokenizer,
+                     video_processor=SmolVLMVideoProcessor(), image_seq_len=4).save_pretrained(path)
+    SmolVLMConfig(
+        text_config=dict(model_type="llama", vocab_size=len(words), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                         max_position_embeddings=256),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        scale_factor=2, image_token_id=vocab["<image>"],
+    ).save_pretrained(path)
+    return path
+
+
+def tiny_smolvla_checkpoint(path: Path, vlm: Path, cameras=("wrist", "overhead"), image_shape=(3, 64, 64),
+                            chunk_size=10, seed=0) -> Path:
+    """SmolVLA on the tiny VLM (load_vlm_weights=False), saved as lerobot saves it."""
+    from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+    from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+    torch.manual_seed(seed)
+    input_features = {"observation.state": PolicyFeature(FeatureType.STATE, (6,))}
+    for camera in cameras:
+        input_features[f"observation.images.{camera}"] = PolicyFeature(FeatureType.VISUAL, tuple(image_shape))
+    config = SmolVLAConfig(
+        input_features=input_features, output_features={"action": PolicyFeature(FeatureType.ACTION, (6,))},
+        vlm_model_name=str(vlm), load_vlm_weights=False, num_vlm_layers=2, chunk_size=chunk_size,
+        n_action_steps=chunk_size, resize_imgs_with_padding=(32, 32), num_steps=2, tokenizer_max_length=16,
+        device="cpu",
+    )
+    policy = SmolVLAPolicy(config)
+    stats = {key: {"mean": torch.tensor(STATE_MEAN), "std": torch.tensor(STATE_STD)}
+             for key in ("observation.state", "action")}
+    for camera in cameras:
+        stats[f"observation.images.{camera}"] = {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
+    preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
+    path.mkdir(parents=True, exist_ok=True)
+    for saveable in (policy, preprocessor, postprocessor):
+        saveable.save_pretrained(path)
+    return path
