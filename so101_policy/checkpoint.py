@@ -54,8 +54,12 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def load_policy(checkpoint: str | Path, device: str = "auto", expected_type: str | None = None) -> LoadedPolicy:
-    """A checkpoint directory (`.../pretrained_model`) or a hub repo id, ready for inference."""
+def load_policy(checkpoint: str | Path, device: str = "auto", expected_type: str | None = None,
+                real_time_chunking: bool = False) -> LoadedPolicy:
+    """A checkpoint directory (`.../pretrained_model`) or a hub repo id, ready for inference.
+
+    `real_time_chunking` turns on lerobot's RTC guidance (SmolVLA only) before the model is built.
+    """
     source = str(checkpoint)
     local = Path(source).expanduser()
     if local.exists():
@@ -77,6 +81,15 @@ def load_policy(checkpoint: str | Path, device: str = "auto", expected_type: str
             f"policy_type:={expected_type} but '{source}' holds a {config.type} policy. "
             f"Set policy_type:={config.type} (or leave it empty to take the checkpoint's)."
         )
+    if real_time_chunking:
+        if config.type != "smolvla":
+            raise CheckpointError(
+                f"mode:=rtc (real-time chunking) needs a flow-matching policy (smolvla); '{source}' is "
+                f"{config.type}. Use mode:=async or temporal_ensemble."
+            )
+        from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+        config.rtc_config = RTCConfig(enabled=True, execution_horizon=config.n_action_steps)
     torch_device = resolve_device(device)
     config.device = torch_device.type
     if config.type == "act":

@@ -31,7 +31,7 @@ from .compatibility import check_compatibility
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from .observation import Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
-from .scheduler import ChunkScheduler, InferenceMode
+from .scheduler import ChunkScheduler, InferenceMode, inference_mode
 
 DEFAULT_TASK = "Pick up the cube and place it in the bowl"
 PARAMETERS = {
@@ -43,7 +43,7 @@ PARAMETERS = {
     "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),
     "task": (DEFAULT_TASK, "language instruction (SmolVLA)"),
     "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps"),
-    "mode": ("async", "sync, async or temporal_ensemble"),
+    "mode": ("async", "sync, async, temporal_ensemble, or rtc (SmolVLA real-time chunking)"),
     "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out"),
     "max_obs_age": (0.2, "s: older images or joint states mean no inference"),
     "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts"),
@@ -98,10 +98,12 @@ class PolicyNode(Node):
             raise CheckpointError("Set checkpoint:=<pretrained_model folder or hub repo id>.")
         self.cameras = parse_cameras(p["cameras"], p["exclude_cameras"])
         self.joint_model = joint_model_for(p["calibration"], p["arm_units"])
-        loaded = load_policy(p["checkpoint"], p["device"], p["policy_type"] or None)
+        mode = inference_mode(p["mode"])
+        loaded = load_policy(p["checkpoint"], p["device"], p["policy_type"] or None,
+                             real_time_chunking=mode is InferenceMode.RTC)
         check_compatibility(loaded.config, tuple(self.cameras))
         self.fps = float(p["fps"])
-        self.scheduler = ChunkScheduler(InferenceMode(p["mode"]), self.fps, margin=p["async_margin"])
+        self.scheduler = ChunkScheduler(mode, self.fps, margin=p["async_margin"])
         self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
                                         full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE)
         self.assembler = ObservationAssembler(tuple(self.cameras), self.joint_model, p["max_obs_age"],
@@ -188,7 +190,7 @@ class PolicyNode(Node):
 
     def _infer(self, observation: Observation, episode: int) -> None:
         try:
-            chunk, latency = self.predictor.predict(observation)
+            chunk, latency = self.predictor.predict(observation, self.scheduler.latency_percentile(95), self.fps)
         except (FrameSizeError, UnitError, RuntimeError, ValueError) as error:
             self.stats.inference_errors += 1
             if str(error) != self.stats.last_error:

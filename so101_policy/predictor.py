@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -34,6 +35,7 @@ class ChunkPredictor:
         self.resizes_images = loaded.type == "smolvla" or any(
             "resize" in type(step).__name__.lower() for step in loaded.preprocessor.steps
         )
+        self._last_raw: tuple[float, torch.Tensor] | None = None  # RTC: the last chunk, normalized
 
     def check_frame_sizes(self, observation: Observation) -> None:
         if self.resizes_images:
@@ -47,15 +49,45 @@ class ChunkPredictor:
                     f"{expected[1]}x{expected[0]} and does not resize. Set the camera (or sim) resolution to match."
                 )
 
-    @torch.inference_mode()
-    def predict(self, observation: Observation) -> tuple[np.ndarray, float]:
-        """Joint targets in radians, shape (actions_per_chunk, 6), and the seconds it took."""
+    @property
+    def real_time_chunking(self) -> bool:
+        rtc = getattr(self.loaded.config, "rtc_config", None)
+        return rtc is not None and rtc.enabled
+
+    def _rtc_arguments(self, observation: Observation, expected_latency: float, fps: float) -> dict:
+        """lerobot's RTC inputs: the steps inference will take, and the previous chunk from this
+        observation's time on, in the policy's own (normalized) action space."""
+        if self._last_raw is None:
+            return {"inference_delay": 0, "prev_chunk_left_over": None}
+        stamp, raw = self._last_raw
+        executed = max(0, round((observation.stamp - stamp) * fps))
+        left_over = raw[:, executed:]
+        if left_over.shape[1] == 0:
+            return {"inference_delay": 0, "prev_chunk_left_over": None}
+        return {"inference_delay": min(math.ceil(expected_latency * fps), left_over.shape[1]),
+                "prev_chunk_left_over": left_over}
+
+    def predict(self, observation: Observation, expected_latency: float = 0.0,
+                fps: float = 30.0) -> tuple[np.ndarray, float]:
+        """Joint targets in radians, shape (actions_per_chunk, 6), and the seconds it took.
+
+        With real-time chunking, `expected_latency` (s) and `fps` say how much of the previous
+        chunk will have run by the time this one arrives.
+        """
+        # RTC's guidance takes gradients inside, which inference_mode forbids and no_grad allows.
+        with torch.no_grad() if self.real_time_chunking else torch.inference_mode():
+            return self._predict(observation, expected_latency, fps)
+
+    def _predict(self, observation: Observation, expected_latency: float, fps: float) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         self.check_frame_sizes(observation)
         batch = prepare_observation_for_inference(dict(observation.values), self.loaded.device, self.task,
                                                   ROBOT_TYPE)
         batch = self.loaded.preprocessor(batch)
-        actions = self.loaded.policy.predict_action_chunk(batch)
+        kwargs = self._rtc_arguments(observation, expected_latency, fps) if self.real_time_chunking else {}
+        actions = self.loaded.policy.predict_action_chunk(batch, **kwargs)
+        if self.real_time_chunking:
+            self._last_raw = (observation.stamp, actions[:, : self.actions_per_chunk].clone())
         actions = self.loaded.postprocessor(actions)
         lerobot_units = actions[0, : self.actions_per_chunk].float().cpu().numpy().astype(np.float64)
         radians = np.stack([self.joint_model.to_radians(row) for row in lerobot_units])
@@ -63,3 +95,4 @@ class ChunkPredictor:
 
     def reset(self) -> None:
         self.loaded.policy.reset()
+        self._last_raw = None

@@ -6,6 +6,8 @@
   plus a margin, so the next chunk arrives before this one runs out.
 * ``temporal_ensemble``: a chunk every tick (whenever the worker is free); the driver's executor
   merges them (run the driver with merge_mode:=temporal_ensemble).
+* ``rtc``: scheduled as async; SmolVLA's real-time chunking makes the new chunk continue the part of
+  the old one that runs while it is computed (lerobot's RTC guidance).
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ class InferenceMode(str, Enum):
     SYNC = "sync"
     ASYNC = "async"
     TEMPORAL_ENSEMBLE = "temporal_ensemble"
+    RTC = "rtc"
+
+
+def inference_mode(value: str | InferenceMode) -> InferenceMode:
+    try:
+        return InferenceMode(value)
+    except ValueError:
+        raise ValueError(f"mode must be one of {[m.value for m in InferenceMode]}, got {value!r}.") from None
 
 
 @dataclass
@@ -32,10 +42,7 @@ class ChunkScheduler:
     _chunk_end: float | None = None
 
     def __post_init__(self):
-        try:
-            self.mode = InferenceMode(self.mode)
-        except ValueError:
-            raise ValueError(f"mode must be one of {[m.value for m in InferenceMode]}, got {self.mode!r}.") from None
+        self.mode = inference_mode(self.mode)
 
     def record_latency(self, seconds: float) -> None:
         self.latencies.append(seconds)

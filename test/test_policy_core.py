@@ -257,3 +257,35 @@ def test_smolvla_loads_and_predicts_any_frame_size_with_the_task(smolvla_dir):
     chunk, _ = predictor.predict(Observation(stamp=0.0, values=values))
     assert chunk.shape == (10, 6) and np.all(np.isfinite(chunk))
     assert np.abs(chunk).max() < np.pi  # radians
+
+
+def test_real_time_chunking_is_for_smolvla_only(act_dir):
+    with pytest.raises(CheckpointError, match="mode:=rtc"):
+        load_policy(act_dir, "cpu", real_time_chunking=True)
+
+
+def test_real_time_chunking_passes_the_delay_and_the_unexecuted_rest(smolvla_dir):
+    loaded = load_policy(smolvla_dir, "cpu", real_time_chunking=True)
+    predictor = ChunkPredictor(loaded, JointModel.for_sim(), task="Pick up the cube and place it in the bowl")
+    assert predictor.real_time_chunking
+    calls = []
+    original = loaded.policy.predict_action_chunk
+
+    def spy(batch, **kwargs):
+        actions = original(batch, **kwargs)
+        calls.append((kwargs, actions.clone()))
+        return actions
+
+    loaded.policy.predict_action_chunk = spy
+    values = {STATE_KEY: np.zeros(6, np.float32), IMAGE_PREFIX + "wrist": np.zeros((64, 64, 3), np.uint8),
+              IMAGE_PREFIX + "overhead": np.zeros((64, 64, 3), np.uint8)}
+    predictor.predict(Observation(stamp=10.0, values=values), expected_latency=0.1, fps=30)
+    predictor.predict(Observation(stamp=10.1, values=values), expected_latency=0.1, fps=30)
+    first, second = calls
+    assert first[0] == {"inference_delay": 0, "prev_chunk_left_over": None}
+    assert second[0]["inference_delay"] == 3
+    # The new observation is 3 steps into the old chunk: its rest, in the policy's normalized space.
+    torch.testing.assert_close(second[0]["prev_chunk_left_over"], first[1][:, 3:])
+    predictor.reset()
+    predictor.predict(Observation(stamp=20.0, values=values), expected_latency=0.1, fps=30)
+    assert calls[2][0]["prev_chunk_left_over"] is None

@@ -114,13 +114,16 @@ def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
     assert "Traceback" not in output
 
 
-def test_a_wrist_only_smolvla_runs_on_the_sim(tmp_path, recorder):
+def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, recorder):
     domain, probe, record, processes = recorder
     checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"), cameras=("wrist",))
     processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
     policy = start("policy_node", {"checkpoint": checkpoint, "policy_type": "smolvla", "device": "cpu",
-                                   "exclude_cameras": "overhead", "task": "Pick up the cube"}, domain, tmp_path)
+                                   "exclude_cameras": "overhead", "task": "Pick up the cube", "mode": "rtc"},
+                   domain, tmp_path)
     processes.append(policy)
-    probe.spin_until(lambda: len(record["chunks"]) >= 2, STARTUP, f"SmolVLA chunks (log:\n{policy.output})")
+    probe.spin_until(lambda: len(record["chunks"]) >= 3, STARTUP, f"SmolVLA chunks (log:\n{policy.output})")
     assert len(record["chunks"][-1].points) == 10
-    assert "smolvla" in policy.output and "'wrist'" in policy.output and "'overhead'" not in policy.output
+    assert "smolvla" in policy.output and "mode rtc" in policy.output
+    assert "'wrist'" in policy.output and "'overhead'" not in policy.output
+    assert "inference failed" not in policy.output
