@@ -19,10 +19,10 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from so101_driver.joint_model import JOINT_NAMES
-from so101_driver.ros_messages import sec_to_duration, sec_to_time, time_to_sec
+from so101_driver.ros_messages import joint_trajectory_msg, time_to_sec
 from so101_driver.sim.expert import ScriptedExpert
 from so101_driver.sim.scene import CAMERA_NAMES
 from so101_driver.sim.sim_arm import SimArm
@@ -111,7 +111,7 @@ class ExpertDemoNode(Node):
         tick = max(0, math.floor((self._now() - self._start) / self.period))
         if tick >= self._next_chunk_tick and tick < len(self._plan):
             chunk = plan_chunk(self._plan, tick, self.chunk_size)
-            self.chunk_pub.publish(self._trajectory(self._start + tick * self.period, chunk))
+            self.chunk_pub.publish(joint_trajectory_msg(self._start + tick * self.period, JOINT_NAMES, chunk, self.period))
             self._chunks += 1
             self._next_chunk_tick = tick + self.chunk_stride
         self._take_snapshot(tick)
@@ -125,14 +125,6 @@ class ExpertDemoNode(Node):
         due = len(self.snapshots) * (len(self._plan) - 1) // (SNAPSHOTS - 1)
         if len(self.snapshots) < SNAPSHOTS and tick >= due:
             self.snapshots.append(np.concatenate([self.latest_frames[c] for c in CAMERA_NAMES], axis=0))
-
-    def _trajectory(self, stamp: float, positions: np.ndarray) -> JointTrajectory:
-        msg = JointTrajectory()
-        msg.header.stamp = sec_to_time(stamp)
-        msg.joint_names = list(JOINT_NAMES)
-        msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=sec_to_duration(k * self.period))
-                      for k, row in enumerate(positions)]
-        return msg
 
     def _on_status(self, future) -> None:
         result = EpisodeResult(

@@ -8,6 +8,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 
 def time_to_sec(stamp: Time) -> float:
@@ -62,3 +63,13 @@ def diagnostic_status(name: str, hardware_id: str, level: bytes, message: str,
         name=name, hardware_id=hardware_id, level=level, message=message,
         values=[KeyValue(key=key, value=str(value)) for key, value in values.items()],
     )
+
+
+def joint_trajectory_msg(stamp: float, names: Sequence[str], positions: np.ndarray, period: float) -> JointTrajectory:
+    """An action chunk: point k, positions[k], due at stamp + k * period."""
+    msg = JointTrajectory()
+    msg.header.stamp = sec_to_time(stamp)
+    msg.joint_names = list(names)
+    msg.points = [JointTrajectoryPoint(positions=[float(v) for v in row], time_from_start=sec_to_duration(k * period))
+                  for k, row in enumerate(positions)]
+    return msg

@@ -20,11 +20,11 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from so101_driver.joint_model import JOINT_NAMES, ArmUnits, JointModel, UnitError, calibration_path_for_id
 from so101_driver.node_runner import run_node
-from so101_driver.ros_messages import diagnostic_status, sec_to_duration, sec_to_time, time_to_sec
+from so101_driver.ros_messages import diagnostic_status, joint_trajectory_msg, time_to_sec
 
 from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility
@@ -205,17 +205,9 @@ class PolicyNode(Node):
             self.scheduler.record_latency(latency)
             if episode != self._episode:
                 return  # a reset came while this chunk was computed: it belongs to the old episode
-            self.chunk_pub.publish(self._trajectory(observation.stamp, chunk))
+            self.chunk_pub.publish(joint_trajectory_msg(observation.stamp, JOINT_NAMES, chunk, 1.0 / self.fps))
             self.scheduler.chunk_published(observation.stamp, len(chunk))
             self.stats.chunks_published += 1
-
-    def _trajectory(self, stamp: float, chunk: np.ndarray) -> JointTrajectory:
-        msg = JointTrajectory()
-        msg.header.stamp = sec_to_time(stamp)
-        msg.joint_names = list(JOINT_NAMES)
-        msg.points = [JointTrajectoryPoint(positions=row.tolist(), time_from_start=sec_to_duration(k / self.fps))
-                      for k, row in enumerate(chunk)]
-        return msg
 
     # -- episodes and diagnostics ---------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

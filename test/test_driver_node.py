@@ -13,12 +13,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
-from feetech_emulator import FeetechEmulator
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
 from so101_driver.joint_model import JOINT_NAMES, JointModel, save_calibration
-from so101_driver.ros_messages import sec_to_duration
+from so101_driver.ros_messages import joint_trajectory_msg, time_to_sec
 from so101_driver.sim.sim_arm import HOME_POSITION
 from test_feetech_backend import calibrated_emulator
 from test_joint_model import REAL_CALIBRATION
@@ -56,13 +55,8 @@ class Graph:
         return np.array([msg.position[list(msg.name).index(n)] for n in JOINT_NAMES])
 
     def publish_chunk(self, points, stamp=None, names=JOINT_NAMES, period=1 / 30):
-        msg = JointTrajectory()
-        msg.header.stamp = stamp or self.joint_states[-1].header.stamp
-        msg.joint_names = list(names)
-        for k, positions in enumerate(points):
-            msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in positions],
-                                                   time_from_start=sec_to_duration(k * period)))
-        self.chunk_pub.publish(msg)
+        stamp = time_to_sec(stamp or self.joint_states[-1].header.stamp)
+        self.chunk_pub.publish(joint_trajectory_msg(stamp, names, np.asarray(points), period))
 
     def close(self):
         self.probe.close()
