@@ -7,6 +7,7 @@ with the observation's time and a point every 1/fps s, so the driver skips what 
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,7 @@ PARAMETERS = {
 @dataclass
 class PolicyStats:
     chunks_published: int = 0
+    points_stale_at_publish: int = 0  # points already due when their chunk went out (the driver skips them)
     inferences: int = 0
     stale_observations: int = 0
     last_stale_reason: str = ""
@@ -208,6 +210,8 @@ class PolicyNode(Node):
             self.chunk_pub.publish(joint_trajectory_msg(observation.stamp, JOINT_NAMES, chunk, 1.0 / self.fps))
             self.scheduler.chunk_published(observation.stamp, len(chunk))
             self.stats.chunks_published += 1
+            due = math.floor((self._now() - observation.stamp) * self.fps) + 1
+            self.stats.points_stale_at_publish += min(len(chunk), max(0, due))
 
     # -- episodes and diagnostics ---------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

@@ -64,6 +64,7 @@ def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder):
 
     probe.spin_until(lambda: int(policy_values().get("chunks_published", 0)) > 0, 10, "policy diagnostics")
     assert float(policy_values()["latency_p95_ms"]) > 0
+    assert int(policy_values()["points_stale_at_publish"]) >= int(policy_values()["chunks_published"])
 
     reset = probe.node.create_client(Trigger, "/so101/policy/reset")
     assert probe.call(reset, Trigger.Request()).success
