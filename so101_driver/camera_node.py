@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from .frame_source import CameraError, CameraSettings, FrameSource
-from .node_runner import run_node
+from .node_runner import declare_parameters, run_node
 from .ros_messages import color_image_msg
 
 PARAMETERS = {
@@ -27,9 +26,7 @@ PARAMETERS = {
 class CameraNode(Node):
     def __init__(self):
         super().__init__("so101_camera")
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS)
         self.settings = CameraSettings(device=str(p["device"]), width=p["width"], height=p["height"],
                                        fps=p["fps"], loop=p["loop"])
         self.frame_id = p["frame_id"]

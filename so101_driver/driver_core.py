@@ -84,7 +84,6 @@ class DriverCore:
         self.watchdog = Watchdog(self.config.watchdog_timeout)
         self.stats = DriverStats()
         self._last_target: np.ndarray | None = None
-        self._last_positions: np.ndarray | None = None
         self._last_tick_time: float | None = None
         self._commands_began = False
         self._starved_run = 0
@@ -105,8 +104,7 @@ class DriverCore:
 
     def hold_here(self, positions: np.ndarray) -> None:
         """Forget every command and hold these positions (a new episode, or the watchdog)."""
-        self._last_positions = np.asarray(positions, dtype=np.float64)
-        self._last_target = self._last_positions.copy()
+        self._last_target = np.array(positions, dtype=np.float64)
         self.executor.hold(self._last_target)
         self.watchdog.disarm()
 
@@ -172,7 +170,6 @@ class DriverCore:
             self.stats.last_bus_error = str(error)
             self.log.error(f"arm read failed, holding the last target: {error}")
             return TickResult(None, None, following_chunk=False, events=["bus_error"])
-        self._last_positions = positions
         if self._last_target is None:
             self.new_episode(positions)
 

@@ -12,7 +12,6 @@ import json
 import sys
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -22,7 +21,7 @@ from trajectory_msgs.msg import JointTrajectory
 from .backends import BackendError
 from .driver_core import DriverConfig, DriverCore, DriverStats
 from .joint_model import JOINT_NAMES, ArmUnits, JointModel, calibration_path_for_id
-from .node_runner import run_node
+from .node_runner import declare_parameters, run_node
 from .ros_messages import (
     diagnostic_status,
     duration_to_sec,
@@ -49,22 +48,14 @@ PARAMETERS = {
     "crossfade_ticks": (5, "crossfade: ticks over which the new chunk fades in"),
     "ensemble_coeff": (0.01, "temporal_ensemble: weight exp(-coeff * i), i = 0 for the oldest chunk"),
     "diagnostics_period": (1.0, "seconds between /diagnostics messages"),
+    "max_relative_target": (0.1, "largest target change per tick, radians: one value or six"),
 }
-# One number for all joints or one per joint, radians per tick.
-MAX_RELATIVE_TARGET_DEFAULT = 0.1
 
 
 class DriverNode(Node):
     def __init__(self, **node_options):
         super().__init__("so101_driver", **node_options)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        self.declare_parameter(
-            "max_relative_target", MAX_RELATIVE_TARGET_DEFAULT,
-            ParameterDescriptor(description="largest target change per tick, radians: one value or six",
-                                dynamic_typing=True),
-        )
-        p = {name: self.get_parameter(name).value for name in [*PARAMETERS, "max_relative_target"]}
+        p = declare_parameters(self, PARAMETERS, dynamic=frozenset({"max_relative_target"}))
         self.backend_name = p["backend"]
         self.backend, joint_model = self._make_backend(p)
         config = DriverConfig(

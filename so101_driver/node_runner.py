@@ -7,7 +7,20 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+
+
+def declare_parameters(node: Node, parameters: dict[str, tuple[object, str]],
+                       dynamic: frozenset[str] = frozenset()) -> dict[str, object]:
+    """Declare {name: (default, description)} on the node and return their values.
+
+    Names in `dynamic` take any type (one number or a list, say).
+    """
+    for name, (default, description) in parameters.items():
+        node.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                  dynamic_typing=name in dynamic))
+    return {name: node.get_parameter(name).value for name in parameters}
 
 
 def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[Exception], ...], args=None) -> int:

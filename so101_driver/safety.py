@@ -118,10 +118,6 @@ class Watchdog:
         """A valid command covers the arm up to time `until`."""
         self._commanded_until = until if self._commanded_until is None else max(self._commanded_until, until)
 
-    @property
-    def armed(self) -> bool:
-        return self._commanded_until is not None
-
     def expired(self, now: float) -> bool:
         return self._commanded_until is not None and now - self._commanded_until > self.timeout
 

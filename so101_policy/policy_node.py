@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -24,7 +23,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from so101_driver.joint_model import JOINT_NAMES, ArmUnits, JointModel, UnitError, calibration_path_for_id
-from so101_driver.node_runner import run_node
+from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import diagnostic_status, joint_trajectory_msg, time_to_sec
 
 from .checkpoint import CheckpointError, load_policy
@@ -93,9 +92,7 @@ def joint_model_for(calibration: str, arm_units: str) -> JointModel:
 class PolicyNode(Node):
     def __init__(self, **node_options):
         super().__init__("so101_policy", **node_options)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS)
         if not p["checkpoint"]:
             raise CheckpointError("Set checkpoint:=<pretrained_model folder or hub repo id>.")
         self.cameras = parse_cameras(p["cameras"], p["exclude_cameras"])

@@ -106,8 +106,6 @@ class GraspIK:
                 break
         return q
 
-    def reach_error(self, q: np.ndarray, point: np.ndarray) -> float:
-        return float(np.linalg.norm(self.frame(q)[0] - point))
 
 
 def _skew(v: np.ndarray) -> np.ndarray:

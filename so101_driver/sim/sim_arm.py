@@ -117,10 +117,6 @@ class SimArm:
     def joint_velocities(self) -> np.ndarray:
         return self.data.qvel[self._qvel].copy()
 
-    @property
-    def joint_targets(self) -> np.ndarray:
-        return self.data.ctrl[self._actuators].copy()
-
     def step(self, targets: np.ndarray) -> TaskStatus:
         """Hold these joint targets (radians) for one control period."""
         self.data.ctrl[self._actuators] = np.clip(targets, self._ctrl_range[:, 0], self._ctrl_range[:, 1])
