@@ -59,6 +59,114 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
     return 0
 
 
+def _image_size(text: str) -> tuple[int, int] | None:
+    if text.lower() == "none":
+        return None
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 224x224) or none, found '{text}'") from None
+    return height, width
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.presets import parse_overrides
+    from training.train import TrainRequest, run_training
+
+    request = TrainRequest(
+        preset=args.preset, dataset=args.dataset, dataset_root=args.dataset_root, output_dir=args.output_dir,
+        exclude_cameras=tuple(args.exclude_cameras), overrides=parse_overrides(args.lerobot_settings),
+        resize_with_pad="preset" if args.resize_with_pad is None else _image_size(args.resize_with_pad),
+        resume=args.resume,
+    )
+    run_training(request)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from training.report import write_report
+
+    curves, table = write_report([Path(run) for run in args.runs], Path(args.output))
+    print(table.read_text())
+    print(f"Training curves: {curves.resolve()}\nTable: {table.resolve()}")
+    return 0
+
+
+def _dataset_sim(args: argparse.Namespace) -> int:
+    from training.sim_dataset import SimDatasetConfig, record_sim_dataset
+
+    config = SimDatasetConfig(repo_id=args.repo_id, episodes=args.episodes, seed=args.seed,
+                              image_width=args.width, image_height=args.height, use_videos=not args.images)
+    dataset = record_sim_dataset(Path(args.root), config)
+    print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
+    return 0
+
+
+def _add_train(commands) -> None:
+    from training.presets import DEFAULT_DATASET, PRESETS
+
+    presets = "\n".join(f"  {name}: {preset.description}" for name, preset in PRESETS.items())
+    train = commands.add_parser(
+        "train", help="train ACT or SmolVLA with lerobot's training from a preset",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a policy with lerobot's own train() from one of the presets:\n" + presets +
+                    "\n\nAny lerobot-train setting overrides the preset, in lerobot's syntax, e.g. --steps=5000 "
+                    "--batch_size=8 --policy.optimizer_lr=3e-5 --policy.device=cpu.\nRunning the same command "
+                    "again resumes from the run's last checkpoint. Several GPUs: accelerate launch "
+                    "--multi_gpu --num_processes=N $(which so101) train ...",
+    )
+    train.add_argument("preset", choices=sorted(PRESETS), help="the reference run to reproduce")
+    train.add_argument("--dataset", default=DEFAULT_DATASET,
+                       help=f"hub repo id of the LeRobotDataset (default {DEFAULT_DATASET}); a v2.1 dataset is "
+                            "converted once to v3.0 into $HF_LEROBOT_HOME/so101_converted")
+    train.add_argument("--dataset-root", type=Path, default=None,
+                       help="a local dataset directory instead of the hub (v3.0, or v2.1 converted once)")
+    train.add_argument("--output-dir", type=Path, default=None,
+                       help="run directory (default outputs/train/PRESET); resumed when it has a checkpoint")
+    train.add_argument("--exclude-cameras", nargs="+", default=[], metavar="NAME",
+                       help="cameras the policy does not see, e.g. --exclude-cameras overhead")
+    train.add_argument("--resize-with-pad", default=None, metavar="HxW|none",
+                       help="resize images keeping the aspect ratio with padding, a step saved in the "
+                            "checkpoint's preprocessor (default: the preset's, 224x224 for ACT, none for SmolVLA "
+                            "which pads inside the model)")
+    resume = train.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="resume", action="store_true", default=None,
+                        help="require a checkpoint to resume from (default: resume if there is one)")
+    resume.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="never resume; fails if the run directory exists")
+    train.set_defaults(run=_train)
+
+    report = commands.add_parser(
+        "report", help="training curves (PNG) and a comparison table (Markdown) of runs",
+        description="Read metrics.jsonl and run_info.json of each run directory and write training_curves.png "
+                    "(loss against step, log scale) and training_report.md (model, cameras, final loss, grad "
+                    "norm, train time, s/step, params, beside the reference runs).",
+    )
+    report.add_argument("runs", nargs="+", help="run directories written by so101 train")
+    report.add_argument("--output", default="outputs/report", help="where to write the report (default outputs/report)")
+    report.set_defaults(run=_report)
+
+
+def _add_dataset(commands) -> None:
+    dataset = commands.add_parser("dataset", help="make LeRobotDatasets: scripted sim demos, or from ROS bags")
+    kinds = dataset.add_subparsers(dest="kind", required=True)
+    sim = kinds.add_parser(
+        "sim", help="scripted-expert demonstrations from the MuJoCo SO-101",
+        description="Record scripted-expert episodes as a LeRobotDataset v3 with the hub dataset's features "
+                    "(observation.state and action in degrees with the gripper 0..100, "
+                    "observation.images.wrist/overhead, 30 fps, its task string). Only successful episodes are "
+                    "kept. Seeded; run it again with a larger --episodes to add to the same --root.",
+    )
+    sim.add_argument("--root", default="outputs/datasets/so101_sim", help="dataset directory")
+    sim.add_argument("--repo-id", default="local/so101_sim_pick_place", help="the dataset's repo id")
+    sim.add_argument("--episodes", type=int, default=20, help="total episodes the dataset should hold (default 20)")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
+    sim.add_argument("--width", type=int, default=224, help="camera image width (default 224)")
+    sim.add_argument("--height", type=int, default=224, help="camera image height (default 224)")
+    sim.add_argument("--images", action="store_true", help="store PNG frames instead of AV1 videos")
+    sim.set_defaults(run=_dataset_sim)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="so101", description="SO-101 arm: simulation, policies, training.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,11 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("ros_args", nargs=argparse.REMAINDER,
                      help="further driver parameters, e.g. -- -p watchdog_timeout:=1.0")
     sim.set_defaults(run=_sim)
+    _add_train(commands)
+    _add_dataset(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.lerobot_settings = unknown  # lerobot-train's own --key=value settings
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "ros_args", None) and args.ros_args[:1] == ["--"]:
         args.ros_args = args.ros_args[1:]
     return args.run(args)

@@ -12,6 +12,9 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.processor import PolicyProcessorPipeline
 
+# Registers the so101_resize_with_pad step that ACT checkpoints trained by `so101 train` carry.
+from . import resize_with_pad  # noqa: F401
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = ("act", "smolvla")

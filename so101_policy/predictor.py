@@ -14,6 +14,7 @@ from so101_driver.joint_model import JointModel
 from .checkpoint import LoadedPolicy
 from .compatibility import checkpoint_cameras, expected_image_size
 from .observation import IMAGE_PREFIX, Observation
+from .resize_with_pad import ResizeWithPadStep
 
 ROBOT_TYPE = "so101_follower"
 
@@ -33,7 +34,7 @@ class ChunkPredictor:
         # SmolVLA resizes with padding inside the model; an ACT checkpoint resizes only if its
         # saved preprocessor has a resize step.
         self.resizes_images = loaded.type == "smolvla" or any(
-            "resize" in type(step).__name__.lower() for step in loaded.preprocessor.steps
+            isinstance(step, ResizeWithPadStep) for step in loaded.preprocessor.steps
         )
         self._last_raw: tuple[float, torch.Tensor] | None = None  # RTC: the last chunk, normalized
 

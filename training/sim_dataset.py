@@ -7,7 +7,8 @@ observation.images.wrist and observation.images.overhead, 30 fps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,36 +46,78 @@ def dataset_features(height: int, width: int, use_videos: bool) -> dict:
     return features
 
 
+class SimDatasetError(RuntimeError):
+    """A dataset directory that cannot be resumed with the requested settings."""
+
+
+PROGRESS_FILE = Path("meta") / "so101_sim.json"
+
+
+def _progress_settings(config: SimDatasetConfig) -> dict:
+    """The settings a resumed dataset must share with the one on disk."""
+    settings = asdict(config)
+    settings.pop("episodes")
+    return settings
+
+
+def _open_dataset(root: Path, config: SimDatasetConfig) -> tuple[LeRobotDataset, int]:
+    """A new dataset at seed config.seed, or the one at root reopened at the seed after its last episode."""
+    progress_path = root / PROGRESS_FILE
+    if not root.exists():
+        dataset = LeRobotDataset.create(
+            config.repo_id, FPS, dataset_features(config.image_height, config.image_width, config.use_videos),
+            root=root, robot_type=ROBOT_TYPE, use_videos=config.use_videos,
+        )
+        return dataset, config.seed
+    if not progress_path.is_file():
+        raise SimDatasetError(f"{root} exists but was not written by `so101 dataset sim` ({PROGRESS_FILE} is "
+                              "missing); choose another --root")
+    progress = json.loads(progress_path.read_text())
+    if progress["settings"] != _progress_settings(config):
+        raise SimDatasetError(f"{root} was recorded with {progress['settings']}, not {_progress_settings(config)}; "
+                              "resume it with the same settings or choose another --root")
+    dataset = LeRobotDataset.resume(config.repo_id, root=root)
+    if dataset.meta.total_episodes != progress["episodes"]:
+        raise SimDatasetError(f"{root} holds {dataset.meta.total_episodes} episodes but {progress_path.name} says "
+                              f"{progress['episodes']}: the last run stopped mid-write; remove {root} and record again")
+    return dataset, progress["next_seed"]
+
+
 def record_sim_dataset(root: str | Path, config: SimDatasetConfig = SimDatasetConfig()) -> LeRobotDataset:
+    """Record until `root` holds config.episodes demonstrations; an existing root is resumed, seeds continue."""
+    root = Path(root)
+    dataset, seed = _open_dataset(root, config)
     arm = SimArm(SceneConfig(image_width=config.image_width, image_height=config.image_height,
                              control_period=1.0 / FPS))
     joint_model = JointModel.for_sim()
-    dataset = LeRobotDataset.create(
-        config.repo_id, FPS, dataset_features(config.image_height, config.image_width, config.use_videos),
-        root=root, robot_type=ROBOT_TYPE, use_videos=config.use_videos,
-    )
-    seed = config.seed
-    with tqdm(total=config.episodes, desc="sim demonstrations", unit="episode") as progress:
-        while progress.n < config.episodes:
-            arm.reset(seed=seed)
-            seed += 1
-            expert = ScriptedExpert(arm)
-            for tick in range(len(expert)):
-                action = expert.action(tick)
-                frame = {
-                    "observation.state": joint_model.to_lerobot(arm.joint_positions).astype(np.float32),
-                    "action": joint_model.to_lerobot(action).astype(np.float32),
-                    "task": TASK,
-                }
-                for camera in CAMERA_NAMES:
-                    frame[f"observation.images.{camera}"] = arm.render(camera)
-                dataset.add_frame(frame)
-                arm.step(action)
-            if config.only_successes and not arm.status.success:
-                dataset.clear_episode_buffer()
-                continue
-            dataset.save_episode()
-            progress.update(1)
-    dataset.finalize()
-    arm.close()
+    progress_path = root / PROGRESS_FILE
+    try:
+        with tqdm(total=config.episodes, initial=dataset.meta.total_episodes, desc="sim demonstrations",
+                  unit="episode") as progress:
+            while progress.n < config.episodes:
+                arm.reset(seed=seed)
+                seed += 1
+                expert = ScriptedExpert(arm)
+                for tick in range(len(expert)):
+                    action = expert.action(tick)
+                    frame = {
+                        "observation.state": joint_model.to_lerobot(arm.joint_positions).astype(np.float32),
+                        "action": joint_model.to_lerobot(action).astype(np.float32),
+                        "task": TASK,
+                    }
+                    for camera in CAMERA_NAMES:
+                        frame[f"observation.images.{camera}"] = arm.render(camera)
+                    dataset.add_frame(frame)
+                    arm.step(action)
+                if config.only_successes and not arm.status.success:
+                    dataset.clear_episode_buffer()
+                    continue
+                dataset.save_episode()
+                progress_path.write_text(json.dumps({"episodes": dataset.meta.total_episodes, "next_seed": seed,
+                                                     "settings": _progress_settings(config)}, indent=2) + "\n")
+                progress.update(1)
+    finally:
+        # An interrupted run is finalized too, so the episodes saved so far stay readable and resumable.
+        dataset.finalize()
+        arm.close()
     return dataset

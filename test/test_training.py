@@ -1,0 +1,255 @@
+"""`so101 train`, `so101 dataset sim`, `so101 report`: presets, data, lerobot training, resume, reports."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lerobot.datasets import LeRobotDataset
+from lerobot.processor import PolicyProcessorPipeline
+from PIL import Image
+
+from so101_driver.joint_model import JointModel
+from so101_policy.checkpoint import load_policy
+from so101_policy.compatibility import check_compatibility
+from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
+from so101_policy.predictor import ChunkPredictor
+from so101_policy.resize_with_pad import ResizeWithPadStep, resize_with_pad
+from training.dataset_source import DatasetSourceError, prepare_dataset
+from training.presets import PRESETS, PresetError, parse_overrides, resolve
+from training.report import comparison_table, summarize, write_report
+from training.sim_dataset import SimDatasetConfig, SimDatasetError, record_sim_dataset
+
+SO101 = str(Path(sys.executable).parent / "so101")
+REPO_ID = "local/so101_sim_train_test"
+TINY_ACT = ["--policy.dim_model=32", "--policy.n_heads=2", "--policy.dim_feedforward=64",
+            "--policy.n_encoder_layers=1", "--policy.n_decoder_layers=1", "--policy.chunk_size=10",
+            "--policy.n_action_steps=10", "--policy.use_vae=false", "--policy.pretrained_backbone_weights=null"]
+FAST = ["--policy.device=cpu", "--batch_size=2", "--num_workers=0", "--log_freq=1"]
+
+
+# -- presets ------------------------------------------------------------------------------------
+def test_presets_reproduce_the_reference_runs():
+    act = resolve("act_dual")
+    assert act.settings["policy.type"] == "act" and act.settings["policy.chunk_size"] == "50"
+    assert act.settings["policy.n_action_steps"] == "50"
+    assert act.settings["policy.pretrained_backbone_weights"] == "ResNet18_Weights.IMAGENET1K_V1"
+    assert (act.settings["policy.optimizer_lr"], act.settings["policy.optimizer_weight_decay"]) == ("1e-5", "1e-4")
+    assert (act.settings["batch_size"], act.settings["steps"], act.settings["save_freq"]) == ("64", "20000", "1000")
+    assert act.cameras == ("wrist", "overhead") and act.preset.resize_with_pad == (224, 224)
+    dual, wrist = resolve("smolvla_dual"), resolve("smolvla_wrist")
+    for run in (dual, wrist):
+        assert run.settings["policy.path"] == "lerobot/smolvla_base"
+        assert run.settings["policy.optimizer_lr"] == "1e-4" and run.settings["policy.optimizer_weight_decay"] == "1e-10"
+        assert run.settings["policy.scheduler_warmup_steps"] == "1000"
+        assert run.settings["policy.scheduler_decay_steps"] == "30000"
+        assert (run.settings["batch_size"], run.settings["steps"], run.settings["save_freq"]) == ("64", "20000", "5000")
+        assert run.preset.resize_with_pad is None  # SmolVLA pads inside the model
+    assert dual.cameras == ("wrist", "overhead") and wrist.cameras == ("wrist",)
+
+
+def test_any_preset_value_is_overridden_in_lerobot_syntax():
+    overrides = parse_overrides(["--steps=500", "--policy.optimizer_lr", "3e-5", "--policy.device=cuda"])
+    run = resolve("act_dual", overrides)
+    assert run.settings["steps"] == "500" and run.settings["policy.optimizer_lr"] == "3e-5"
+    assert "--policy.device=cuda" in run.lerobot_args() and "--batch_size=64" in run.lerobot_args()
+    with pytest.raises(PresetError, match="no value"):
+        parse_overrides(["--steps"])
+    with pytest.raises(PresetError, match="expected a lerobot-train setting"):
+        parse_overrides(["steps=5"])
+    with pytest.raises(PresetError, match="unknown preset 'act'; presets are"):
+        resolve("act")
+
+
+def test_exclude_cameras():
+    assert resolve("act_dual", exclude_cameras=("overhead",)).cameras == ("wrist",)
+    assert resolve("smolvla_dual", exclude_cameras=("wrist",)).cameras == ("overhead",)
+    with pytest.raises(PresetError, match=r"cannot exclude \['top'\]: the dataset's cameras are"):
+        resolve("act_dual", exclude_cameras=("top",))
+    with pytest.raises(PresetError, match="every camera is excluded"):
+        resolve("smolvla_wrist", exclude_cameras=("wrist",))
+
+
+# -- resize with pad ----------------------------------------------------------------------------
+def test_resize_with_pad_keeps_the_aspect_ratio():
+    image = torch.zeros(1, 3, 480, 640)
+    image[:, 0, :, :320] = 1.0  # left half red
+    out = resize_with_pad(image, 224, 224)
+    assert out.shape == (1, 3, 224, 224)
+    # 640x480 -> 224x168, padded 28 rows above and below
+    assert out[0, :, :28].abs().max() == 0 and out[0, :, -28:].abs().max() == 0
+    assert out[0, 0, 112, 10] > 0.99 and out[0, 0, 112, 200] < 0.01
+    assert resize_with_pad(out, 224, 224) is out  # already the size: untouched
+
+
+def test_resize_with_pad_step_survives_save_and_load(tmp_path):
+    pipeline = PolicyProcessorPipeline(steps=[ResizeWithPadStep(height=96, width=128, cameras=["wrist"])],
+                                       name="policy_preprocessor")
+    pipeline.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "policy_preprocessor.json").read_text())
+    assert config["steps"][0]["registry_name"] == "so101_resize_with_pad"
+    loaded = PolicyProcessorPipeline.from_pretrained(tmp_path, config_filename="policy_preprocessor.json")
+    step = loaded.steps[0]
+    assert isinstance(step, ResizeWithPadStep) and (step.height, step.width, step.cameras) == (96, 128, ["wrist"])
+    observation = {IMAGE_PREFIX + "wrist": torch.rand(3, 480, 640), IMAGE_PREFIX + "overhead": torch.rand(3, 480, 640)}
+    out = step.observation(dict(observation))
+    assert out[IMAGE_PREFIX + "wrist"].shape == (3, 96, 128)
+    assert out[IMAGE_PREFIX + "overhead"].shape == (3, 480, 640)  # not in this step's cameras
+
+
+# -- datasets -----------------------------------------------------------------------------------
+def test_v21_dataset_is_detected_and_converted_once(tmp_path, caplog):
+    from legacy_dataset import TASK, write_v21_dataset
+
+    source_root = write_v21_dataset(tmp_path / "v21", episodes=2, frames_per_episode=12)
+    with pytest.raises(Exception, match="v3.0"):  # lerobot itself refuses the old layout
+        LeRobotDataset("someone/so101_v21", root=source_root)
+    cache = tmp_path / "cache"
+    with caplog.at_level("WARNING"):
+        source = prepare_dataset("someone/so101_v21", source_root, cache_root=cache)
+    assert "v2.1 format" in caplog.text and "converting it once" in caplog.text
+    assert source.converted and source.root == cache / "someone/so101_v21"
+    assert json.loads((source_root / "meta/info.json").read_text())["codebase_version"] == "v2.1"  # left as it was
+    dataset = LeRobotDataset("someone/so101_v21", root=source.root)
+    assert (dataset.num_episodes, dataset.num_frames) == (2, 24)
+    item = dataset[13]  # episode 1, frame 1
+    assert (int(item["episode_index"]), int(item["frame_index"]), item["task"]) == (1, 1, TASK)
+    assert item["observation.images.wrist"].shape == (3, 48, 64)
+    assert abs(float(item["observation.images.wrist"][1, 20, 5]) - 100 / 255) < 0.03  # AV1 round trip
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = prepare_dataset("someone/so101_v21", source_root, cache_root=cache)
+    assert again.root == source.root and "converting" not in caplog.text and "using its v3.0 conversion" in caplog.text
+
+
+def test_dataset_errors_say_what_was_found(tmp_path):
+    with pytest.raises(DatasetSourceError, match="not a LeRobotDataset: meta/info.json is missing"):
+        prepare_dataset("x/y", tmp_path)
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta/info.json").write_text(json.dumps({"codebase_version": "v1.6"}))
+    with pytest.raises(DatasetSourceError, match="format v1.6"):
+        prepare_dataset("x/y", tmp_path)
+
+
+@pytest.fixture(scope="module")
+def sim_dataset(tmp_path_factory):
+    """Recorded in two runs: the second resumes the first (seeds continue)."""
+    root = tmp_path_factory.mktemp("data") / "so101_sim"
+    config = SimDatasetConfig(repo_id=REPO_ID, episodes=1, image_width=64, image_height=48)
+    record_sim_dataset(root, config)
+    first = LeRobotDataset(REPO_ID, root=root)
+    first_frames = first.num_frames
+    command = [SO101, "dataset", "sim", "--root", str(root), "--repo-id", REPO_ID, "--episodes", "2",
+               "--width", "64", "--height", "48"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, first_frames
+
+
+def test_sim_dataset_resumes_with_the_next_seeds(sim_dataset):
+    root, first_frames = sim_dataset
+    dataset = LeRobotDataset(REPO_ID, root=root)
+    assert dataset.num_episodes == 2 and dataset.num_frames > first_frames
+    assert json.loads((root / "meta/so101_sim.json").read_text())["next_seed"] >= 2
+    assert dataset[len(dataset) - 1]["observation.images.overhead"].shape == (3, 48, 64)
+    with pytest.raises(SimDatasetError, match="recorded with"):
+        record_sim_dataset(root, SimDatasetConfig(repo_id=REPO_ID, episodes=3, image_width=32, image_height=32))
+
+
+# -- training through lerobot -------------------------------------------------------------------
+def so101_train(*arguments: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([SO101, "train", *arguments], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def act_run(sim_dataset, tmp_path_factory):
+    root, _ = sim_dataset
+    run = tmp_path_factory.mktemp("runs") / "act_wrist"
+    so101_train("act_dual", "--dataset", REPO_ID, "--dataset-root", str(root), "--output-dir", str(run),
+                "--exclude-cameras", "overhead", "--resize-with-pad", "32x40", *TINY_ACT, *FAST,
+                "--steps=2", "--save_freq=2")
+    return run
+
+
+def test_act_training_writes_checkpoint_metrics_and_run_info(act_run):
+    checkpoint = act_run / "checkpoints/last/pretrained_model"
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert set(config["input_features"]) == {"observation.state", "observation.images.wrist"}
+    assert config["input_features"]["observation.images.wrist"]["shape"] == [3, 32, 40]
+    steps = json.loads((checkpoint / "policy_preprocessor.json").read_text())["steps"]
+    names = [step["registry_name"] for step in steps]
+    assert names.index("so101_resize_with_pad") < names.index("normalizer_processor")
+    records = [json.loads(line) for line in (act_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    for key in ("loss", "grad_norm", "lr", "update_s", "dataloading_s"):
+        assert all(np.isfinite(r[key]) for r in records), key
+    assert records[0]["lr"] == pytest.approx(1e-5)
+    info = json.loads((act_run / "run_info.json").read_text())
+    assert info["cameras"] == ["wrist"] and info["resize_with_pad"] == [32, 40] and info["total_params"] > 0
+
+
+def test_resize_with_pad_is_applied_at_inference_from_the_checkpoint(act_run):
+    loaded = load_policy(act_run / "checkpoints/last/pretrained_model", "cpu")
+    check_compatibility(loaded.config, ("wrist",))
+    predictor = ChunkPredictor(loaded, JointModel.for_sim(), task="")
+    assert predictor.resizes_images
+    for height, width in ((48, 64), (480, 640), (224, 224)):
+        values = {STATE_KEY: np.zeros(6, np.float32), IMAGE_PREFIX + "wrist": np.zeros((height, width, 3), np.uint8)}
+        chunk, _ = predictor.predict(Observation(stamp=0.0, values=values))
+        assert chunk.shape == (10, 6) and np.all(np.isfinite(chunk))
+
+
+def test_running_again_resumes_from_the_last_checkpoint(act_run):
+    result = so101_train("act_dual", "--output-dir", str(act_run), "--steps=3")
+    assert "Resuming" in result.stdout
+    records = [json.loads(line) for line in (act_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert (act_run / "checkpoints/000003").is_dir()
+    failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(act_run), "--no-resume"],
+                            capture_output=True, text=True, timeout=300)
+    assert failed.returncode != 0 and "exists" in failed.stderr
+
+
+@pytest.fixture(scope="module")
+def smolvla_run(sim_dataset, tmp_path_factory):
+    from tiny_policies import tiny_smolvla_checkpoint, tiny_vlm
+
+    root, _ = sim_dataset
+    base = tmp_path_factory.mktemp("smolvla_base")
+    # Stands in for lerobot/smolvla_base (no hub here): fine-tuned through the same --policy.path.
+    pretrained = tiny_smolvla_checkpoint(base / "pretrained_model", tiny_vlm(base / "vlm"))
+    run = tmp_path_factory.mktemp("runs") / "smolvla_wrist"
+    so101_train("smolvla_wrist", "--dataset", REPO_ID, "--dataset-root", str(root), "--output-dir", str(run),
+                f"--policy.path={pretrained}", *FAST, "--steps=2", "--save_freq=2")
+    return run
+
+
+def test_smolvla_wrist_fine_tunes_with_the_wrist_camera_only(smolvla_run):
+    checkpoint = smolvla_run / "checkpoints/last/pretrained_model"
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["type"] == "smolvla"
+    assert set(config["input_features"]) == {"observation.state", "observation.images.wrist"}
+    records = [json.loads(line) for line in (smolvla_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2] and records[0]["lr"] < 1e-4  # warming up
+    loaded = load_policy(checkpoint, "cpu", expected_type="smolvla")
+    check_compatibility(loaded.config, ("wrist",))
+
+
+def test_report_on_two_runs(act_run, smolvla_run, tmp_path):
+    curves, table = write_report([act_run, smolvla_run], tmp_path / "report")
+    with Image.open(curves) as image:
+        assert image.size[0] > 400 and image.size[1] > 300
+        pixels = np.asarray(image.convert("RGB"))
+    assert (pixels.std(axis=(0, 1)) > 10).all()  # a drawn plot, not a blank canvas
+    text = table.read_text()
+    assert "| act_wrist | act | wrist |" in text and "| smolvla_wrist | smolvla | wrist |" in text
+    assert "reference (act_dual)" in text and "reference (smolvla_wrist)" in text
+    summary = summarize(act_run)
+    last_logged = json.loads((act_run / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert summary.steps[-1] == last_logged and summary.s_per_step > 0 and summary.params > 1e6
+    assert "final loss" in comparison_table([summary])

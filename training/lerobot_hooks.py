@@ -1,0 +1,127 @@
+"""The three places where `so101 train` reaches into lerobot's training, and why.
+
+lerobot's `train()` has no parameters for them, so for the length of one run we wrap three names
+its module looks up at call time, each around lerobot's own function:
+- make_policy: the policy sees only the chosen cameras (lerobot takes every camera of the dataset);
+- make_pre_post_processors: ACT's resize-with-pad step goes into the preprocessor, before
+  normalization, so it is saved in the checkpoint and inference applies the same resize;
+- MetricsTracker: each logged window (loss, grad norm, lr, update and data time) is appended to a
+  JSONL file in the run directory, since lerobot writes its metrics only to the console and wandb.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lerobot.configs.types import FeatureType, PolicyFeature
+from lerobot.utils.feature_utils import dataset_to_policy_features
+from lerobot.processor import NormalizerProcessorStep
+
+from so101_policy.resize_with_pad import IMAGE_PREFIX, ResizeWithPadStep
+
+METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s")
+
+
+@dataclass
+class RunObservations:
+    """What the hooks saw of the run, for the run summary."""
+
+    learnable_params: int | None = None
+    total_params: int | None = None
+    input_features: dict[str, list[int]] = field(default_factory=dict)
+
+
+def policy_input_features(dataset_features: dict, cameras: tuple[str, ...],
+                          resize_with_pad: tuple[int, int] | None) -> dict[str, PolicyFeature]:
+    """The dataset's non-action features, keeping only the chosen cameras (at the padded size)."""
+    selected = {}
+    for key, feature in dataset_to_policy_features(dataset_features).items():
+        if feature.type is FeatureType.ACTION:
+            continue
+        if feature.type is FeatureType.VISUAL:
+            if key.removeprefix(IMAGE_PREFIX) not in cameras:
+                continue
+            if resize_with_pad is not None:
+                feature = PolicyFeature(type=feature.type, shape=(feature.shape[0], *resize_with_pad))
+        selected[key] = feature
+    return selected
+
+
+def add_resize_with_pad(preprocessor, height: int, width: int, cameras: tuple[str, ...]) -> None:
+    """Insert the step before normalization, once (a resumed run's preprocessor already has it)."""
+    if any(isinstance(step, ResizeWithPadStep) for step in preprocessor.steps):
+        return
+    steps = list(preprocessor.steps)
+    position = next((i for i, step in enumerate(steps) if isinstance(step, NormalizerProcessorStep)), len(steps))
+    steps.insert(position, ResizeWithPadStep(height=height, width=width, cameras=list(cameras)))
+    preprocessor.steps = steps
+
+
+class MetricsLog:
+    """Appends one JSON line per logged training window."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.started = time.monotonic()
+
+    def append(self, tracker) -> None:
+        meters = tracker.metrics
+        if meters["loss"].count == 0:
+            return  # nothing was measured in this window
+        record = {"step": int(tracker.steps), "samples": int(tracker.samples), "epochs": float(tracker.epochs),
+                  "wall_s": round(time.monotonic() - self.started, 3)}
+        record.update({key: float(meters[key].avg) for key in METRIC_KEYS if key in meters})
+        with self.path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+
+@contextmanager
+def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | None, metrics_path: Path,
+                   on_policy_made: Callable[[RunObservations], None] = lambda observed: None,
+                   ) -> Iterator[RunObservations]:
+    """`on_policy_made` runs once lerobot has validated the run (its output_dir may now be created)."""
+    import lerobot.scripts.lerobot_train as lerobot_train
+
+    observed = RunObservations()
+    metrics = MetricsLog(metrics_path)
+    original_make_policy = lerobot_train.make_policy
+    original_make_processors = lerobot_train.make_pre_post_processors
+    original_tracker = lerobot_train.MetricsTracker
+
+    def make_policy(cfg, ds_meta=None, **kwargs):
+        if ds_meta is not None:
+            cfg.input_features = policy_input_features(ds_meta.features, cameras, resize_with_pad)
+        policy = original_make_policy(cfg, ds_meta=ds_meta, **kwargs)
+        observed.learnable_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
+        observed.total_params = sum(p.numel() for p in policy.parameters())
+        observed.input_features = {key: list(feature.shape) for key, feature in cfg.input_features.items()}
+        on_policy_made(observed)
+        return policy
+
+    def make_pre_post_processors(*args, **kwargs):
+        preprocessor, postprocessor = original_make_processors(*args, **kwargs)
+        if resize_with_pad is not None:
+            add_resize_with_pad(preprocessor, *resize_with_pad, cameras)
+        return preprocessor, postprocessor
+
+    class RecordingMetricsTracker(original_tracker):
+        # lerobot resets the averages right after it logs them: the moment to record the window.
+        def reset_averages(self) -> None:
+            if self.accelerator is None or self.accelerator.is_main_process:
+                metrics.append(self)
+            super().reset_averages()
+
+    lerobot_train.make_policy = make_policy
+    lerobot_train.make_pre_post_processors = make_pre_post_processors
+    lerobot_train.MetricsTracker = RecordingMetricsTracker
+    try:
+        yield observed
+    finally:
+        lerobot_train.make_policy = original_make_policy
+        lerobot_train.make_pre_post_processors = original_make_processors
+        lerobot_train.MetricsTracker = original_tracker

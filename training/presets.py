@@ -1,0 +1,140 @@
+"""Training presets that reproduce the reference runs, as lerobot-train settings.
+
+A preset is a set of `lerobot-train` keys (`policy.optimizer_lr`, `batch_size`, ...) plus the two
+things lerobot's command line cannot say: which cameras the policy sees and whether images are
+resized with padding by a processor step saved in the checkpoint. Users override any key with
+lerobot's own syntax (`--steps=5000`, `--policy.optimizer_lr=3e-5`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_DATASET = "gtgando/so101_pick_place_10cm_v3"
+CAMERAS = ("wrist", "overhead")
+
+# Settings every preset shares: local runs, no hub pushes, no wandb unless asked for.
+COMMON = {
+    "policy.push_to_hub": "false",
+    "wandb.enable": "false",
+    "log_freq": "100",
+    "seed": "1000",
+}
+
+
+@dataclass(frozen=True)
+class TrainPreset:
+    name: str
+    description: str
+    policy_type: str
+    settings: dict[str, str]
+    excluded_cameras: tuple[str, ...] = ()
+    resize_with_pad: tuple[int, int] | None = None  # (height, width)
+    reference: dict[str, str] = field(default_factory=dict)  # the reference run it reproduces
+
+
+PRESETS = {
+    preset.name: preset
+    for preset in (
+        TrainPreset(
+            name="act_dual",
+            description="ACT, wrist + overhead, ResNet18 (ImageNet), chunk 50, 224x224 with padding, "
+                        "AdamW lr 1e-5, batch 64, 20k steps",
+            policy_type="act",
+            settings={
+                "policy.type": "act",
+                "policy.vision_backbone": "resnet18",
+                "policy.pretrained_backbone_weights": "ResNet18_Weights.IMAGENET1K_V1",
+                "policy.chunk_size": "50",
+                "policy.n_action_steps": "50",
+                # ACT's own optimizer preset: AdamW, no scheduler.
+                "policy.optimizer_lr": "1e-5",
+                "policy.optimizer_lr_backbone": "1e-5",
+                "policy.optimizer_weight_decay": "1e-4",
+                "batch_size": "64",
+                "steps": "20000",
+                "save_freq": "1000",
+            },
+            resize_with_pad=(224, 224),
+            reference={"final_loss": "0.052", "s_per_step": "1.2", "params": "52M"},
+        ),
+        TrainPreset(
+            name="smolvla_dual",
+            description="SmolVLA from lerobot/smolvla_base, wrist + overhead, AdamW lr 1e-4, cosine decay "
+                        "(1k warmup over 30k), batch 64, 20k steps",
+            policy_type="smolvla",
+            settings={
+                "policy.path": "lerobot/smolvla_base",
+                "policy.optimizer_lr": "1e-4",
+                "policy.optimizer_weight_decay": "1e-10",
+                "policy.scheduler_warmup_steps": "1000",
+                "policy.scheduler_decay_steps": "30000",
+                "batch_size": "64",
+                "steps": "20000",
+                "save_freq": "5000",
+            },
+            reference={"final_loss": "0.005", "s_per_step": "1.7", "params": "450M"},
+        ),
+    )
+}
+PRESETS["smolvla_wrist"] = TrainPreset(
+    name="smolvla_wrist",
+    description="smolvla_dual with the wrist camera alone",
+    policy_type="smolvla",
+    settings=dict(PRESETS["smolvla_dual"].settings),
+    excluded_cameras=("overhead",),
+    reference={"final_loss": "0.006", "s_per_step": "1.7", "params": "450M"},
+)
+
+
+class PresetError(ValueError):
+    """An unknown preset, camera or malformed override; the message lists what is valid."""
+
+
+def parse_overrides(arguments: list[str]) -> dict[str, str]:
+    """`--key=value` / `--key value` lerobot-style arguments -> {key: value}."""
+    overrides: dict[str, str] = {}
+    index = 0
+    while index < len(arguments):
+        argument = arguments[index]
+        if not argument.startswith("--") or argument == "--":
+            raise PresetError(f"expected a lerobot-train setting like --steps=5000, found '{argument}'")
+        key, separator, value = argument[2:].partition("=")
+        if not separator:
+            if index + 1 >= len(arguments) or arguments[index + 1].startswith("--"):
+                raise PresetError(f"'{argument}' has no value: write --{key}=VALUE")
+            index += 1
+            value = arguments[index]
+        overrides[key] = value
+        index += 1
+    return overrides
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    preset: TrainPreset
+    settings: dict[str, str]
+    cameras: tuple[str, ...]
+
+    def lerobot_args(self) -> list[str]:
+        return [f"--{key}={value}" for key, value in self.settings.items()]
+
+
+def resolve(name: str, overrides: dict[str, str] | None = None, exclude_cameras: tuple[str, ...] = (),
+            available_cameras: tuple[str, ...] = CAMERAS) -> ResolvedRun:
+    if name not in PRESETS:
+        raise PresetError(f"unknown preset '{name}'; presets are {sorted(PRESETS)}")
+    preset = PRESETS[name]
+    overrides = dict(overrides or {})
+    if "policy.type" in overrides and "policy.path" in preset.settings:
+        raise PresetError(f"preset '{name}' fine-tunes {preset.settings['policy.path']}; override --policy.path, "
+                          "not --policy.type")
+    settings = {**COMMON, **preset.settings, **overrides}
+    unknown = sorted(set(exclude_cameras) - set(available_cameras))
+    if unknown:
+        raise PresetError(f"cannot exclude {unknown}: the dataset's cameras are {list(available_cameras)}")
+    excluded = set(preset.excluded_cameras) | set(exclude_cameras)
+    cameras = tuple(camera for camera in available_cameras if camera not in excluded)
+    if not cameras:
+        raise PresetError(f"every camera is excluded ({sorted(excluded)}); a policy needs at least one")
+    return ResolvedRun(preset, settings, cameras)

@@ -1,0 +1,138 @@
+"""`so101 train`: a preset, a dataset and overrides, run through lerobot's own `train()`.
+
+The run directory is lerobot's output_dir (checkpoints/NNNNNN, checkpoints/last) plus
+`run_info.json` (what was trained on what) and `metrics.jsonl` (one line per logged window).
+Running the same command again resumes from checkpoints/last.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .dataset_source import prepare_dataset
+from .lerobot_hooks import training_hooks
+from .presets import DEFAULT_DATASET, PRESETS, PresetError, resolve
+
+RUN_INFO = "run_info.json"
+METRICS = "metrics.jsonl"
+LAST_CONFIG = Path("checkpoints") / "last" / "pretrained_model" / "train_config.json"
+
+
+class TrainError(RuntimeError):
+    """A run that cannot start; the message says what was found and what to do."""
+
+
+@dataclass
+class TrainRequest:
+    preset: str
+    dataset: str = DEFAULT_DATASET
+    dataset_root: Path | None = None
+    output_dir: Path | None = None
+    exclude_cameras: tuple[str, ...] = ()
+    overrides: dict[str, str] = field(default_factory=dict)
+    resize_with_pad: tuple[int, int] | None | str = "preset"  # "preset": the preset's choice
+    resume: bool | None = None  # None: resume when output_dir has a checkpoint
+
+
+@dataclass
+class RunInfo:
+    preset: str
+    policy_type: str
+    dataset: str
+    dataset_root: str | None
+    dataset_converted: bool
+    cameras: list[str]
+    resize_with_pad: list[int] | None
+    settings: dict[str, str]
+    learnable_params: int | None = None
+    total_params: int | None = None
+    input_features: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunInfo:
+        return cls(**json.loads((run_dir / RUN_INFO).read_text()))
+
+    def save(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_INFO).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+@contextmanager
+def _lerobot_command_line(arguments: list[str]):
+    # lerobot's train() and TrainPipelineConfig.validate() read sys.argv themselves
+    # (`--policy.path`, `--config_path`), so the settings go where they look.
+    saved = sys.argv
+    sys.argv = ["lerobot-train", *arguments]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _dataset_cameras(repo_id: str, root: Path | None) -> tuple[str, ...]:
+    from lerobot.datasets import LeRobotDatasetMetadata
+
+    meta = LeRobotDatasetMetadata(repo_id, root=root)
+    return tuple(key.removeprefix("observation.images.") for key in meta.camera_keys)
+
+
+def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
+    """The run directory, its summary and lerobot-train's arguments, resuming where there is a checkpoint."""
+    if request.preset not in PRESETS:
+        raise PresetError(f"unknown preset '{request.preset}'; presets are {sorted(PRESETS)}")
+    run_dir = Path(request.output_dir or Path("outputs") / "train" / request.preset)
+    last_config = run_dir / LAST_CONFIG
+    if last_config.is_file() and request.resume is not False:
+        if not (run_dir / RUN_INFO).is_file():
+            raise TrainError(f"{run_dir} has a checkpoint but no {RUN_INFO}: it was not written by `so101 train`. "
+                             f"Resume it with lerobot-train --config_path={last_config} --resume=true")
+        info = RunInfo.load(run_dir)
+        print(f"Resuming {run_dir} from {last_config.parent}")
+        overrides = [f"--{key}={value}" for key, value in request.overrides.items()]
+        return run_dir, info, [f"--config_path={last_config}", "--resume=true", *overrides]
+    if request.resume:
+        raise TrainError(f"nothing to resume: {last_config} does not exist")
+    if run_dir.exists():
+        raise TrainError(f"{run_dir} exists and holds no checkpoint to resume from; remove it or pass another "
+                         "--output-dir")
+
+    source = prepare_dataset(request.dataset, request.dataset_root)
+    resolved = resolve(request.preset, request.overrides, tuple(request.exclude_cameras),
+                       _dataset_cameras(source.repo_id, source.root))
+    resize = resolved.preset.resize_with_pad if request.resize_with_pad == "preset" else request.resize_with_pad
+    settings = {**resolved.settings, "dataset.repo_id": source.repo_id, "output_dir": str(run_dir)}
+    if source.root is not None:
+        settings["dataset.root"] = str(source.root)
+    info = RunInfo(
+        preset=resolved.preset.name, policy_type=resolved.preset.policy_type, dataset=source.repo_id,
+        dataset_root=None if source.root is None else str(source.root), dataset_converted=source.converted,
+        cameras=list(resolved.cameras), resize_with_pad=None if resize is None else list(resize), settings=settings,
+    )
+    return run_dir, info, [f"--{key}={value}" for key, value in settings.items()]
+
+
+def run_training(request: TrainRequest) -> Path:
+    """Train (or resume) one run; returns the run directory."""
+    from lerobot.scripts import lerobot_train
+
+    run_dir, info, arguments = plan_run(request)
+    resize = None if info.resize_with_pad is None else tuple(info.resize_with_pad)
+    print(f"so101 train {info.preset}: {info.policy_type} on {info.dataset}, cameras {info.cameras}"
+          + (f", images resized with padding to {resize[0]}x{resize[1]}" if resize else ""))
+
+    def record_policy(seen) -> None:
+        # Written once lerobot has accepted output_dir (it refuses an existing one unless resuming).
+        info.learnable_params = seen.learnable_params
+        info.total_params = seen.total_params
+        info.input_features = seen.input_features
+        info.save(run_dir)
+
+    with _lerobot_command_line(arguments), training_hooks(tuple(info.cameras), resize, run_dir / METRICS,
+                                                          record_policy):
+        lerobot_train.train()
+    print(f"Run directory: {run_dir.resolve()} (checkpoints/last/pretrained_model, {METRICS}, {RUN_INFO})")
+    return run_dir
