@@ -42,8 +42,20 @@ def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(
     return path
 
 
-def tiny_vlm(path: Path) -> Path:
-    """A SmolVLM-shaped VLM config, tokenizer and processor, made offline (no hub download)."""
+TINY_TEXT = dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256)
+TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32,
+                   patch_size=8)
+
+
+def tiny_vlm(path: Path, text_config: dict = TINY_TEXT, vision_config: dict = TINY_VISION, scale_factor: int = 2,
+             vocab_size: int | None = None) -> Path:
+    """A SmolVLM-shaped VLM config, tokenizer and processor, made offline (no hub download).
+
+    The configs default to a tiny model; benchmarks pass SmolVLM2-500M's to get the real architecture
+    (random weights). The word-level tokenizer knows the task's words; `vocab_size` widens the
+    embedding table to the real one's size.
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import (
         PreTrainedTokenizerFast,
@@ -68,12 +80,8 @@ def tiny_vlm(path: Path) -> Path:
     SmolVLMProcessor(image_processor=SmolVLMImageProcessor(size={"longest_edge": 64}), tokenizer=tokenizer,
                      video_processor=SmolVLMVideoProcessor(), image_seq_len=4).save_pretrained(path)
     SmolVLMConfig(
-        text_config=dict(model_type="llama", vocab_size=len(words), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                         max_position_embeddings=256),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8),
-        scale_factor=2, image_token_id=vocab["<image>"],
+        text_config=dict(text_config, vocab_size=vocab_size or len(words)), vision_config=dict(vision_config),
+        scale_factor=scale_factor, image_token_id=vocab["<image>"],
     ).save_pretrained(path)
     return path
 
