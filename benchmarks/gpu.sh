@@ -13,7 +13,7 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 WORK=$(mktemp -d)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
-python3 benchmarks/bench_inference.py --device cuda --samples 30 --workdir "$WORK" \
+[ "${SKIP_INFERENCE:-0}" = 1 ] || python3 benchmarks/bench_inference.py --device cuda --samples 30 --workdir "$WORK" \
   --output "$OUT/inference.json" 2>&1 | tee "$OUT/inference.log" | grep -v "^\s*$" | tail -n 20
-python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda --batch-size 64 --steps 25 \
-  --warmup 5 --workers 12 --workdir "$WORK" --output "$OUT/train.json" 2>&1 | tee "$OUT/train.log" | tail -n 20
+python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda --batch-size 64 --steps 200 \
+  --warmup 10 --workers 12 --workdir "$WORK" --output "$OUT/train.json" 2>&1 | tee "$OUT/train.log" | tail -n 20

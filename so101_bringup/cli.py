@@ -102,6 +102,17 @@ def _dataset_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_from_bags(args: argparse.Namespace) -> int:
+    from so101_driver.joint_model import joint_model_for
+    from training.bag_dataset import BagDatasetConfig, convert_bags
+
+    config = BagDatasetConfig(repo_id=args.repo_id, fps=args.fps, task=args.task, use_videos=not args.images)
+    dataset = convert_bags([Path(bag) for bag in args.bags], Path(args.root),
+                           joint_model_for(args.calibration, args.arm_units), config)
+    print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
+    return 0
+
+
 def _add_train(commands) -> None:
     from training.presets import DEFAULT_DATASET, PRESETS
 
@@ -165,6 +176,28 @@ def _add_dataset(commands) -> None:
     sim.add_argument("--height", type=int, default=224, help="camera image height (default 224)")
     sim.add_argument("--images", action="store_true", help="store PNG frames instead of AV1 videos")
     sim.set_defaults(run=_dataset_sim)
+
+    from training.sim_dataset import TASK
+
+    bags = kinds.add_parser(
+        "from-bags", help="rosbag2 (MCAP) bags of the ROS graph as a LeRobotDataset",
+        description="Turn bags recorded from the ROS graph (so101 record) into a LeRobotDataset v3: a frame per "
+                    "control tick (/so101/joint_targets, what the driver sent the servos: the action) at most "
+                    "--fps per second, with the latest image of each camera and the latest /joint_states; joints "
+                    "in LeRobot units through the calibration. Episodes: one per bag, or one per "
+                    "start/end pair on /so101/episode_marker.",
+    )
+    bags.add_argument("bags", nargs="+", help="bag directories (each with metadata.yaml and .mcap files)")
+    bags.add_argument("--root", required=True, help="dataset directory to create")
+    bags.add_argument("--repo-id", default="local/so101_from_bags", help="the dataset's repo id")
+    bags.add_argument("--fps", type=int, default=30, help="dataset frame rate (default 30)")
+    bags.add_argument("--task", default=TASK, help=f"task string of every episode (default '{TASK}')")
+    bags.add_argument("--calibration", default="sim",
+                      help="sim, a LeRobot calibration id, or a calibration JSON: radians to LeRobot units")
+    bags.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"],
+                      help="LeRobot units of the five arm joints (default degrees, as the hub dataset)")
+    bags.add_argument("--images", action="store_true", help="store PNG frames instead of AV1 videos")
+    bags.set_defaults(run=_dataset_from_bags)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,6 +78,8 @@ class DriverNode(Node):
         self._reported = DriverStats()
 
         self.joint_state_pub = self.create_publisher(JointState, "joint_states", 10)
+        # What was sent to the servos each tick, after the safety path: a dataset's "action".
+        self.joint_targets_pub = self.create_publisher(JointState, "so101/joint_targets", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.camera_pubs = {}
         if self.is_sim:
@@ -140,6 +142,8 @@ class DriverNode(Node):
         if result.positions is not None:
             velocities = self.backend.read_velocities() if self.is_sim else None
             self.joint_state_pub.publish(joint_state_msg(stamp, JOINT_NAMES, result.positions, velocities))
+        if result.target is not None:
+            self.joint_targets_pub.publish(joint_state_msg(stamp, JOINT_NAMES, result.target))
         for camera, frame in frames.items():
             self.camera_pubs[camera].publish(color_image_msg(stamp, frame, f"so101_{camera}_camera"))
 

@@ -259,3 +259,13 @@ def _as_joint_vector(values: Sequence[float] | np.ndarray, what: str) -> np.ndar
             f"Expected {len(JOINT_NAMES)} {what} ordered as {list(JOINT_NAMES)}, got shape {array.shape}."
         )
     return array
+
+
+def joint_model_for(calibration: str, arm_units: str = ArmUnits.DEGREES.value) -> JointModel:
+    """The joint model a `calibration` setting names: "sim", a calibration id, or a JSON file's path."""
+    if calibration == "sim":
+        return JointModel.for_sim(arm_units)
+    path = Path(calibration).expanduser()
+    if not path.suffix == ".json":
+        path = calibration_path_for_id(calibration)
+    return JointModel.from_file(path, ArmUnits(arm_units))

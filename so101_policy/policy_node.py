@@ -12,7 +12,6 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -22,7 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from so101_driver.joint_model import JOINT_NAMES, ArmUnits, JointModel, UnitError, calibration_path_for_id
+from so101_driver.joint_model import JOINT_NAMES, UnitError, joint_model_for
 from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import diagnostic_status, joint_trajectory_msg, time_to_sec
 
@@ -78,15 +77,6 @@ def parse_cameras(spec: str, excluded: str) -> dict[str, str]:
             raise ValueError(f"exclude_cameras names '{name}', which is not among the cameras {list(cameras)}.")
         del cameras[name]
     return cameras
-
-
-def joint_model_for(calibration: str, arm_units: str) -> JointModel:
-    if calibration == "sim":
-        return JointModel.for_sim(arm_units)
-    path = Path(calibration).expanduser()
-    if not path.suffix == ".json":
-        path = calibration_path_for_id(calibration)
-    return JointModel.from_file(path, ArmUnits(arm_units))
 
 
 class PolicyNode(Node):

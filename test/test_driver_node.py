@@ -39,7 +39,9 @@ class Graph:
         self.joint_states: list[JointState] = []
         self.images: dict[str, list[Image]] = {"wrist": [], "overhead": []}
         self.diagnostics: list[DiagnosticArray] = []
+        self.joint_targets: list[JointState] = []
         node.create_subscription(JointState, "/joint_states", self.joint_states.append, 50)
+        node.create_subscription(JointState, "/so101/joint_targets", self.joint_targets.append, 50)
         node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         for camera, frames in self.images.items():
             node.create_subscription(Image, f"/so101/{camera}/image_raw", frames.append, qos_profile_sensor_data)
@@ -107,6 +109,10 @@ def test_a_chunk_moves_the_sim_arm_and_stale_points_are_skipped(sim_graph):
         lambda: _stat(sim_graph, "points_skipped") >= 14, 5, "a diagnostic counting skipped points"
     )
     assert _stat(sim_graph, "chunks_accepted") == 1
+    # What the servos were sent, tick by tick, is published for recording (a dataset's action).
+    target = sim_graph.joint_targets[-1]
+    assert list(target.name) == list(JOINT_NAMES)
+    assert abs(target.position[0] - goal[0]) < 1e-3
 
 
 def test_bad_commands_are_rejected_with_a_diagnostic_and_no_motion(sim_graph):

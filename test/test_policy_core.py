@@ -14,7 +14,8 @@ from so101_policy.checkpoint import CheckpointError, load_policy, resolve_device
 from so101_policy.compatibility import check_compatibility
 from so101_policy.images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation, ObservationAssembler, StaleObservation
-from so101_policy.policy_node import joint_model_for, parse_cameras
+from so101_driver.joint_model import joint_model_for
+from so101_policy.policy_node import parse_cameras
 from so101_policy.predictor import ChunkPredictor, FrameSizeError
 from so101_policy.scheduler import ChunkScheduler, InferenceMode
 from tiny_policies import tiny_act_checkpoint

@@ -19,7 +19,7 @@ from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
 from so101_policy.predictor import ChunkPredictor
 from so101_policy.resize_with_pad import ResizeWithPadStep, resize_with_pad
 from training.dataset_source import DatasetSourceError, prepare_dataset
-from training.presets import PRESETS, PresetError, parse_overrides, resolve
+from training.presets import PresetError, parse_overrides, resolve
 from training.report import comparison_table, summarize, write_report
 from training.sim_dataset import SimDatasetConfig, SimDatasetError, record_sim_dataset
 

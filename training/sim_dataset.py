@@ -36,13 +36,14 @@ class SimDatasetConfig:
     only_successes: bool = True  # a failed demonstration is skipped, not recorded
 
 
-def dataset_features(height: int, width: int, use_videos: bool) -> dict:
+def dataset_features(image_sizes: dict[str, tuple[int, int]], use_videos: bool) -> dict:
+    """The hub dataset's features; image_sizes: camera -> (height, width)."""
     joints = {"dtype": "float32", "shape": (len(LEROBOT_FEATURE_NAMES),), "names": list(LEROBOT_FEATURE_NAMES)}
-    image = {"dtype": "video" if use_videos else "image", "shape": (height, width, 3),
-             "names": ["height", "width", "channels"]}
     features = {"observation.state": dict(joints), "action": dict(joints)}
-    for camera in CAMERA_NAMES:
-        features[f"observation.images.{camera}"] = dict(image)
+    for camera, (height, width) in image_sizes.items():
+        features[f"observation.images.{camera}"] = {"dtype": "video" if use_videos else "image",
+                                                    "shape": (height, width, 3),
+                                                    "names": ["height", "width", "channels"]}
     return features
 
 
@@ -65,7 +66,9 @@ def _open_dataset(root: Path, config: SimDatasetConfig) -> tuple[LeRobotDataset,
     progress_path = root / PROGRESS_FILE
     if not root.exists():
         dataset = LeRobotDataset.create(
-            config.repo_id, FPS, dataset_features(config.image_height, config.image_width, config.use_videos),
+            config.repo_id, FPS,
+            dataset_features({camera: (config.image_height, config.image_width) for camera in CAMERA_NAMES},
+                             config.use_videos),
             root=root, robot_type=ROBOT_TYPE, use_videos=config.use_videos,
         )
         return dataset, config.seed

@@ -1,0 +1,37 @@
+"""What an so101 bag holds: topics, message types and episode markers (rosbag2, MCAP, via rosbags).
+
+The recorder writes these topics and `so101 dataset from-bags` reads them. Episode markers are
+std_msgs/String on /so101/episode_marker: "start ..." opens an episode, "end ..." closes it (the
+rest of the text is free, e.g. "end success"). A bag without markers is one episode.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+CAMERA_TOPICS = {"wrist": "/so101/wrist/image_raw", "overhead": "/so101/overhead/image_raw"}
+JOINT_STATES = "/joint_states"
+JOINT_TARGETS = "/so101/joint_targets"
+ACTION_CHUNK = "/so101/action_chunk"
+EPISODE_MARKER = "/so101/episode_marker"
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
+JOINT_STATE = "sensor_msgs/msg/JointState"
+JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
+STRING = "std_msgs/msg/String"
+
+EPISODE_START = "start"
+EPISODE_END = "end"
+
+
+@cache
+def typestore():
+    """ROS 2 Jazzy's message definitions, for bags and for writing messages without a ROS install."""
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+def stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
