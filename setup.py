@@ -35,6 +35,8 @@ setup(
             "driver_node = so101_driver.driver_node:main",
             "camera_node = so101_driver.camera_node:main",
             "policy_node = so101_policy.policy_node:main",
+            "eval_manager = so101_bringup.eval_manager:main",
+            "recorder = so101_bringup.recorder:main",
             "so101 = so101_bringup.cli:main",
         ],
     },

@@ -113,6 +113,85 @@ def _dataset_from_bags(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from so101_bringup.evaluation import EvalRun, comparison_table
+    from so101_bringup.graph import GraphArgs, eval_nodes
+    from so101_bringup.in_process import operator_keyboard, run_graph
+
+    if args.eval_command == "compare":
+        runs = [EvalRun.load(Path(run)) for run in args.runs]
+        print(comparison_table(runs))
+        return 0
+    graph_args = GraphArgs(
+        policy=args.policy, checkpoint=args.checkpoint, sim=args.sim, cameras=args.cameras, device=args.device,
+        mode=args.mode, task=args.task, record=args.record, episodes=args.episodes, max_episode_s=args.max_episode_s,
+        output_dir=args.output_dir, seed=args.seed, port=args.port, calibration_id=args.calibration_id,
+        wrist_device=args.wrist_device, overhead_device=args.overhead_device, sim_width=args.sim_width,
+        sim_height=args.sim_height,
+    )
+
+    def started(nodes: dict) -> None:
+        if not graph_args.sim:
+            operator_keyboard(nodes["so101_eval_manager"])
+
+    nodes = run_graph(eval_nodes(graph_args), until=lambda nodes: nodes["so101_eval_manager"].finished,
+                      on_started=started)
+    manager = nodes.get("so101_eval_manager")
+    if manager is None or not manager.run.episodes:
+        print("No episode finished.", file=sys.stderr)
+        return 1
+    from so101_bringup.evaluation import results_table
+
+    print(results_table(manager.run))
+    print(f"Results: {Path(graph_args.output_dir).resolve()}" +
+          (f"; bags: {Path(graph_args.output_dir, 'bags').resolve()}" if graph_args.record else ""))
+    return 0 if manager.finished else 1
+
+
+def _add_eval(commands) -> None:
+    from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
+
+    defaults = GraphArgs()
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a policy over the ROS graph, in the sim or on the real arm",
+        description="Run the nodes of eval.launch.py composed in one process: the sim driver (or the Feetech "
+                    "driver and two cameras), policy_node, eval_manager and, with --record, the recorder. Sim "
+                    "episodes reset by seed and end on success, at --max-episode-s, or when no chunk comes for 5 s; "
+                    "on the real arm the operator starts each episode (Enter) and judges it (y/n). Writes "
+                    "results.json and results.md (success rate with its 95%% Wilson interval, mean time to "
+                    "success) to --output-dir. `so101 eval compare RUN...` puts runs side by side.",
+    )
+    evaluate.add_argument("--policy", default=defaults.policy, choices=["act", "smolvla"], help=ARGUMENT_HELP["policy"])
+    evaluate.add_argument("--checkpoint", default="", help=ARGUMENT_HELP["checkpoint"] + " (required)")
+    where = evaluate.add_mutually_exclusive_group()
+    where.add_argument("--sim", dest="sim", action="store_true", default=True, help="the MuJoCo arm (default)")
+    where.add_argument("--real", dest="sim", action="store_false", help="the real arm (needs --calibration-id)")
+    evaluate.add_argument("--episodes", type=int, default=defaults.episodes, help=ARGUMENT_HELP["episodes"])
+    evaluate.add_argument("--max-episode-s", type=float, default=defaults.max_episode_s,
+                          help=ARGUMENT_HELP["max_episode_s"])
+    evaluate.add_argument("--cameras", default=defaults.cameras, help=ARGUMENT_HELP["cameras"])
+    evaluate.add_argument("--device", default=defaults.device, help=ARGUMENT_HELP["device"])
+    evaluate.add_argument("--mode", default=defaults.mode, help=ARGUMENT_HELP["mode"])
+    evaluate.add_argument("--task", default=defaults.task, help=ARGUMENT_HELP["task"])
+    evaluate.add_argument("--record", action="store_true", help=ARGUMENT_HELP["record"])
+    evaluate.add_argument("--output-dir", default=defaults.output_dir, help=ARGUMENT_HELP["output_dir"])
+    evaluate.add_argument("--seed", type=int, default=defaults.seed, help=ARGUMENT_HELP["seed"])
+    evaluate.add_argument("--sim-width", type=int, default=defaults.sim_width, help=ARGUMENT_HELP["sim_width"])
+    evaluate.add_argument("--sim-height", type=int, default=defaults.sim_height, help=ARGUMENT_HELP["sim_height"])
+    evaluate.add_argument("--port", default=defaults.port, help=ARGUMENT_HELP["port"])
+    evaluate.add_argument("--calibration-id", default=defaults.calibration_id, help=ARGUMENT_HELP["calibration_id"])
+    evaluate.add_argument("--wrist-device", default=defaults.wrist_device, help=ARGUMENT_HELP["wrist_device"])
+    evaluate.add_argument("--overhead-device", default=defaults.overhead_device,
+                          help=ARGUMENT_HELP["overhead_device"])
+    evaluate.set_defaults(run=_eval, eval_command="run")
+    sub = evaluate.add_subparsers(dest="eval_command")
+    compare = sub.add_parser("compare", help="put evaluation runs side by side",
+                             description="One row per run: policy, cameras, episodes, success rate with its 95%% "
+                                         "Wilson interval, mean time to success, inference latency.")
+    compare.add_argument("runs", nargs="+", help="directories written by so101 eval")
+    compare.set_defaults(run=_eval, eval_command="compare")
+
+
 def _add_train(commands) -> None:
     from training.presets import DEFAULT_DATASET, PRESETS
 
@@ -228,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(run=_sim)
     _add_train(commands)
     _add_dataset(commands)
+    _add_eval(commands)
     return parser
 
 

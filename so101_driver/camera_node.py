@@ -24,8 +24,8 @@ PARAMETERS = {
 
 
 class CameraNode(Node):
-    def __init__(self):
-        super().__init__("so101_camera")
+    def __init__(self, node_name: str = "so101_camera", **node_options):
+        super().__init__(node_name, **node_options)
         p = declare_parameters(self, PARAMETERS)
         self.settings = CameraSettings(device=str(p["device"]), width=p["width"], height=p["height"],
                                        fps=p["fps"], loop=p["loop"])

@@ -23,8 +23,11 @@ def declare_parameters(node: Node, parameters: dict[str, tuple[object, str]],
     return {name: node.get_parameter(name).value for name in parameters}
 
 
-def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[Exception], ...], args=None) -> int:
+def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[Exception], ...], args=None,
+             until: Callable[[Node], bool] | None = None) -> int:
     """Spin the node `make_node` builds; 1 with a one-line message when start-up fails on `user_errors`.
+
+    `until`: spin only until it says the node's work is done (the eval manager's last episode).
 
     The node's `close()` runs however the spin ends (Ctrl-C, SIGTERM, an exception in a callback),
     which is where drivers turn torque off and cameras let go of their device.
@@ -34,7 +37,11 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
     exit_code = 0
     try:
         node = make_node()
-        rclpy.spin(node)
+        if until is None:
+            rclpy.spin(node)
+        else:
+            while rclpy.ok() and not until(node):
+                rclpy.spin_once(node, timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except user_errors as error:

@@ -18,7 +18,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_srvs.srv import Trigger
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from so101_driver.joint_model import JOINT_NAMES, UnitError, joint_model_for
@@ -48,6 +48,7 @@ PARAMETERS = {
     "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts"),
     "calibration": ("sim", "the arm's LeRobot calibration: sim, a calibration id, or a JSON path"),
     "arm_units": ("degrees", "LeRobot units of the arm joints: degrees or range_m100_100"),
+    "enabled": (True, "act from start-up; false waits for so101/policy/enable (the eval manager's start)"),
 }
 
 
@@ -101,6 +102,7 @@ class PolicyNode(Node):
         self._lock = threading.Lock()
         self._busy = False
         self._episode = 0
+        self._enabled = bool(p["enabled"])
         self._fresh_cameras: set[str] = set()
         self._last_evaluation = 0.0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="so101_inference")
@@ -116,6 +118,7 @@ class PolicyNode(Node):
                 self.create_subscription(Image, topic, lambda m, c=camera: self._on_image(c, m, False),
                                          qos_profile_sensor_data)
         self.create_service(Trigger, "so101/policy/reset", self._on_reset)
+        self.create_service(SetBool, "so101/policy/enable", self._on_enable)
         # Inference is driven by the data: it is considered when every camera has a new frame.
         # The timer only notices when data stops coming, to say so on /diagnostics.
         self.create_timer(0.2, self._check_for_silence)
@@ -167,7 +170,7 @@ class PolicyNode(Node):
         now = self._now()
         self._last_evaluation = now
         with self._lock:
-            if not self.scheduler.should_infer(now, self._busy):
+            if not self._enabled or not self.scheduler.should_infer(now, self._busy):
                 return
             observation = self.assembler.assemble(now)
             if isinstance(observation, StaleObservation):
@@ -209,6 +212,16 @@ class PolicyNode(Node):
             self.predictor.reset()
         response.success = True
         response.message = "policy state cleared"
+        return response
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        with self._lock:
+            if self._enabled and not request.data:
+                self._episode += 1  # a chunk being computed now is not published
+            self._enabled = bool(request.data)
+        response.success = True
+        response.message = "acting" if request.data else "paused: no inference until enabled"
+        self.get_logger().info(f"policy {response.message}")
         return response
 
     def _publish_diagnostics(self) -> None:

@@ -1,0 +1,230 @@
+"""eval_manager: runs evaluation episodes over the ROS graph and writes the results.
+
+Each episode: pause and clear the policy, reset (sim: the seeded /so101/reset; real arm: the
+operator puts the cube and says start), enable the policy, mark the start on
+/so101/episode_marker; it ends on success (sim: /so101/episode_status; real arm: the operator),
+at its maximum length, or when no chunk has come for stall_timeout_s; the policy is paused, the end
+marked, the outcome recorded. The operator uses the services so101/eval/{start,success,failure}
+(std_srvs/Trigger), or the keyboard through `so101 eval`; the node itself never reads input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.task import Future
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from so101_driver.node_runner import declare_parameters, run_node
+from so101_driver.ros_messages import time_to_sec
+
+from . import bag_format
+from .episode_runner import EpisodeLimits, EpisodeRunner, Phase
+from .evaluation import EvalRun, Outcome
+
+PARAMETERS = {
+    "episodes": (10, "episodes to run"),
+    "sim": (True, "true: seeded sim resets and automatic success; false: the operator resets and judges"),
+    "max_episode_s": (30.0, "maximum episode length, s: the episode ends as a timeout"),
+    "stall_timeout_s": (5.0, "s without an action chunk before the episode ends as stalled"),
+    "output_dir": ("outputs/eval", "where results.json and results.md go"),
+    "run_name": ("", "name of this run in the results (default: the output directory's name)"),
+    "bags_dir": ("", "where the recorder writes a bag per episode (empty: not recording)"),
+    "policy": ("", "for the results: act or smolvla"),
+    "checkpoint": ("", "for the results: the checkpoint evaluated"),
+    "cameras": ("wrist,overhead", "for the results: the cameras the policy sees"),
+}
+
+
+class EvalManager(Node):
+    def __init__(self, **node_options):
+        super().__init__("so101_eval_manager", **node_options)
+        p = declare_parameters(self, PARAMETERS)
+        self.sim = bool(p["sim"])
+        self.output_dir = Path(p["output_dir"])
+        self.runner = EpisodeRunner(int(p["episodes"]), EpisodeLimits(p["max_episode_s"], p["stall_timeout_s"]))
+        settings = {key: p[key] for key in ("policy", "checkpoint", "cameras", "sim", "max_episode_s")}
+        self.run = EvalRun(p["run_name"] or self.output_dir.name, settings)
+        self.bags_dir = p["bags_dir"]
+        self.finished = False
+        self._lock = threading.Lock()
+        self._operator_start = False
+        self._operator_verdict: Outcome | None = None
+        self._steps: list = []
+        self._pending: Future | None = None
+        self._status_pending: Future | None = None
+        self._reset_reply: Future | None = None
+        self._waiting_logged: set[str] = set()
+
+        self.marker_pub = self.create_publisher(String, bag_format.EPISODE_MARKER, 10)
+        self.policy_reset = self.create_client(Trigger, "so101/policy/reset")
+        self.policy_enable = self.create_client(SetBool, "so101/policy/enable")
+        self.sim_reset = self.create_client(Trigger, "so101/reset") if self.sim else None
+        self.sim_status = self.create_client(Trigger, "so101/episode_status") if self.sim else None
+        self.create_subscription(JointTrajectory, bag_format.ACTION_CHUNK, self._on_chunk, 10)
+        self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 10)
+        if not self.sim:
+            self.create_service(Trigger, "so101/eval/start", self._on_operator_start)
+            self.create_service(Trigger, "so101/eval/success", lambda q, r: self._on_verdict(Outcome.SUCCESS, r))
+            self.create_service(Trigger, "so101/eval/failure", lambda q, r: self._on_verdict(Outcome.FAILURE, r))
+        self.create_timer(0.1, self._step)
+        self.get_logger().info(
+            f"evaluating {self.runner.episodes} episodes ({'sim' if self.sim else 'real arm, operator-judged'}), "
+            f"at most {self.runner.limits.max_episode_s:g} s each; results in {self.output_dir}"
+        )
+
+    def _now(self) -> float:
+        return time_to_sec(self.get_clock().now().to_msg())
+
+    # -- operator -------------------------------------------------------------------------------
+    def request_start(self) -> str:
+        with self._lock:
+            if self.runner.phase is not Phase.BETWEEN:
+                return f"cannot start: the episode is {self.runner.phase.value}"
+            self._operator_start = True
+        return f"starting episode {self.runner.index}"
+
+    def request_verdict(self, outcome: Outcome) -> str:
+        with self._lock:
+            if self.runner.phase is not Phase.RUNNING:
+                return f"no episode is running ({self.runner.phase.value})"
+            self._operator_verdict = outcome
+        return f"episode {self.runner.index}: {outcome.value}"
+
+    def _on_operator_start(self, request, response):
+        response.message = self.request_start()
+        response.success = response.message.startswith("starting")
+        return response
+
+    def _on_verdict(self, outcome: Outcome, response):
+        response.message = self.request_verdict(outcome)
+        response.success = response.message.startswith("episode")
+        return response
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        self.runner.on_chunk(self._now())
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.startswith("so101_policy"):
+                values = {kv.key: kv.value for kv in status.values}
+                try:
+                    self.runner.on_latency(float(values["latency_p50_ms"]), float(values["latency_p95_ms"]))
+                except (KeyError, ValueError):
+                    pass
+
+    # -- the episode loop -----------------------------------------------------------------------
+    def _ready(self, client) -> bool:
+        if client.service_is_ready():
+            return True
+        if client.srv_name not in self._waiting_logged:
+            self._waiting_logged.add(client.srv_name)
+            self.get_logger().info(f"waiting for the service {client.srv_name}")
+        return False
+
+    def _advance_steps(self) -> bool:
+        """Run queued service calls one after another; True while one is still under way."""
+        while True:
+            if self._pending is not None and not self._pending.done():
+                return True
+            self._pending = None
+            if not self._steps:
+                return False
+            outcome = self._steps.pop(0)()
+            if isinstance(outcome, Future):
+                self._pending = outcome
+
+    def _step(self) -> None:
+        if self.finished or self._advance_steps():
+            return
+        phase = self.runner.phase
+        if phase is Phase.DONE:
+            self._finish()
+        elif phase is Phase.BETWEEN:
+            self._maybe_begin()
+        else:
+            self._watch_running_episode()
+
+    def _maybe_begin(self) -> None:
+        clients = [self.policy_reset, self.policy_enable] + ([self.sim_reset, self.sim_status] if self.sim else [])
+        if not all(self._ready(client) for client in clients):
+            return
+        with self._lock:
+            if not self.sim and not self._operator_start:
+                return
+            self._operator_start = False
+        steps = [lambda: self.policy_enable.call_async(SetBool.Request(data=False)),
+                 lambda: self.policy_reset.call_async(Trigger.Request())]
+        if self.sim:
+            steps.append(self._call_sim_reset)
+        steps += [lambda: self.policy_enable.call_async(SetBool.Request(data=True)), self._mark_start]
+        self._steps = steps
+
+    def _call_sim_reset(self) -> Future:
+        self._reset_reply = self.sim_reset.call_async(Trigger.Request())
+        return self._reset_reply
+
+    def _mark_start(self) -> None:
+        seed = None
+        if self._reset_reply is not None and self._reset_reply.result() is not None:
+            seed = json.loads(self._reset_reply.result().message or "{}").get("seed")
+        self.runner.start(self._now(), seed)
+        self.marker_pub.publish(String(data=f"{bag_format.EPISODE_START} episode={self.runner.index} seed={seed}"))
+        self.get_logger().info(f"episode {self.runner.index} started" + (f" (seed {seed})" if seed is not None else ""))
+
+    def _watch_running_episode(self) -> None:
+        now = self._now()
+        with self._lock:
+            verdict, self._operator_verdict = self._operator_verdict, None
+        if verdict is not None:
+            self._end(verdict)
+            return
+        if self.sim:
+            if self._status_pending is not None and self._status_pending.done():
+                reply, self._status_pending = self._status_pending.result(), None
+                if reply is not None and reply.success:
+                    self._end(Outcome.SUCCESS)
+                    return
+            if self._status_pending is None:
+                self._status_pending = self.sim_status.call_async(Trigger.Request())
+        limit = self.runner.check(now)
+        if limit is not None:
+            self._end(limit)
+
+    def _end(self, outcome: Outcome) -> None:
+        self._status_pending = None
+        result = self.runner.finish(self._now(), outcome)
+        if self.bags_dir:  # the recorder names each bag after the episode it holds
+            result.bag = str(Path(self.bags_dir) / f"episode_{result.index:03d}")
+        self.run.episodes.append(result)
+        self.marker_pub.publish(String(data=f"{bag_format.EPISODE_END} {outcome.value} episode={result.index}"))
+        self._steps = [lambda: self.policy_enable.call_async(SetBool.Request(data=False))]
+        self.run.save(self.output_dir)
+        self.get_logger().info(f"episode {result.index}: {outcome.value} after {result.duration_s:.1f} s "
+                               f"({self.run.successes}/{len(self.run.episodes)} so far)")
+
+    def close(self) -> None:
+        """Nothing to release; results are saved after every episode."""
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.run.save(self.output_dir)
+        summary = self.run.summary()
+        self.get_logger().info(f"evaluation done: {summary['successes']}/{summary['episodes']} successes; "
+                               f"{self.output_dir / 'results.md'}")
+
+
+def main(args=None) -> int:
+    return run_node(EvalManager, "so101_eval_manager", (ValueError,), args, until=lambda node: node.finished)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Which nodes make up each so101 graph, with which parameters: one answer for launch files and `so101 eval`.
+
+The launch files map each NodeSpec to a launch_ros Node (package, executable, name, the YAML file,
+then the overrides); `so101 eval` builds the same nodes in one process with the YAML's values and
+the same overrides. ROS-free, so it is tested here without launch installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+PACKAGE = "so101_bringup"
+CAMERAS = ("wrist", "overhead")
+CAMERA_TOPIC = "/so101/{camera}/image_raw"
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str
+    name: str
+    config: str | None = None  # a file in config/, read under the node's name
+    overrides: dict = field(default_factory=dict)
+    package: str = PACKAGE
+
+
+@dataclass(frozen=True)
+class GraphArgs:
+    """The launch arguments; `so101 eval` options carry the same names."""
+
+    policy: str = "act"  # act | smolvla
+    checkpoint: str = ""
+    sim: bool = True
+    cameras: str = "wrist,overhead"  # the cameras the policy sees
+    device: str = "auto"
+    mode: str = ""  # empty: async for ACT, rtc for SmolVLA
+    task: str = ""  # empty: the policy node's default task string
+    record: bool = False
+    episodes: int = 10
+    max_episode_s: float = 30.0
+    output_dir: str = "outputs/eval"
+    seed: int = 0
+    # hardware
+    port: str = "/dev/ttyACM0"
+    calibration_id: str = ""
+    wrist_device: str = "/dev/video0"
+    overhead_device: str = "/dev/video2"
+    camera_width: int = 640
+    camera_height: int = 480
+    sim_width: int = 224
+    sim_height: int = 224
+
+    def __post_init__(self):
+        if self.policy not in ("act", "smolvla"):
+            raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
+        unknown = sorted(set(self.camera_list) - set(CAMERAS))
+        if unknown or not self.camera_list:
+            raise ValueError(f"cameras must name some of {list(CAMERAS)}, got '{self.cameras}'")
+        if not self.sim and not self.calibration_id:
+            raise ValueError("the real arm needs calibration_id (the id given to lerobot-calibrate)")
+
+    @property
+    def camera_list(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.cameras.split(",") if name.strip())
+
+
+def _calibration(args: GraphArgs) -> str:
+    return "sim" if args.sim else args.calibration_id
+
+
+def robot_nodes(args: GraphArgs) -> list[NodeSpec]:
+    """The arm and its cameras: the sim driver (it renders both cameras), or the Feetech driver and two camera nodes."""
+    if args.sim:
+        return [NodeSpec("driver_node", "so101_driver", "driver.yaml",
+                         {"backend": "sim", "seed": args.seed, "camera_width": args.sim_width,
+                          "camera_height": args.sim_height})]
+    nodes = [NodeSpec("driver_node", "so101_driver", "driver.yaml",
+                      {"backend": "feetech", "port": args.port, "calibration_id": args.calibration_id})]
+    for camera, device in (("wrist", args.wrist_device), ("overhead", args.overhead_device)):
+        nodes.append(NodeSpec("camera_node", f"so101_{camera}_camera", "cameras.yaml",
+                              {"device": device, "width": args.camera_width, "height": args.camera_height,
+                               "topic": CAMERA_TOPIC.format(camera=camera), "frame_id": f"so101_{camera}_camera"}))
+    return nodes
+
+
+def policy_node(args: GraphArgs, enabled: bool) -> NodeSpec:
+    if not args.checkpoint:
+        raise ValueError("checkpoint is required: a pretrained_model folder or a hub repo id")
+    overrides = {
+        "checkpoint": args.checkpoint, "policy_type": args.policy, "device": args.device,
+        "mode": args.mode or ("rtc" if args.policy == "smolvla" else "async"),
+        "cameras": ",".join(f"{c}={CAMERA_TOPIC.format(camera=c)}" for c in args.camera_list),
+        "calibration": _calibration(args), "enabled": enabled,
+    }
+    if args.task:
+        overrides["task"] = args.task
+    return NodeSpec("policy_node", "so101_policy", "policy.yaml", overrides)
+
+
+def recorder_node(args: GraphArgs) -> NodeSpec:
+    return NodeSpec("recorder", "so101_recorder", None,
+                    {"output_dir": str(Path(args.output_dir) / "bags"), "policy": args.policy,
+                     "checkpoint": args.checkpoint, "cameras": ",".join(CAMERAS)})
+
+
+def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
+    """The robot, the policy (paused until the eval manager starts an episode), the eval manager, the recorder."""
+    nodes = [*robot_nodes(args), policy_node(args, enabled=False),
+             NodeSpec("eval_manager", "so101_eval_manager", "eval.yaml",
+                      {"episodes": args.episodes, "sim": args.sim, "max_episode_s": args.max_episode_s,
+                       "output_dir": args.output_dir, "policy": args.policy, "checkpoint": args.checkpoint,
+                       "cameras": ",".join(args.camera_list),
+                       "bags_dir": str(Path(args.output_dir) / "bags") if args.record else ""})]
+    if args.record:
+        nodes.append(recorder_node(args))
+    return nodes
+
+
+def record_nodes(args: GraphArgs) -> list[NodeSpec]:
+    """The robot and the recorder: bags of whatever drives the arm (teleop, a policy), episodes by marker."""
+    return [*robot_nodes(args), recorder_node(args)]
+
+
+def config_dir() -> Path:
+    """config/ of the installed package (colcon), else of this source tree (pip install -e)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+    except ImportError:
+        return Path(__file__).parents[1] / "config"
+    try:
+        return Path(get_package_share_directory(PACKAGE)) / "config"
+    except (LookupError, ValueError, OSError):  # not installed by colcon, or no AMENT_PREFIX_PATH
+        return Path(__file__).parents[1] / "config"
+
+
+def node_parameters(spec: NodeSpec, directory: Path | None = None) -> dict:
+    """The YAML's parameters for this node, then the overrides: what the node starts with."""
+    parameters = {}
+    if spec.config:
+        path = (directory or config_dir()) / spec.config
+        document = yaml.safe_load(path.read_text()) or {}
+        section = document.get(spec.name) or document.get("/**") or {}
+        parameters.update(section.get("ros__parameters", {}))
+    parameters.update(spec.overrides)
+    return parameters
+
+
+ARGUMENT_HELP = {
+    "policy": "act or smolvla",
+    "checkpoint": "pretrained_model folder or hub repo id",
+    "sim": "true: the MuJoCo arm and cameras; false: the real arm",
+    "cameras": "cameras the policy sees, e.g. wrist for a wrist-only checkpoint",
+    "device": "auto, cuda, mps or cpu",
+    "mode": "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)",
+    "task": "language instruction (SmolVLA)",
+    "record": "true: a bag per episode under output_dir/bags",
+    "episodes": "episodes to evaluate",
+    "max_episode_s": "maximum episode length, s",
+    "output_dir": "results (and bags) directory",
+    "seed": "sim: seed of the first episode",
+    "port": "real arm: serial port of the bus adapter",
+    "calibration_id": "real arm: the id given to lerobot-calibrate",
+    "wrist_device": "real arm: wrist camera (index, /dev/videoN or a video file)",
+    "overhead_device": "real arm: overhead camera",
+    "camera_width": "real arm: camera width",
+    "camera_height": "real arm: camera height",
+    "sim_width": "sim: camera width",
+    "sim_height": "sim: camera height",
+}
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise ValueError(f"expected true or false, got '{text}'")
+    return lowered in ("true", "1")
+
+
+def graph_args_from_strings(values: dict[str, str]) -> GraphArgs:
+    """Launch-argument strings -> GraphArgs, typed as its fields are."""
+    defaults = GraphArgs.__dataclass_fields__
+    typed = {}
+    for name, text in values.items():
+        if name not in defaults:
+            raise ValueError(f"unknown argument '{name}'; arguments are {sorted(defaults)}")
+        kind = type(defaults[name].default)
+        typed[name] = _parse_bool(text) if kind is bool else kind(text)
+    return GraphArgs(**typed)
+
+
+def launch_defaults(names: tuple[str, ...]) -> dict[str, str]:
+    """Each argument's default as launch writes it (booleans in lower case)."""
+    fields = GraphArgs.__dataclass_fields__
+    return {name: str(fields[name].default).lower() if isinstance(fields[name].default, bool)
+            else str(fields[name].default) for name in names}

@@ -1,0 +1,81 @@
+"""A graph's nodes composed in one process and one executor: `so101 eval` for users without ros2 launch.
+
+Every node gets what its launch file would give it: the config YAML's parameters for its name,
+then the overrides (graph.node_parameters). Every node is closed however the run ends, so the
+driver turns torque off.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from collections.abc import Callable
+
+from .graph import NodeSpec, node_parameters
+
+NODE_CLASSES = {
+    "driver_node": "so101_driver.driver_node:DriverNode",
+    "camera_node": "so101_driver.camera_node:CameraNode",
+    "policy_node": "so101_policy.policy_node:PolicyNode",
+    "eval_manager": "so101_bringup.eval_manager:EvalManager",
+    "recorder": "so101_bringup.recorder:Recorder",
+}
+
+
+def make_node(spec: NodeSpec):
+    from rclpy.parameter import Parameter
+
+    module_name, class_name = NODE_CLASSES[spec.executable].split(":")
+    node_class = getattr(importlib.import_module(module_name), class_name)
+    overrides = [Parameter(name, value=value) for name, value in node_parameters(spec).items()]
+    if spec.executable == "camera_node":
+        return node_class(spec.name, parameter_overrides=overrides)
+    return node_class(parameter_overrides=overrides)
+
+
+def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
+              on_started: Callable[[dict], None] = lambda nodes: None, ros_args: list[str] | None = None) -> dict:
+    """Build the nodes in order, spin them until `until(nodes)`; returns the nodes by name (closed)."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+    rclpy.init(args=ros_args)
+    nodes: dict = {}
+    try:
+        executor = SingleThreadedExecutor()
+        for spec in specs:
+            nodes[spec.name] = make_node(spec)
+            executor.add_node(nodes[spec.name])
+        on_started(nodes)
+        while rclpy.ok() and not until(nodes):
+            executor.spin_once(timeout_sec=0.05)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for node in reversed(list(nodes.values())):
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return nodes
+
+
+def operator_keyboard(manager, prompt: Callable[[str], None] = print) -> threading.Thread:
+    """Real arm: Enter starts an episode, y marks a success, n a failure (read on a side thread)."""
+    from .evaluation import Outcome
+
+    def read() -> None:
+        prompt("Operator: place the cube, then press Enter to start an episode; y + Enter = success, "
+               "n + Enter = failure.")
+        for line in sys.stdin:
+            answer = line.strip().lower()
+            if answer == "y":
+                prompt(manager.request_verdict(Outcome.SUCCESS))
+            elif answer == "n":
+                prompt(manager.request_verdict(Outcome.FAILURE))
+            else:
+                prompt(manager.request_start())
+
+    thread = threading.Thread(target=read, name="so101_operator", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,137 @@
+"""recorder: one rosbag2 (MCAP) bag per episode of the ROS graph, written with the rosbags library.
+
+Messages are recorded as they arrive on the wire (serialized CDR, no conversion), between the
+eval manager's start and end markers on /so101/episode_marker, which the bag keeps too. The bag's
+metadata (custom_data) holds the policy, checkpoint, seed and outcome.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from so101_driver.node_runner import declare_parameters, run_node
+
+from . import bag_format
+
+PARAMETERS = {
+    "output_dir": ("outputs/eval/bags", "where the episode bags go"),
+    "policy": ("", "recorded in each bag's metadata"),
+    "checkpoint": ("", "recorded in each bag's metadata"),
+    "cameras": ("wrist,overhead", "cameras to record, by name"),
+}
+
+
+def _fields(text: str) -> dict[str, str]:
+    """'end success episode=3 seed=7' -> {'event': 'end', 'outcome': 'success', 'episode': '3', 'seed': '7'}."""
+    words = text.split()
+    fields = {"event": words[0] if words else ""}
+    for word in words[1:]:
+        key, separator, value = word.partition("=")
+        if separator:
+            fields[key] = value
+        else:
+            fields["outcome"] = word
+    return fields
+
+
+class EpisodeBag:
+    """One open bag: a connection per topic, raw CDR in, custom metadata at close."""
+
+    def __init__(self, path: Path, topics: dict[str, str]):
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self.path = path
+        self.writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        store = bag_format.typestore()
+        self.connections = {topic: self.writer.add_connection(topic, msgtype, typestore=store)
+                            for topic, msgtype in topics.items()}
+
+    def write(self, topic: str, timestamp_ns: int, data: bytes) -> None:
+        self.writer.write(self.connections[topic], timestamp_ns, data)
+
+    def close(self, metadata: dict[str, str]) -> None:
+        for key, value in metadata.items():
+            self.writer.set_custom_data(key, str(value))
+        self.writer.close()
+
+
+class Recorder(Node):
+    def __init__(self, **node_options):
+        super().__init__("so101_recorder", **node_options)
+        p = declare_parameters(self, PARAMETERS)
+        self.output_dir = Path(p["output_dir"])
+        self.metadata = {"policy": p["policy"], "checkpoint": p["checkpoint"]}
+        cameras = [name.strip() for name in p["cameras"].split(",") if name.strip()]
+        self.topics = {bag_format.CAMERA_TOPICS[camera]: bag_format.IMAGE for camera in cameras}
+        self.topics.update({bag_format.JOINT_STATES: bag_format.JOINT_STATE,
+                            bag_format.JOINT_TARGETS: bag_format.JOINT_STATE,
+                            bag_format.ACTION_CHUNK: bag_format.JOINT_TRAJECTORY,
+                            bag_format.EPISODE_MARKER: bag_format.STRING})
+        self.bag: EpisodeBag | None = None
+        self.bags: list[Path] = []
+        self._episode_fields: dict[str, str] = {}
+        message_types = {bag_format.IMAGE: Image, bag_format.JOINT_STATE: JointState,
+                         bag_format.JOINT_TRAJECTORY: JointTrajectory}
+        for topic, msgtype in self.topics.items():
+            if topic == bag_format.EPISODE_MARKER:
+                continue
+            qos = qos_profile_sensor_data if msgtype == bag_format.IMAGE else 10
+            self.create_subscription(message_types[msgtype], topic, lambda data, t=topic: self._record(t, data),
+                                     qos, raw=True)
+        self.create_subscription(String, bag_format.EPISODE_MARKER, self._on_marker, 10)
+        self.get_logger().info(f"recording {sorted(self.topics)} into {self.output_dir}, a bag per episode")
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _record(self, topic: str, data: bytes) -> None:
+        if self.bag is not None:
+            self.bag.write(topic, self._now_ns(), data)
+
+    def _on_marker(self, msg: String) -> None:
+        fields = _fields(msg.data)
+        if fields["event"] == bag_format.EPISODE_START:
+            self._close({})
+            self._episode_fields = fields
+            self.bag = EpisodeBag(self._new_bag_path(fields.get("episode")), self.topics)
+            self.bag.write(bag_format.EPISODE_MARKER, self._now_ns(), serialize_message(msg))
+        elif fields["event"] == bag_format.EPISODE_END and self.bag is not None:
+            self.bag.write(bag_format.EPISODE_MARKER, self._now_ns(), serialize_message(msg))
+            self._close({"outcome": fields.get("outcome", "")})
+
+    def _new_bag_path(self, episode: str | None) -> Path:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"episode_{int(episode):03d}" if episode and episode.isdigit() else f"episode_{len(self.bags):03d}"
+        path, suffix = self.output_dir / stem, 1
+        while path.exists():  # rosbags never overwrites a bag
+            path, suffix = self.output_dir / f"{stem}_{suffix}", suffix + 1
+        return path
+
+    def _close(self, extra: dict[str, str]) -> None:
+        if self.bag is None:
+            return
+        metadata = {**self.metadata, "seed": self._episode_fields.get("seed", ""), **extra}
+        self.bag.close(metadata)
+        self.bags.append(self.bag.path)
+        self.get_logger().info(f"bag {self.bag.path} ({metadata.get('outcome') or 'unfinished'})")
+        self.bag = None
+
+    def close(self) -> None:
+        self._close({"outcome": "interrupted"})
+
+
+def main(args=None) -> int:
+    return run_node(Recorder, "so101_recorder", (ValueError, KeyError), args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Evaluation: the graph builder behind the launch files and `so101 eval`, results, the eval manager, bags."""
+
+import importlib
+import importlib.util
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
+from so101_bringup import bag_format
+from so101_bringup.episode_runner import EpisodeLimits, EpisodeRunner, Phase
+from so101_bringup.evaluation import EpisodeResult, EvalRun, Outcome, comparison_table, wilson_interval
+from so101_bringup.graph import (
+    ARGUMENT_HELP,
+    GraphArgs,
+    eval_nodes,
+    graph_args_from_strings,
+    node_parameters,
+    record_nodes,
+    robot_nodes,
+)
+from so101_driver.joint_model import JOINT_NAMES
+from so101_driver.ros_messages import joint_trajectory_msg
+
+REPO = Path(__file__).parents[1]
+SO101 = str(Path(sys.executable).parent / "so101")
+NODE_TABLES = {
+    "driver_node": "so101_driver.driver_node", "camera_node": "so101_driver.camera_node",
+    "policy_node": "so101_policy.policy_node", "eval_manager": "so101_bringup.eval_manager",
+    "recorder": "so101_bringup.recorder",
+}
+
+
+def declared(executable: str) -> dict:
+    return importlib.import_module(NODE_TABLES[executable]).PARAMETERS
+
+
+# -- the graph builder --------------------------------------------------------------------------
+def by_name(specs):
+    return {spec.name: spec for spec in specs}
+
+
+def test_sim_eval_graph_and_its_parameters():
+    specs = by_name(eval_nodes(GraphArgs(policy="act", checkpoint="ckpt", episodes=3, record=True, seed=5)))
+    assert list(specs) == ["so101_driver", "so101_policy", "so101_eval_manager", "so101_recorder"]
+    driver = node_parameters(specs["so101_driver"])
+    assert driver["backend"] == "sim" and driver["seed"] == 5 and driver["control_rate"] == 30.0  # YAML + overrides
+    policy = node_parameters(specs["so101_policy"])
+    assert policy["checkpoint"] == "ckpt" and policy["mode"] == "async" and policy["enabled"] is False
+    assert policy["cameras"] == "wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw"
+    assert policy["calibration"] == "sim" and policy["fps"] == 30.0
+    manager = node_parameters(specs["so101_eval_manager"])
+    assert manager["episodes"] == 3 and manager["sim"] is True and manager["bags_dir"] == "outputs/eval/bags"
+    assert node_parameters(specs["so101_recorder"])["output_dir"] == "outputs/eval/bags"
+    for spec in specs.values():  # every parameter a node is given is one it declares, with its type
+        table = declared(spec.executable)
+        for name, value in node_parameters(spec).items():
+            assert name in table, (spec.name, name)
+            assert type(value) is type(table[name][0]) or name == "max_relative_target", (spec.name, name, value)
+
+
+def test_real_arm_graph_smolvla_wrist_only():
+    args = GraphArgs(policy="smolvla", checkpoint="user/smolvla_wrist", sim=False, cameras="wrist",
+                     calibration_id="my_arm", wrist_device="/dev/video4")
+    specs = by_name(eval_nodes(args))
+    assert list(specs) == ["so101_driver", "so101_wrist_camera", "so101_overhead_camera", "so101_policy",
+                           "so101_eval_manager"]
+    assert node_parameters(specs["so101_driver"])["backend"] == "feetech"
+    assert node_parameters(specs["so101_driver"])["calibration_id"] == "my_arm"
+    wrist = node_parameters(specs["so101_wrist_camera"])
+    assert wrist["device"] == "/dev/video4" and wrist["topic"] == "/so101/wrist/image_raw" and wrist["fps"] == 30.0
+    policy = node_parameters(specs["so101_policy"])
+    assert policy["mode"] == "rtc" and policy["cameras"] == "wrist=/so101/wrist/image_raw"
+    assert policy["calibration"] == "my_arm"
+    assert node_parameters(specs["so101_eval_manager"])["sim"] is False
+
+
+def test_robot_and_record_graphs():
+    assert [s.name for s in robot_nodes(GraphArgs())] == ["so101_driver"]
+    assert [s.name for s in record_nodes(GraphArgs())] == ["so101_driver", "so101_recorder"]
+
+
+def test_arguments_are_checked_and_typed():
+    with pytest.raises(ValueError, match="policy must be act or smolvla"):
+        GraphArgs(policy="pi0")
+    with pytest.raises(ValueError, match="cameras must name some of"):
+        GraphArgs(cameras="top")
+    with pytest.raises(ValueError, match="needs calibration_id"):
+        GraphArgs(sim=False)
+    with pytest.raises(ValueError, match="checkpoint is required"):
+        eval_nodes(GraphArgs())
+    args = graph_args_from_strings({"sim": "false", "calibration_id": "a", "episodes": "4", "max_episode_s": "12.5"})
+    assert (args.sim, args.episodes, args.max_episode_s) == (False, 4, 12.5)
+    with pytest.raises(ValueError, match="expected true or false"):
+        graph_args_from_strings({"sim": "maybe"})
+
+
+def _stub_launch_modules(monkeypatch):
+    """launch and launch_ros cannot be installed here: stand-ins that record what the launch file builds."""
+    class Recorded:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    class LaunchConfiguration(Recorded):
+        def perform(self, context):
+            return context[self.args[0]]
+
+    modules = {
+        "launch": {"LaunchDescription": Recorded},
+        "launch.actions": {n: Recorded for n in ("DeclareLaunchArgument", "EmitEvent", "OpaqueFunction",
+                                                 "RegisterEventHandler")},
+        "launch.event_handlers": {"OnProcessExit": Recorded},
+        "launch.events": {"Shutdown": Recorded},
+        "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
+        "launch_ros": {}, "launch_ros.actions": {"Node": Recorded},
+    }
+    for name, attributes in modules.items():
+        module = types.ModuleType(name)
+        module.__dict__.update(attributes)
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.delitem(sys.modules, "so101_bringup.launch_support", raising=False)
+
+
+def test_eval_launch_file_maps_the_builder_to_launch_ros_nodes(monkeypatch):
+    _stub_launch_modules(monkeypatch)
+    spec = importlib.util.spec_from_file_location("eval_launch", REPO / "launch" / "eval.launch.py")
+    launch_file = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launch_file)
+    description = launch_file.generate_launch_description()
+    *declarations, opaque = description.args[0]
+    assert [d.args[0] for d in declarations] == list(ARGUMENT_HELP)
+    defaults = {d.args[0]: d.kwargs["default_value"] for d in declarations}
+    assert defaults["policy"] == "act" and defaults["sim"] == "true"
+    context = {**defaults, "checkpoint": "ckpt", "record": "true"}
+    actions = opaque.kwargs["function"](context)
+    nodes = [a for a in actions if a.kwargs.get("executable")]
+    assert [n.kwargs["executable"] for n in nodes] == ["driver_node", "policy_node", "eval_manager", "recorder"]
+    policy = nodes[1].kwargs
+    assert policy["package"] == "so101_bringup" and policy["name"] == "so101_policy"
+    assert policy["parameters"][0].endswith("config/policy.yaml") and policy["parameters"][1]["checkpoint"] == "ckpt"
+    handlers = [a for a in actions if not a.kwargs.get("executable")]
+    assert len(handlers) == 1 and handlers[0].args[0].kwargs["target_action"] is nodes[2]  # ends with the manager
+
+
+def test_every_launch_file_builds(monkeypatch):
+    _stub_launch_modules(monkeypatch)
+    for path in sorted((REPO / "launch").glob("*.launch.py")):
+        spec = importlib.util.spec_from_file_location(path.stem.replace(".", "_"), path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        *declarations, opaque = module.generate_launch_description().args[0]
+        context = {d.args[0]: d.kwargs["default_value"] for d in declarations}
+        if "checkpoint" in context:
+            context["checkpoint"] = "ckpt"
+        assert opaque.kwargs["function"](context), path.name
+
+
+# -- results ------------------------------------------------------------------------------------
+def test_wilson_interval():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+
+
+def test_results_tables_and_comparison(tmp_path):
+    run = EvalRun("act_dual", {"policy": "act", "cameras": "wrist,overhead"}, [
+        EpisodeResult(0, Outcome.SUCCESS, 12.0, seed=1, chunks=20, latency_p50_ms=80, latency_p95_ms=95),
+        EpisodeResult(1, Outcome.TIMEOUT, 30.0, seed=2, chunks=50, latency_p50_ms=82, latency_p95_ms=99),
+        EpisodeResult(2, Outcome.SUCCESS, 14.0, seed=3, chunks=22, latency_p50_ms=81, latency_p95_ms=97)])
+    run.save(tmp_path / "act_dual")
+    loaded = EvalRun.load(tmp_path / "act_dual")
+    summary = loaded.summary()
+    assert summary["successes"] == 2 and summary["mean_time_to_success_s"] == 13.0
+    assert summary["outcomes"]["timeout"] == 1
+    assert "2/3 = 67% [21, 94]" in (tmp_path / "act_dual" / "results.md").read_text()
+    other = EvalRun("smolvla_wrist", {"policy": "smolvla", "cameras": "wrist"},
+                    [EpisodeResult(0, Outcome.STALLED, 5.0)])
+    table = comparison_table([loaded, other])
+    assert "| act_dual | act | wrist,overhead | 3 | 2/3 = 67% [21, 94] | 13.0 | 81 |" in table
+    assert "| smolvla_wrist | smolvla | wrist | 1 | 0/1 = 0% [0, 79] | - | - |" in table
+
+
+def test_episode_runner_limits():
+    runner = EpisodeRunner(2, EpisodeLimits(max_episode_s=10.0, stall_timeout_s=2.0))
+    runner.start(100.0, seed=4)
+    runner.on_chunk(101.0)
+    assert runner.check(102.5) is None
+    assert runner.check(103.1) is Outcome.STALLED
+    runner.on_chunk(103.0)
+    assert runner.check(110.0) is Outcome.TIMEOUT
+    result = runner.finish(104.0, Outcome.SUCCESS)
+    assert (result.seed, result.chunks, result.duration_s) == (4, 2, 4.0) and runner.phase is Phase.BETWEEN
+    with pytest.raises(RuntimeError):
+        runner.finish(105.0, Outcome.SUCCESS)
+    runner.start(106.0)
+    runner.finish(107.0, Outcome.FAILURE)
+    assert runner.phase is Phase.DONE
+
+
+# -- the eval manager's operator flow, through its services -------------------------------------
+def test_operator_starts_and_judges_real_arm_episodes(tmp_path):
+    domain = next_domain_id()
+    probe = RosProbe(domain)
+    node = probe.node
+    calls = []
+
+    def enable(request, response):
+        calls.append(("enable", request.data))
+        response.success = True
+        return response
+
+    def reset(request, response):
+        calls.append(("reset", None))
+        response.success = True
+        return response
+
+    node.create_service(SetBool, "/so101/policy/enable", enable)
+    node.create_service(Trigger, "/so101/policy/reset", reset)
+    markers = []
+    node.create_subscription(String, bag_format.EPISODE_MARKER, lambda m: markers.append(m.data), 10)
+    chunk_pub = node.create_publisher(JointTrajectory, bag_format.ACTION_CHUNK, 10)
+    manager = NodeProcess("eval_manager", ["--ros-args", "-p", "sim:=false", "-p", "episodes:=2", "-p",
+                                           f"output_dir:={tmp_path / 'real'}", "-p", "stall_timeout_s:=30.0"],
+                          isolated_ros_env(domain), tmp_path / "manager.log")
+    clients = {name: node.create_client(Trigger, f"/so101/eval/{name}") for name in ("start", "success", "failure")}
+    try:
+        probe.spin_until(lambda: all(c.service_is_ready() for c in clients.values()), 60,
+                         f"the operator services (log:\n{manager.output})")
+
+        def call(name):
+            future = clients[name].call_async(Trigger.Request())
+            probe.spin_until(future.done, 10, f"so101/eval/{name}")
+            return future.result()
+
+        assert not call("success").success  # nothing is running yet
+        for verdict in ("success", "failure"):
+            assert call("start").success
+            probe.spin_until(lambda: any(m.startswith("start") for m in markers[-1:]), 10, "the start marker")
+            assert calls[-3:] == [("enable", False), ("reset", None), ("enable", True)]
+            chunk_pub.publish(joint_trajectory_msg(0.0, JOINT_NAMES, np.zeros((3, 6)), 1 / 30))
+            probe.spin_for(0.3)
+            assert call(verdict).success
+            probe.spin_until(lambda: markers[-1].startswith("end"), 10, "the end marker")
+            assert markers[-1].split()[1] == verdict
+        probe.spin_until(lambda: manager.process.poll() is not None, 20, "the manager to exit after 2 episodes")
+        results = json.loads((tmp_path / "real" / "results.json").read_text())
+        assert [e["outcome"] for e in results["episodes"]] == ["success", "failure"]
+        assert results["episodes"][0]["chunks"] >= 1 and results["summary"]["successes"] == 1
+    finally:
+        probe.close()
+        manager.stop()
+
+
+# -- so101 eval end to end in the sim -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def eval_run(tmp_path_factory):
+    from tiny_policies import tiny_act_checkpoint
+
+    root = tmp_path_factory.mktemp("eval")
+    checkpoint = tiny_act_checkpoint(root / "act", image_shape=(3, 64, 64), chunk_size=20)
+    output = root / "run"
+    env = isolated_ros_env(next_domain_id())
+    result = subprocess.run([SO101, "eval", "--policy", "act", "--checkpoint", str(checkpoint), "--episodes", "2",
+                             "--max-episode-s", "3", "--record", "--sim-width", "64", "--sim-height", "64",
+                             "--device", "cpu", "--output-dir", str(output)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return output, result.stdout
+
+
+def test_so101_eval_runs_episodes_and_writes_results(eval_run):
+    output, stdout = eval_run
+    results = json.loads((output / "results.json").read_text())
+    assert len(results["episodes"]) == 2 and results["settings"]["policy"] == "act"
+    for episode in results["episodes"]:
+        assert episode["outcome"] in ("success", "timeout", "stalled")
+        assert episode["chunks"] > 0 and episode["latency_p50_ms"] > 0
+        assert episode["bag"].endswith(f"episode_{episode['index']:03d}")
+    assert [e["seed"] for e in results["episodes"]] == [1, 2]
+    assert "95% Wilson interval" in (output / "results.md").read_text() and "Success rate" in stdout
+
+
+def test_recorded_bags_are_readable_by_rosbags_and_mcap(eval_run):
+    from mcap.reader import make_reader
+    from rosbags.highlevel import AnyReader
+
+    output, _ = eval_run
+    bag = output / "bags" / "episode_000"
+    with AnyReader([bag], default_typestore=bag_format.typestore()) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+        markers = [reader.deserialize(raw, c.msgtype).data
+                   for c, _, raw in reader.messages([c for c in reader.connections
+                                                     if c.topic == bag_format.EPISODE_MARKER])]
+    for topic in (*bag_format.CAMERA_TOPICS.values(), bag_format.JOINT_STATES, bag_format.JOINT_TARGETS,
+                  bag_format.ACTION_CHUNK):
+        assert counts[topic] > 0, topic
+    assert markers[0].startswith("start episode=0") and markers[-1].startswith("end ")
+    metadata = (bag / "metadata.yaml").read_text()
+    assert "outcome:" in metadata and "policy: act" in metadata and "seed: '1'" in metadata
+    with open(next(bag.glob("*.mcap")), "rb") as file:
+        summary = make_reader(file).get_summary()
+    assert {channel.topic for channel in summary.channels.values()} >= set(counts)
+
+
+def test_recorded_bags_become_a_dataset_and_runs_compare(eval_run, tmp_path):
+    from lerobot.datasets import LeRobotDataset
+
+    output, _ = eval_run
+    bags = sorted(str(p) for p in (output / "bags").iterdir())
+    result = subprocess.run([SO101, "dataset", "from-bags", *bags, "--root", str(tmp_path / "ds"), "--images"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    dataset = LeRobotDataset("local/so101_from_bags", root=tmp_path / "ds")
+    assert dataset.num_episodes == 2 and dataset[0]["observation.images.wrist"].shape == (3, 64, 64)
+    compare = subprocess.run([SO101, "eval", "compare", str(output), str(output)], capture_output=True, text=True,
+                             timeout=60)
+    assert compare.returncode == 0 and compare.stdout.count("| run | policy |") == 1
+    assert compare.stdout.count("| run | act | wrist,overhead | 2 |") == 2
