@@ -192,6 +192,116 @@ def _add_eval(commands) -> None:
     compare.set_defaults(run=_eval, eval_command="compare")
 
 
+def _replay(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from so101_bringup.replay import replay_bag, write_reports
+    from so101_driver.joint_model import joint_model_for
+    from so101_policy.checkpoint import load_policy
+    from so101_policy.compatibility import check_compatibility
+
+    cameras = tuple(name.strip() for name in args.cameras.split(",") if name.strip())
+    loaded = load_policy(args.checkpoint, args.device)
+    check_compatibility(loaded.config, cameras)
+    joint_model = joint_model_for(args.calibration, args.arm_units)
+    reports = [report for bag in args.bags
+               for report in replay_bag(Path(bag), loaded, joint_model, cameras, args.task, args.fps, args.stride,
+                                        args.seed)]
+    path = write_reports(reports, Path(args.output))
+    for report in reports:
+        summary = report.summary()
+        errors = ", ".join(f"{name.removesuffix('.pos')} {value:.2f}"
+                           for name, value in summary["mean_abs_error"].items())
+        print(f"{Path(report.bag).name}: {summary['frames']} frames, {summary['chunks']} chunks; mean |error| "
+              f"{errors} ({summary['units']})")
+    if len(reports) > 0:
+        print(f"overall mean |error| {np.mean(np.concatenate([r.errors for r in reports])):.3f}; "
+              f"report and plots: {path.parent.resolve()}")
+    return 0
+
+
+def _record(args: argparse.Namespace) -> int:
+    import threading
+
+    from so101_bringup.graph import GraphArgs, record_nodes
+    from so101_bringup.in_process import run_graph
+
+    graph_args = GraphArgs(sim=args.sim, output_dir=args.output_dir, seed=args.seed, port=args.port,
+                           calibration_id=args.calibration_id, wrist_device=args.wrist_device,
+                           overhead_device=args.overhead_device)
+
+    def keyboard(nodes: dict) -> None:
+        recorder = nodes["so101_recorder"]
+
+        def read() -> None:
+            print("Enter starts an episode's bag; Enter again ends it (type s or f first to mark success or "
+                  "failure); Ctrl-C stops.")
+            recording = False
+            for line in sys.stdin:
+                if recording:
+                    outcome = {"s": "success", "f": "failure"}.get(line.strip().lower(), "")
+                    print(recorder.mark("end", outcome))
+                else:
+                    print(recorder.mark("start"))
+                recording = not recording
+
+        threading.Thread(target=read, name="so101_record_keys", daemon=True).start()
+
+    run_graph(record_nodes(graph_args), until=lambda nodes: False, on_started=keyboard)
+    return 0
+
+
+def _add_replay(commands) -> None:
+    from training.sim_dataset import TASK
+
+    replay = commands.add_parser(
+        "replay", help="replay bags through a policy, open loop, against the recorded actions",
+        description="Feed each bag's camera frames and joint states (a frame per control tick) through the policy "
+                    "node's core, a chunk every --stride frames, as fast as it runs, and compare each chunk "
+                    "point by point with the actions the driver recorded (/so101/joint_targets) at the same ticks. "
+                    "Writes replay.json (per-joint mean absolute error, LeRobot units) and a plot per episode. "
+                    "Seeded: two replays of a bag give identical chunks.",
+    )
+    replay.add_argument("bags", nargs="+", help="bag directories recorded by so101 eval --record or so101 record")
+    replay.add_argument("--checkpoint", required=True, help="pretrained_model folder or hub repo id")
+    replay.add_argument("--cameras", default="wrist,overhead", help="cameras the policy sees")
+    replay.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    replay.add_argument("--task", default=TASK, help="language instruction (SmolVLA)")
+    replay.add_argument("--fps", type=float, default=30.0, help="frames per second of the replay (default 30)")
+    replay.add_argument("--stride", type=int, default=None,
+                        help="frames between predictions (default: the checkpoint's n_action_steps)")
+    replay.add_argument("--seed", type=int, default=0, help="torch seed at the start of each episode")
+    replay.add_argument("--calibration", default="sim", help="sim, a calibration id or a calibration JSON")
+    replay.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"])
+    replay.add_argument("--output", default="outputs/replay", help="where replay.json and the plots go")
+    replay.set_defaults(run=_replay)
+
+
+def _add_record(commands) -> None:
+    from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
+
+    defaults = GraphArgs()
+    record = commands.add_parser(
+        "record", help="record bags of the arm and its cameras, an episode per Enter",
+        description="Run the nodes of record.launch.py in one process: the sim driver (or the Feetech driver and "
+                    "two cameras) and the recorder. Whatever drives the arm meanwhile (a policy_node, teleop on "
+                    "/so101/joint_command, the eval manager) is recorded: both cameras, /joint_states, "
+                    "/so101/joint_targets, /so101/action_chunk and the markers, a rosbag2 MCAP bag per episode "
+                    "under --output-dir/bags. Episodes start and end with Enter here, or with start/end "
+                    "std_msgs/String messages on /so101/episode_marker from anywhere.",
+    )
+    where = record.add_mutually_exclusive_group()
+    where.add_argument("--sim", dest="sim", action="store_true", default=True, help="the MuJoCo arm (default)")
+    where.add_argument("--real", dest="sim", action="store_false", help="the real arm (needs --calibration-id)")
+    record.add_argument("--output-dir", default="outputs/record", help="bags go to OUTPUT_DIR/bags")
+    record.add_argument("--seed", type=int, default=defaults.seed, help=ARGUMENT_HELP["seed"])
+    record.add_argument("--port", default=defaults.port, help=ARGUMENT_HELP["port"])
+    record.add_argument("--calibration-id", default=defaults.calibration_id, help=ARGUMENT_HELP["calibration_id"])
+    record.add_argument("--wrist-device", default=defaults.wrist_device, help=ARGUMENT_HELP["wrist_device"])
+    record.add_argument("--overhead-device", default=defaults.overhead_device, help=ARGUMENT_HELP["overhead_device"])
+    record.set_defaults(run=_record)
+
+
 def _add_train(commands) -> None:
     from training.presets import DEFAULT_DATASET, PRESETS
 
@@ -308,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands)
     _add_dataset(commands)
     _add_eval(commands)
+    _add_replay(commands)
+    _add_record(commands)
     return parser
 
 

@@ -88,7 +88,19 @@ class Recorder(Node):
             self.create_subscription(message_types[msgtype], topic, lambda data, t=topic: self._record(t, data),
                                      qos, raw=True)
         self.create_subscription(String, bag_format.EPISODE_MARKER, self._on_marker, 10)
+        self.marker_pub = self.create_publisher(String, bag_format.EPISODE_MARKER, 10)
+        self._marked = 0
         self.get_logger().info(f"recording {sorted(self.topics)} into {self.output_dir}, a bag per episode")
+
+    def mark(self, event: str, outcome: str = "") -> str:
+        """Publish an episode marker (keyboard recording); the recorder hears it like any other."""
+        if event == bag_format.EPISODE_START:
+            text = f"{event} episode={self._marked}"
+            self._marked += 1
+        else:
+            text = f"{event} {outcome}".strip()
+        self.marker_pub.publish(String(data=text))
+        return text
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

@@ -273,11 +273,11 @@ def eval_run(tmp_path_factory):
                              "--device", "cpu", "--output-dir", str(output)],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return output, result.stdout
+    return output, result.stdout, checkpoint
 
 
 def test_so101_eval_runs_episodes_and_writes_results(eval_run):
-    output, stdout = eval_run
+    output, stdout, _ = eval_run
     results = json.loads((output / "results.json").read_text())
     assert len(results["episodes"]) == 2 and results["settings"]["policy"] == "act"
     for episode in results["episodes"]:
@@ -292,7 +292,7 @@ def test_recorded_bags_are_readable_by_rosbags_and_mcap(eval_run):
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
 
-    output, _ = eval_run
+    output, _, _ = eval_run
     bag = output / "bags" / "episode_000"
     with AnyReader([bag], default_typestore=bag_format.typestore()) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
@@ -313,7 +313,7 @@ def test_recorded_bags_are_readable_by_rosbags_and_mcap(eval_run):
 def test_recorded_bags_become_a_dataset_and_runs_compare(eval_run, tmp_path):
     from lerobot.datasets import LeRobotDataset
 
-    output, _ = eval_run
+    output, _, _ = eval_run
     bags = sorted(str(p) for p in (output / "bags").iterdir())
     result = subprocess.run([SO101, "dataset", "from-bags", *bags, "--root", str(tmp_path / "ds"), "--images"],
                             capture_output=True, text=True, timeout=300)
@@ -324,3 +324,62 @@ def test_recorded_bags_become_a_dataset_and_runs_compare(eval_run, tmp_path):
                              timeout=60)
     assert compare.returncode == 0 and compare.stdout.count("| run | policy |") == 1
     assert compare.stdout.count("| run | act | wrist,overhead | 2 |") == 2
+
+
+def test_replay_is_deterministic_and_reports_action_error(eval_run, tmp_path):
+    from so101_bringup.replay import replay_bag
+    from so101_driver.joint_model import JointModel
+    from so101_policy.checkpoint import load_policy
+
+    output, _, checkpoint = eval_run
+    bag = output / "bags" / "episode_000"
+    loaded = load_policy(checkpoint, "cpu")
+    first, second = (replay_bag(bag, loaded, JointModel.for_sim(), ("wrist", "overhead"), task="", stride=10)[0]
+                     for _ in range(2))
+    np.testing.assert_array_equal(first.chunks, second.chunks)  # identical chunks
+    assert first.chunk_frames[:2] == [0, 10] and first.chunks.shape[1:] == (20, 6)
+    assert first.errors.shape[1] == 6 and np.all(np.isfinite(first.errors))
+    # The bag's actions are what this very checkpoint commanded (after the driver's step clamp):
+    # once the arm has caught up, the replay reproduces them closely.
+    settled = ~np.isnan(first.predicted[:, 0])
+    late = np.arange(first.frames) > first.frames // 2
+    assert np.median(np.abs(first.predicted - first.recorded)[settled & late]) < 3.0
+    result = subprocess.run([SO101, "replay", str(bag), "--checkpoint", str(checkpoint), "--device", "cpu",
+                             "--output", str(tmp_path / "replay")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "replay" / "replay.json").read_text())
+    assert set(report[0]["mean_abs_error"]) == {"shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos",
+                                                "wrist_flex.pos", "wrist_roll.pos", "gripper.pos"}
+    assert (tmp_path / "replay" / report[0]["plot"]).stat().st_size > 10_000
+
+
+def test_so101_record_writes_a_bag_per_keyboard_episode(tmp_path):
+    import signal
+    import time
+
+    from rosbags.highlevel import AnyReader
+
+    env = dict(isolated_ros_env(next_domain_id()), MUJOCO_GL="egl")
+    process = subprocess.Popen([SO101, "record", "--output-dir", str(tmp_path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        log = ""
+        while "recording" not in log and time.monotonic() < deadline:  # the recorder's start-up line
+            log += process.stdout.readline()
+        time.sleep(2.0)
+        process.stdin.write("\n")  # start
+        process.stdin.flush()
+        time.sleep(2.0)
+        process.stdin.write("s\n")  # end, a success
+        process.stdin.flush()
+        time.sleep(1.0)
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, log + output
+    bag = tmp_path / "bags" / "episode_000"
+    assert "outcome: success" in (bag / "metadata.yaml").read_text(), log + output
+    with AnyReader([bag], default_typestore=bag_format.typestore()) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts[bag_format.JOINT_STATES] > 20 and counts[bag_format.CAMERA_TOPICS["wrist"]] > 20
