@@ -77,7 +77,7 @@ def _train(args: argparse.Namespace) -> int:
         preset=args.preset, dataset=args.dataset, dataset_root=args.dataset_root, output_dir=args.output_dir,
         exclude_cameras=tuple(args.exclude_cameras), overrides=parse_overrides(args.lerobot_settings),
         resize_with_pad="preset" if args.resize_with_pad is None else _image_size(args.resize_with_pad),
-        resume=args.resume,
+        resume=args.resume, time_budget_min=args.time_budget,
     )
     run_training(request)
     return 0
@@ -277,6 +277,47 @@ def _add_replay(commands) -> None:
     replay.set_defaults(run=_replay)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from so101_bringup.demo import DemoConfig, run_demo
+
+    return run_demo(DemoConfig(
+        output=Path(args.output), checkpoint=args.checkpoint, policy=args.policy, demonstrations=args.demonstrations,
+        image_size=args.image_size, train_minutes=args.train_minutes, episodes=args.episodes,
+        max_episode_s=args.max_episode_s, device=args.device,
+    ))
+
+
+def _add_demo(commands) -> None:
+    from so101_bringup.demo import DemoConfig
+
+    defaults = DemoConfig()
+    demo = commands.add_parser(
+        "demo", help="the main job on the sim: demonstrations, a small ACT trained on CPU, evaluated over ROS",
+        description="Make scripted demonstrations in the MuJoCo sim (reused when they exist), train a small ACT "
+                    "(the act_small_cpu preset) for --train-minutes, evaluate it through the full ROS graph "
+                    "(sim driver, policy_node, eval_manager, recorder) for --episodes episodes, replay the first "
+                    "bag open loop, and print the results and where the bags and plots are. Running it again "
+                    "trains further from the last checkpoint. With --checkpoint (a path or a hub id) it skips "
+                    "the demonstrations and training and evaluates that checkpoint.",
+    )
+    demo.add_argument("--checkpoint", default=None, help="evaluate this checkpoint instead of training one")
+    demo.add_argument("--policy", default=defaults.policy, choices=["act", "smolvla"],
+                      help="the checkpoint's policy type (with --checkpoint)")
+    demo.add_argument("--demonstrations", type=int, default=defaults.demonstrations,
+                      help=f"scripted demonstrations to train on (default {defaults.demonstrations})")
+    demo.add_argument("--image-size", type=int, default=defaults.image_size,
+                      help=f"sim camera size, square, for demonstrations and evaluation (default {defaults.image_size})")
+    demo.add_argument("--train-minutes", type=float, default=defaults.train_minutes,
+                      help=f"training time budget (default {defaults.train_minutes:g})")
+    demo.add_argument("--episodes", type=int, default=defaults.episodes,
+                      help=f"evaluation episodes (default {defaults.episodes})")
+    demo.add_argument("--max-episode-s", type=float, default=defaults.max_episode_s,
+                      help=f"maximum evaluation episode length, s (default {defaults.max_episode_s:g})")
+    demo.add_argument("--device", default=defaults.device, help="device for training and evaluation (default cpu)")
+    demo.add_argument("--output", default=str(defaults.output), help="where everything goes (default outputs/demo)")
+    demo.set_defaults(run=_demo)
+
+
 def _add_record(commands) -> None:
     from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
 
@@ -329,6 +370,9 @@ def _add_train(commands) -> None:
                        help="resize images keeping the aspect ratio with padding, a step saved in the "
                             "checkpoint's preprocessor (default: the preset's, 224x224 for ACT, none for SmolVLA "
                             "which pads inside the model)")
+    train.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                       help="stop once this much training time has passed, saving that step as the last "
+                            "checkpoint (the run can be resumed later)")
     resume = train.add_mutually_exclusive_group()
     resume.add_argument("--resume", dest="resume", action="store_true", default=None,
                         help="require a checkpoint to resume from (default: resume if there is one)")
@@ -420,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_replay(commands)
     _add_record(commands)
+    _add_demo(commands)
     return parser
 
 

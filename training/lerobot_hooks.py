@@ -1,12 +1,14 @@
-"""The three places where `so101 train` reaches into lerobot's training, and why.
+"""The places where `so101 train` reaches into lerobot's training, and why.
 
-lerobot's `train()` has no parameters for them, so for the length of one run we wrap three names
-its module looks up at call time, each around lerobot's own function:
+lerobot's `train()` has no parameters for them, so for the length of one run we wrap names its
+module looks up at call time, each around lerobot's own function:
 - make_policy: the policy sees only the chosen cameras (lerobot takes every camera of the dataset);
 - make_pre_post_processors: ACT's resize-with-pad step goes into the preprocessor, before
   normalization, so it is saved in the checkpoint and inference applies the same resize;
 - MetricsTracker: each logged window (loss, grad norm, lr, update and data time) is appended to a
-  JSONL file in the run directory, since lerobot writes its metrics only to the console and wandb.
+  JSONL file in the run directory, since lerobot writes its metrics only to the console and wandb;
+- should_save_checkpoint (with a time budget only): once the budget is spent, the current step is
+  saved as a checkpoint and the run stops at the next step, through lerobot's own saving code.
 """
 
 from __future__ import annotations
@@ -25,6 +27,14 @@ from lerobot.processor import NormalizerProcessorStep
 from so101_policy.resize_with_pad import IMAGE_PREFIX, ResizeWithPadStep
 
 METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s")
+
+
+class TimeBudgetReached(Exception):
+    """The run's time budget is spent and its last step is saved."""
+
+    def __init__(self, step: int):
+        super().__init__(f"time budget reached: stopped after step {step}, which is saved")
+        self.step = step
 
 
 @dataclass
@@ -83,8 +93,11 @@ class MetricsLog:
 @contextmanager
 def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | None, metrics_path: Path,
                    on_policy_made: Callable[[RunObservations], None] = lambda observed: None,
-                   ) -> Iterator[RunObservations]:
-    """`on_policy_made` runs once lerobot has validated the run (its output_dir may now be created)."""
+                   time_budget_s: float | None = None) -> Iterator[RunObservations]:
+    """`on_policy_made` runs once lerobot has validated the run (its output_dir may now be created).
+
+    `time_budget_s`: wall-clock seconds from the first training step; raises TimeBudgetReached.
+    """
     import lerobot.scripts.lerobot_train as lerobot_train
 
     observed = RunObservations()
@@ -92,6 +105,8 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
     original_make_policy = lerobot_train.make_policy
     original_make_processors = lerobot_train.make_pre_post_processors
     original_tracker = lerobot_train.MetricsTracker
+    original_should_save = lerobot_train.should_save_checkpoint
+    budget = {"started": None, "saved_step": None}
 
     def make_policy(cfg, ds_meta=None, **kwargs):
         if ds_meta is not None:
@@ -116,12 +131,28 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
                 metrics.append(self)
             super().reset_averages()
 
+        def step(self) -> None:
+            if budget["saved_step"] is not None:  # the step after the budget's checkpoint
+                raise TimeBudgetReached(budget["saved_step"])
+            if budget["started"] is None:
+                budget["started"] = time.monotonic()
+            super().step()
+
+    def should_save_checkpoint(step: int, save_freq: int, total_steps: int) -> bool:
+        if time_budget_s is not None and budget["started"] is not None and \
+                time.monotonic() - budget["started"] >= time_budget_s:
+            budget["saved_step"] = step
+            return True
+        return original_should_save(step, save_freq, total_steps)
+
     lerobot_train.make_policy = make_policy
     lerobot_train.make_pre_post_processors = make_pre_post_processors
     lerobot_train.MetricsTracker = RecordingMetricsTracker
+    lerobot_train.should_save_checkpoint = should_save_checkpoint
     try:
         yield observed
     finally:
         lerobot_train.make_policy = original_make_policy
         lerobot_train.make_pre_post_processors = original_make_processors
         lerobot_train.MetricsTracker = original_tracker
+        lerobot_train.should_save_checkpoint = original_should_save

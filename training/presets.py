@@ -77,6 +77,33 @@ PRESETS = {
         ),
     )
 }
+PRESETS["act_small_cpu"] = TrainPreset(
+    name="act_small_cpu",
+    description="a small ACT for CPU runs on sim demos (the demo): ResNet18 from scratch, 96x96 with padding, "
+                "2 encoder layers, chunk 30, AdamW lr 1e-4, batch 8",
+    policy_type="act",
+    settings={
+        "policy.type": "act",
+        "policy.vision_backbone": "resnet18",
+        "policy.pretrained_backbone_weights": "null",  # no download: trains offline
+        "policy.chunk_size": "30",
+        "policy.n_action_steps": "30",
+        "policy.dim_model": "256",
+        "policy.n_heads": "8",
+        "policy.dim_feedforward": "1024",
+        "policy.n_encoder_layers": "2",
+        "policy.n_decoder_layers": "1",
+        "policy.optimizer_lr": "1e-4",
+        "policy.optimizer_lr_backbone": "1e-4",
+        "policy.optimizer_weight_decay": "1e-4",
+        "policy.device": "cpu",
+        "batch_size": "8",
+        "num_workers": "2",
+        "steps": "20000",
+        "save_freq": "500",
+    },
+    resize_with_pad=(96, 96),
+)
 PRESETS["smolvla_wrist"] = TrainPreset(
     name="smolvla_wrist",
     description="smolvla_dual with the wrist camera alone",

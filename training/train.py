@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .dataset_source import prepare_dataset
-from .lerobot_hooks import training_hooks
+from .lerobot_hooks import TimeBudgetReached, training_hooks
 from .presets import DEFAULT_DATASET, PRESETS, PresetError, resolve
 
 RUN_INFO = "run_info.json"
@@ -36,6 +36,7 @@ class TrainRequest:
     overrides: dict[str, str] = field(default_factory=dict)
     resize_with_pad: tuple[int, int] | None | str = "preset"  # "preset": the preset's choice
     resume: bool | None = None  # None: resume when output_dir has a checkpoint
+    time_budget_min: float | None = None  # stop (saved) once this much training time has passed
 
 
 @dataclass
@@ -131,8 +132,13 @@ def run_training(request: TrainRequest) -> Path:
         info.input_features = seen.input_features
         info.save(run_dir)
 
+    budget = None if request.time_budget_min is None else 60.0 * request.time_budget_min
     with _lerobot_command_line(arguments), training_hooks(tuple(info.cameras), resize, run_dir / METRICS,
-                                                          record_policy):
-        lerobot_train.train()
+                                                          record_policy, budget):
+        try:
+            lerobot_train.train()
+        except TimeBudgetReached as stop:
+            print(f"Time budget of {request.time_budget_min:g} min reached: stopped after step {stop.step}, "
+                  "saved as the last checkpoint")
     print(f"Run directory: {run_dir.resolve()} (checkpoints/last/pretrained_model, {METRICS}, {RUN_INFO})")
     return run_dir
