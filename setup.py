@@ -37,6 +37,7 @@ setup(
             "policy_node = so101_policy.policy_node:main",
             "eval_manager = so101_bringup.eval_manager:main",
             "recorder = so101_bringup.recorder:main",
+            "bag_player = so101_bringup.bag_player:main",
             "so101 = so101_bringup.cli:main",
         ],
     },

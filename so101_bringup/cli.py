@@ -148,6 +148,20 @@ def _eval(args: argparse.Namespace) -> int:
     return 0 if manager.finished else 1
 
 
+def _add_robot_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sim or real arm, and the real arm's bus and cameras: the same for eval and record."""
+    from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
+
+    defaults = GraphArgs()
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--sim", dest="sim", action="store_true", default=True, help="the MuJoCo arm (default)")
+    where.add_argument("--real", dest="sim", action="store_false", help="the real arm (needs --calibration-id)")
+    parser.add_argument("--port", default=defaults.port, help=ARGUMENT_HELP["port"])
+    parser.add_argument("--calibration-id", default=defaults.calibration_id, help=ARGUMENT_HELP["calibration_id"])
+    parser.add_argument("--wrist-device", default=defaults.wrist_device, help=ARGUMENT_HELP["wrist_device"])
+    parser.add_argument("--overhead-device", default=defaults.overhead_device, help=ARGUMENT_HELP["overhead_device"])
+
+
 def _add_eval(commands) -> None:
     from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
 
@@ -163,9 +177,7 @@ def _add_eval(commands) -> None:
     )
     evaluate.add_argument("--policy", default=defaults.policy, choices=["act", "smolvla"], help=ARGUMENT_HELP["policy"])
     evaluate.add_argument("--checkpoint", default="", help=ARGUMENT_HELP["checkpoint"] + " (required)")
-    where = evaluate.add_mutually_exclusive_group()
-    where.add_argument("--sim", dest="sim", action="store_true", default=True, help="the MuJoCo arm (default)")
-    where.add_argument("--real", dest="sim", action="store_false", help="the real arm (needs --calibration-id)")
+    _add_robot_arguments(evaluate)
     evaluate.add_argument("--episodes", type=int, default=defaults.episodes, help=ARGUMENT_HELP["episodes"])
     evaluate.add_argument("--max-episode-s", type=float, default=defaults.max_episode_s,
                           help=ARGUMENT_HELP["max_episode_s"])
@@ -178,11 +190,6 @@ def _add_eval(commands) -> None:
     evaluate.add_argument("--seed", type=int, default=defaults.seed, help=ARGUMENT_HELP["seed"])
     evaluate.add_argument("--sim-width", type=int, default=defaults.sim_width, help=ARGUMENT_HELP["sim_width"])
     evaluate.add_argument("--sim-height", type=int, default=defaults.sim_height, help=ARGUMENT_HELP["sim_height"])
-    evaluate.add_argument("--port", default=defaults.port, help=ARGUMENT_HELP["port"])
-    evaluate.add_argument("--calibration-id", default=defaults.calibration_id, help=ARGUMENT_HELP["calibration_id"])
-    evaluate.add_argument("--wrist-device", default=defaults.wrist_device, help=ARGUMENT_HELP["wrist_device"])
-    evaluate.add_argument("--overhead-device", default=defaults.overhead_device,
-                          help=ARGUMENT_HELP["overhead_device"])
     evaluate.set_defaults(run=_eval, eval_command="run")
     sub = evaluate.add_subparsers(dest="eval_command")
     compare = sub.add_parser("compare", help="put evaluation runs side by side",
@@ -200,6 +207,8 @@ def _replay(args: argparse.Namespace) -> int:
     from so101_policy.checkpoint import load_policy
     from so101_policy.compatibility import check_compatibility
 
+    if args.realtime:
+        return _replay_through_the_graph(args)
     cameras = tuple(name.strip() for name in args.cameras.split(",") if name.strip())
     loaded = load_policy(args.checkpoint, args.device)
     check_compatibility(loaded.config, cameras)
@@ -251,6 +260,28 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay_through_the_graph(args: argparse.Namespace) -> int:
+    from so101_bringup.graph import GraphArgs, replay_nodes
+    from so101_bringup.in_process import run_graph
+
+    from lerobot.configs.policies import PreTrainedConfig
+
+    policy = PreTrainedConfig.from_pretrained(args.checkpoint).type  # what the checkpoint is
+    for index, bag in enumerate(args.bags):
+        graph_args = GraphArgs(policy=policy, checkpoint=args.checkpoint, cameras=args.cameras,
+                               device=args.device, task=args.task, bag=str(bag), rate=args.rate,
+                               output_dir=str(Path(args.output) / f"{Path(bag).name}_{index}"))
+        nodes = run_graph(replay_nodes(graph_args), until=lambda nodes: nodes["so101_bag_player"].finished)
+        player = nodes["so101_bag_player"]
+        if not player.finished:
+            return 1
+        errors = ", ".join(f"{name.removesuffix('.pos')} {value:.2f}"
+                           for name, value in player.report["mean_abs_error"].items())
+        print(f"{Path(bag).name} at {args.rate:g}x through policy_node: {player.report['chunks']} chunks; "
+              f"mean |error| {errors} ({player.report['units']})")
+    return 0
+
+
 def _add_replay(commands) -> None:
     from training.sim_dataset import TASK
 
@@ -274,6 +305,11 @@ def _add_replay(commands) -> None:
     replay.add_argument("--calibration", default="sim", help="sim, a calibration id or a calibration JSON")
     replay.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"])
     replay.add_argument("--output", default="outputs/replay", help="where replay.json and the plots go")
+    replay.add_argument("--realtime", action="store_true",
+                        help="play each bag into the ROS graph at its recorded timing instead (bag_player and "
+                             "policy_node, as replay.launch.py), comparing the chunks policy_node publishes")
+    replay.add_argument("--rate", type=float, default=1.0, help="--realtime: playback speed (default 1.0)")
+
     replay.set_defaults(run=_replay)
 
 
@@ -331,15 +367,9 @@ def _add_record(commands) -> None:
                     "under --output-dir/bags. Episodes start and end with Enter here, or with start/end "
                     "std_msgs/String messages on /so101/episode_marker from anywhere.",
     )
-    where = record.add_mutually_exclusive_group()
-    where.add_argument("--sim", dest="sim", action="store_true", default=True, help="the MuJoCo arm (default)")
-    where.add_argument("--real", dest="sim", action="store_false", help="the real arm (needs --calibration-id)")
+    _add_robot_arguments(record)
     record.add_argument("--output-dir", default="outputs/record", help="bags go to OUTPUT_DIR/bags")
     record.add_argument("--seed", type=int, default=defaults.seed, help=ARGUMENT_HELP["seed"])
-    record.add_argument("--port", default=defaults.port, help=ARGUMENT_HELP["port"])
-    record.add_argument("--calibration-id", default=defaults.calibration_id, help=ARGUMENT_HELP["calibration_id"])
-    record.add_argument("--wrist-device", default=defaults.wrist_device, help=ARGUMENT_HELP["wrist_device"])
-    record.add_argument("--overhead-device", default=defaults.overhead_device, help=ARGUMENT_HELP["overhead_device"])
     record.set_defaults(run=_record)
 
 

@@ -51,6 +51,9 @@ class GraphArgs:
     camera_height: int = 480
     sim_width: int = 224
     sim_height: int = 224
+    # replay
+    bag: str = ""
+    rate: float = 1.0
 
     def __post_init__(self):
         if self.policy not in ("act", "smolvla"):
@@ -123,6 +126,16 @@ def record_nodes(args: GraphArgs) -> list[NodeSpec]:
     return [*robot_nodes(args), recorder_node(args)]
 
 
+def replay_nodes(args: GraphArgs) -> list[NodeSpec]:
+    """A bag played into the graph at its recorded timing, and the policy acting on it (open loop)."""
+    if not args.bag:
+        raise ValueError("bag is required: a bag directory recorded by so101 eval --record or so101 record")
+    return [NodeSpec("bag_player", "so101_bag_player", None,
+                     {"bag": args.bag, "rate": args.rate, "output_dir": str(Path(args.output_dir) / "replay"),
+                      "calibration": _calibration(args)}),
+            policy_node(args, enabled=True)]
+
+
 def config_dir() -> Path:
     """config/ of the installed package (colcon), else of this source tree (pip install -e)."""
     try:
@@ -168,6 +181,8 @@ ARGUMENT_HELP = {
     "camera_height": "real arm: camera height",
     "sim_width": "sim: camera width",
     "sim_height": "sim: camera height",
+    "bag": "replay: the bag directory to play",
+    "rate": "replay: playback speed (1.0: the recorded timing)",
 }
 
 

@@ -20,6 +20,7 @@ NODE_CLASSES = {
     "policy_node": "so101_policy.policy_node:PolicyNode",
     "eval_manager": "so101_bringup.eval_manager:EvalManager",
     "recorder": "so101_bringup.recorder:Recorder",
+    "bag_player": "so101_bringup.bag_player:BagPlayer",
 }
 
 

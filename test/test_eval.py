@@ -383,3 +383,17 @@ def test_so101_record_writes_a_bag_per_keyboard_episode(tmp_path):
     with AnyReader([bag], default_typestore=bag_format.typestore()) as reader:
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts[bag_format.JOINT_STATES] > 20 and counts[bag_format.CAMERA_TOPICS["wrist"]] > 20
+
+
+def test_realtime_replay_plays_the_bag_through_policy_node(eval_run, tmp_path):
+    output, _, checkpoint = eval_run
+    bag = output / "bags" / "episode_000"
+    env = isolated_ros_env(next_domain_id())
+    result = subprocess.run([SO101, "replay", str(bag), "--checkpoint", str(checkpoint), "--device", "cpu",
+                             "--realtime", "--rate", "1.0", "--output", str(tmp_path / "replay")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(next((tmp_path / "replay").glob("*/replay/replay.json")).read_text())[0]
+    assert report["chunks"] > 0 and report["points_compared"] > 0
+    assert all(np.isfinite(v) for v in report["mean_abs_error"].values())
+    assert "through policy_node" in result.stdout

@@ -10,7 +10,7 @@ import pytest
 
 REPO = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
-EXECUTABLES = ("driver_node", "camera_node", "policy_node", "so101")
+EXECUTABLES = ("driver_node", "camera_node", "policy_node", "eval_manager", "recorder", "bag_player", "so101")
 
 
 def copy_package(destination: Path) -> Path:
@@ -45,7 +45,10 @@ def test_colcon_install_layout_is_what_ros2_run_and_launch_need(colcon_workspace
         assert os.access(prefix / "lib" / "so101_bringup" / name, os.X_OK), name
     share = prefix / "share" / "so101_bringup"
     assert (share / "package.xml").is_file()
-    assert (share / "config" / "driver.yaml").is_file()
+    for config in ("driver", "policy", "eval", "cameras"):
+        assert (share / "config" / f"{config}.yaml").is_file(), config
+    for launch in ("eval", "robot", "record", "replay"):
+        assert (share / "launch" / f"{launch}.launch.py").is_file(), launch
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "so101_bringup").is_file()
     found = subprocess.run(
         [sys.executable, "-c", "from ament_index_python.packages import get_package_share_directory as g;"

@@ -1,0 +1,152 @@
+"""bag_player: a bag's cameras and joint states back into the graph at their recorded timing, for policy_node.
+
+Headers are restamped by one offset (now minus the bag's start), so the policy's age and sync checks
+see live data and relative timing is kept. Each action chunk the policy publishes meanwhile is
+compared, point by point, with the actions the driver recorded at those times (open loop: nothing
+moves the arm). At the bag's end the per-joint errors go to replay.json and the node is done.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.serialization import deserialize_message
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from so101_driver.joint_model import JOINT_NAMES, LEROBOT_FEATURE_NAMES, joint_model_for
+from so101_driver.node_runner import declare_parameters, run_node
+from so101_driver.ros_messages import duration_to_sec, sec_to_time, time_to_sec
+
+from . import bag_format
+
+PARAMETERS = {
+    "bag": ("", "bag directory to play (recorded by so101 eval --record or so101 record)"),
+    "rate": (1.0, "playback speed: 1.0 is the recorded timing"),
+    "output_dir": ("outputs/replay", "where replay.json goes"),
+    "calibration": ("sim", "the arm's calibration, for errors in LeRobot units"),
+    "arm_units": ("degrees", "LeRobot units of the arm joints"),
+    "settle_s": (1.0, "s to wait after the last message for the last chunk"),
+}
+MESSAGE_CLASSES = {bag_format.IMAGE: Image, bag_format.COMPRESSED_IMAGE: CompressedImage,
+                   bag_format.JOINT_STATE: JointState}
+
+
+class BagPlayer(Node):
+    def __init__(self, **node_options):
+        super().__init__("so101_bag_player", **node_options)
+        p = declare_parameters(self, PARAMETERS)
+        if not p["bag"]:
+            raise ValueError("Set bag:=<bag directory>.")
+        self.bag = Path(p["bag"])
+        if not (self.bag / "metadata.yaml").is_file():
+            raise FileNotFoundError(f"{self.bag} is not a rosbag2 directory (no metadata.yaml)")
+        self.rate = float(p["rate"])
+        self.output_dir = Path(p["output_dir"])
+        self.settle_s = float(p["settle_s"])
+        self.joint_model = joint_model_for(p["calibration"], p["arm_units"])
+        self.finished = False
+        self.recorded_times: list[float] = []  # bag time, s
+        self.recorded_targets: list[np.ndarray] = []  # radians
+        self.chunks: list[tuple[float, np.ndarray]] = []  # (bag time of point 0, radians (n, 6))
+        self._offset: float | None = None  # ROS time minus bag time
+        self._lock = threading.Lock()
+        self.publishers_by_topic = {}
+        for topic in bag_format.CAMERA_TOPICS.values():
+            self.publishers_by_topic[topic] = self.create_publisher(Image, topic, qos_profile_sensor_data)
+        self.publishers_by_topic[bag_format.JOINT_STATES] = self.create_publisher(JointState, "/joint_states", 10)
+        self.create_subscription(JointTrajectory, bag_format.ACTION_CHUNK, self._on_chunk, 10)
+        self._thread = threading.Thread(target=self._play, name="so101_bag_player", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"playing {self.bag} at {self.rate:g}x into the graph")
+
+    def _now(self) -> float:
+        return time_to_sec(self.get_clock().now().to_msg())
+
+    def _play(self) -> None:
+        from rosbags.highlevel import AnyReader
+
+        with AnyReader([self.bag], default_typestore=bag_format.typestore()) as reader:
+            wanted = [c for c in reader.connections
+                      if c.topic in self.publishers_by_topic or c.topic == bag_format.JOINT_TARGETS]
+            wall_start = start_ns = None
+            for connection, timestamp, raw in reader.messages(connections=wanted):
+                if start_ns is None:
+                    start_ns, wall_start = timestamp, time.monotonic()
+                    self._offset = self._now() - timestamp * 1e-9
+                delay = wall_start + (timestamp - start_ns) * 1e-9 / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                msg = deserialize_message(bytes(raw), MESSAGE_CLASSES[connection.msgtype])
+                bag_time = time_to_sec(msg.header.stamp)
+                if connection.topic == bag_format.JOINT_TARGETS:
+                    with self._lock:
+                        self.recorded_times.append(bag_time)
+                        self.recorded_targets.append(np.array(
+                            [msg.position[list(msg.name).index(n)] for n in JOINT_NAMES]))
+                    continue
+                # The headers and the bag share the recording's clock: one offset maps both to now.
+                msg.header.stamp = sec_to_time(bag_time + self._offset)
+                self.publishers_by_topic[connection.topic].publish(msg)
+        time.sleep(self.settle_s)
+        self._report()
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        if self._offset is None or not msg.points:
+            return
+        names = list(msg.joint_names)
+        points = np.array([[point.positions[names.index(n)] for n in JOINT_NAMES] for point in msg.points])
+        period = duration_to_sec(msg.points[1].time_from_start) if len(msg.points) > 1 else 1 / 30
+        with self._lock:
+            self.chunks.append((time_to_sec(msg.header.stamp) - self._offset, points, period))
+
+    def errors(self) -> np.ndarray:
+        """|chunk point - recorded action at that time| for every point inside the recording, LeRobot units."""
+        with self._lock:
+            times = np.array(self.recorded_times)
+            targets = np.array(self.recorded_targets)
+            chunks = list(self.chunks)
+        rows = []
+        if len(times) == 0:
+            return np.zeros((0, 6))
+        for start, points, period in chunks:
+            for k, point in enumerate(points):
+                t = start + k * period
+                if t < times[0] or t > times[-1]:
+                    continue
+                nearest = targets[int(np.argmin(np.abs(times - t)))]
+                rows.append(np.abs(self.joint_model.to_lerobot(point) - self.joint_model.to_lerobot(nearest)))
+        return np.array(rows) if rows else np.zeros((0, 6))
+
+    def _report(self) -> None:
+        errors = self.errors()
+        mae = errors.mean(axis=0) if len(errors) else np.full(6, np.nan)
+        report = {"bag": str(self.bag), "mode": f"recorded timing x{self.rate:g}", "chunks": len(self.chunks),
+                  "points_compared": len(errors),
+                  "mean_abs_error": {n: round(float(v), 4) for n, v in zip(LEROBOT_FEATURE_NAMES, mae)},
+                  "units": "degrees; gripper 0..100 (LeRobot units)"}
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        (self.output_dir / "replay.json").write_text(json.dumps([report], indent=2) + "\n")
+        self.report = report
+        self.get_logger().info(f"replay of {self.bag.name}: {len(self.chunks)} chunks, mean |error| "
+                               f"{float(np.nanmean(mae)):.3f}; {self.output_dir / 'replay.json'}")
+        self.finished = True
+
+    def close(self) -> None:
+        """The playing thread is a daemon; nothing holds hardware."""
+
+
+def main(args=None) -> int:
+    return run_node(BagPlayer, "so101_bag_player", (ValueError, FileNotFoundError), args,
+                    until=lambda node: node.finished)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
