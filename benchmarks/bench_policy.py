@@ -26,10 +26,6 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
-from lerobot.configs.types import FeatureType, PolicyFeature
-from lerobot.policies.act.configuration_act import ACTConfig
-from lerobot.policies.act.modeling_act import ACTPolicy
-from lerobot.policies.factory import make_pre_post_processors
 from lerobot.policies.utils import prepare_observation_for_inference
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -39,31 +35,14 @@ from trajectory_msgs.msg import JointTrajectory
 
 REPO = Path(__file__).parents[1]
 sys.path.insert(0, str(REPO / "test"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from full_size import CAMERAS, full_act_checkpoint  # noqa: E402
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id  # noqa: E402
 from so101_driver.joint_model import JOINT_NAMES  # noqa: E402
 from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec  # noqa: E402
 from so101_policy.checkpoint import load_policy  # noqa: E402
 from so101_policy.policy_node import PolicyNode  # noqa: E402
-
-CAMERAS = ("wrist", "overhead")
-
-
-def full_act_checkpoint(path: Path, size: int = 224) -> Path:
-    """ACT as in the reference run (52M parameters, ResNet18 per camera, chunk 50), random weights."""
-    features = {"observation.state": PolicyFeature(FeatureType.STATE, (6,))}
-    features.update({f"observation.images.{c}": PolicyFeature(FeatureType.VISUAL, (3, size, size)) for c in CAMERAS})
-    config = ACTConfig(input_features=features, output_features={"action": PolicyFeature(FeatureType.ACTION, (6,))},
-                       chunk_size=50, n_action_steps=50, pretrained_backbone_weights=None, device="cpu")
-    policy = ACTPolicy(config)
-    stats = {key: {"mean": torch.zeros(6), "std": torch.full((6,), 30.0)} for key in ("observation.state", "action")}
-    stats.update({f"observation.images.{c}": {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
-                  for c in CAMERAS})
-    preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
-    for saveable in (policy, preprocessor, postprocessor):
-        saveable.save_pretrained(path)
-    print(f"full ACT: {sum(p.numel() for p in policy.parameters()) / 1e6:.1f}M parameters")
-    return path
 
 
 def observation(size: int = 224) -> dict[str, np.ndarray]:
@@ -73,57 +52,70 @@ def observation(size: int = 224) -> dict[str, np.ndarray]:
     return values
 
 
-def bare_lerobot_latencies(checkpoint: Path, device: str, samples: int) -> list[float]:
-    loaded = load_policy(checkpoint, device)
-    values = observation()
-    latencies = []
-    for _ in range(samples + 2):
-        started = time.perf_counter()
-        with torch.inference_mode():
-            batch = loaded.preprocessor(prepare_observation_for_inference(dict(values), loaded.device, "", "so101"))
-            actions = loaded.postprocessor(loaded.policy.predict_action_chunk(batch))
-            actions.cpu()
-        latencies.append(time.perf_counter() - started)
-    return latencies[2:]  # the first calls warm up
+class BareLerobot:
+    """Preprocessor, predict_action_chunk, postprocessor on one observation: the baseline."""
+
+    def __init__(self, checkpoint: Path, device: str):
+        self.loaded = load_policy(checkpoint, device)
+        self.values = observation()
+        self.measure(2)  # warm-up
+
+    def measure(self, samples: int) -> list[float]:
+        latencies = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            with torch.inference_mode():
+                batch = self.loaded.preprocessor(prepare_observation_for_inference(
+                    dict(self.values), self.loaded.device, "", "so101"))
+                self.loaded.postprocessor(self.loaded.policy.predict_action_chunk(batch)).cpu()
+            latencies.append(time.perf_counter() - started)
+        return latencies
 
 
-def node_latencies(checkpoint: Path, device: str, samples: int) -> list[float]:
+class ThroughNode:
     """Publish an observation over ROS, wait for its chunk over ROS; policy_node in this process."""
-    domain = next_domain_id()
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain)
-    node = PolicyNode(context=context, parameter_overrides=[
-        Parameter("checkpoint", value=str(checkpoint)), Parameter("device", value=device),
-        Parameter("mode", value="temporal_ensemble"), Parameter("max_obs_age", value=5.0)])
-    probe = rclpy.create_node("bench_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    executor.add_node(probe)
-    chunks: list[JointTrajectory] = []
-    probe.create_subscription(JointTrajectory, "/so101/action_chunk", chunks.append, 10)
-    joints = probe.create_publisher(JointState, "/joint_states", 10)
-    images = {c: probe.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data) for c in CAMERAS}
-    values = observation()
-    while not all(p.get_subscription_count() for p in images.values()):
-        executor.spin_once(timeout_sec=0.05)
-    latencies = []
-    for _ in range(samples + 2):
-        chunks.clear()
-        stamp = sec_to_time(time_to_sec(probe.get_clock().now().to_msg()))
-        started = time.perf_counter()
-        joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
-        for camera, publisher in images.items():
-            publisher.publish(color_image_msg(stamp, values[f"observation.images.{camera}"], camera))
-        deadline = time.monotonic() + 30
-        while not chunks and time.monotonic() < deadline:
-            # Blocks in rcl_wait with the GIL released, as rclpy.spin does in a deployed node.
-            executor.spin_once(timeout_sec=0.05)
-        latencies.append(time.perf_counter() - started)
-        time.sleep(0.05)  # let the worker thread finish its bookkeeping before the next observation
-    node.close()
-    executor.shutdown()
-    rclpy.shutdown(context=context)
-    return latencies[2:]
+
+    def __init__(self, checkpoint: Path, device: str):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=next_domain_id())
+        self.node = PolicyNode(context=self.context, parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoint)), Parameter("device", value=device),
+            Parameter("mode", value="temporal_ensemble"), Parameter("max_obs_age", value=5.0)])
+        self.probe = rclpy.create_node("bench_probe", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.probe)
+        self.chunks: list[JointTrajectory] = []
+        self.probe.create_subscription(JointTrajectory, "/so101/action_chunk", self.chunks.append, 10)
+        self.joints = self.probe.create_publisher(JointState, "/joint_states", 10)
+        self.images = {c: self.probe.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data)
+                       for c in CAMERAS}
+        self.values = observation()
+        while not all(p.get_subscription_count() for p in self.images.values()):
+            self.executor.spin_once(timeout_sec=0.05)
+        self.measure(2)  # warm-up
+
+    def measure(self, samples: int) -> list[float]:
+        latencies = []
+        for _ in range(samples):
+            self.chunks.clear()
+            stamp = sec_to_time(time_to_sec(self.probe.get_clock().now().to_msg()))
+            started = time.perf_counter()
+            self.joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
+            for camera, publisher in self.images.items():
+                publisher.publish(color_image_msg(stamp, self.values[f"observation.images.{camera}"], camera))
+            deadline = time.monotonic() + 30
+            while not self.chunks and time.monotonic() < deadline:
+                # Blocks in rcl_wait with the GIL released, as rclpy.spin does in a deployed node.
+                self.executor.spin_once(timeout_sec=0.05)
+            latencies.append(time.perf_counter() - started)
+            time.sleep(0.05)  # let the worker thread finish its bookkeeping before the next observation
+        return latencies
+
+    def close(self) -> None:
+        self.node.close()
+        self.executor.shutdown()
+        rclpy.shutdown(context=self.context)
 
 
 def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir: Path) -> dict:
@@ -163,6 +155,7 @@ def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of baseline and node measurements")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-continuity", action="store_true")
@@ -173,8 +166,14 @@ def main() -> None:
     report: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = full_act_checkpoint(Path(tmp) / "act_full")
-        bare = bare_lerobot_latencies(checkpoint, args.device, args.samples)
-        through_node = node_latencies(checkpoint, args.device, args.samples)
+        # Rounds alternate between the two, so drift on a shared machine hits both alike.
+        baseline, node = BareLerobot(checkpoint, args.device), ThroughNode(checkpoint, args.device)
+        bare, through_node = [], []
+        per_round = max(1, args.samples // args.rounds)
+        for _ in range(args.rounds):
+            bare += baseline.measure(per_round)
+            through_node += node.measure(per_round)
+        node.close()
         ratio = statistics.median(through_node) / statistics.median(bare)
         report["overhead"] = {"bare_ms_p50": statistics.median(bare) * 1e3,
                               "node_ms_p50": statistics.median(through_node) * 1e3, "ratio": ratio}

@@ -56,7 +56,7 @@ def _train(config: DemoConfig, dataset_root: Path, timings: dict) -> str:
     started = time.monotonic()
     run_training(TrainRequest(preset="act_small_cpu", dataset=DEMO_REPO_ID, dataset_root=dataset_root,
                               output_dir=run_dir, resize_with_pad=(config.image_size, config.image_size),
-                              overrides={"policy.device": config.device, "log_freq": "20"},
+                              overrides={"policy.device": config.device, "log_freq": "10"},
                               time_budget_min=config.train_minutes))
     timings["training"] = time.monotonic() - started
     curves, _ = write_report([run_dir], config.output / "report")

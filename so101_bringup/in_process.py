@@ -53,6 +53,10 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
             executor.spin_once(timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        # Ctrl-C shuts the context down under a callback that is publishing: a stop, not a failure.
+        if rclpy.ok():
+            raise
     finally:
         for node in reversed(list(nodes.values())):
             node.close()

@@ -158,8 +158,7 @@ def test_every_launch_file_builds(monkeypatch):
         spec.loader.exec_module(module)
         *declarations, opaque = module.generate_launch_description().args[0]
         context = {d.args[0]: d.kwargs["default_value"] for d in declarations}
-        if "checkpoint" in context:
-            context["checkpoint"] = "ckpt"
+        context.update({key: value for key, value in (("checkpoint", "ckpt"), ("bag", "a_bag")) if key in context})
         assert opaque.kwargs["function"](context), path.name
 
 

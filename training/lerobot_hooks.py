@@ -133,6 +133,8 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
 
         def step(self) -> None:
             if budget["saved_step"] is not None:  # the step after the budget's checkpoint
+                if self.accelerator is None or self.accelerator.is_main_process:
+                    metrics.append(self)  # the window since the last log, which lerobot will not log
                 raise TimeBudgetReached(budget["saved_step"])
             if budget["started"] is None:
                 budget["started"] = time.monotonic()
