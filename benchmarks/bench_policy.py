@@ -41,7 +41,6 @@ from full_size import CAMERAS, full_act_checkpoint  # noqa: E402
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id  # noqa: E402
 from so101_driver.joint_model import JOINT_NAMES  # noqa: E402
 from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec  # noqa: E402
-from so101_policy.checkpoint import load_policy  # noqa: E402
 from so101_policy.policy_node import PolicyNode  # noqa: E402
 
 
@@ -55,8 +54,8 @@ def observation(size: int = 224) -> dict[str, np.ndarray]:
 class BareLerobot:
     """Preprocessor, predict_action_chunk, postprocessor on one observation: the baseline."""
 
-    def __init__(self, checkpoint: Path, device: str):
-        self.loaded = load_policy(checkpoint, device)
+    def __init__(self, loaded):
+        self.loaded = loaded
         self.values = observation()
         self.measure(2)  # warm-up
 
@@ -167,7 +166,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = full_act_checkpoint(Path(tmp) / "act_full")
         # Rounds alternate between the two, so drift on a shared machine hits both alike.
-        baseline, node = BareLerobot(checkpoint, args.device), ThroughNode(checkpoint, args.device)
+        # The baseline runs the node's own model instance: the difference is the node's path alone.
+        node = ThroughNode(checkpoint, args.device)
+        baseline = BareLerobot(node.node.predictor.loaded)
         bare, through_node = [], []
         per_round = max(1, args.samples // args.rounds)
         for _ in range(args.rounds):
