@@ -27,20 +27,17 @@ from so101_bringup.graph import (
     record_nodes,
     robot_nodes,
 )
+from so101_bringup.in_process import NODE_CLASSES
 from so101_driver.joint_model import JOINT_NAMES
 from so101_driver.ros_messages import joint_trajectory_msg
 
 REPO = Path(__file__).parents[1]
 SO101 = str(Path(sys.executable).parent / "so101")
-NODE_TABLES = {
-    "driver_node": "so101_driver.driver_node", "camera_node": "so101_driver.camera_node",
-    "policy_node": "so101_policy.policy_node", "eval_manager": "so101_bringup.eval_manager",
-    "recorder": "so101_bringup.recorder",
-}
 
 
 def declared(executable: str) -> dict:
-    return importlib.import_module(NODE_TABLES[executable]).PARAMETERS
+    """The node's parameter table, {name: (default, description)}."""
+    return importlib.import_module(NODE_CLASSES[executable].split(":")[0]).PARAMETERS
 
 
 # -- the graph builder --------------------------------------------------------------------------
