@@ -21,11 +21,12 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
-from so101_driver.joint_model import JOINT_NAMES, LEROBOT_FEATURE_NAMES, joint_model_for
+from so101_driver.joint_model import in_joint_order, joint_model_for
 from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import duration_to_sec, sec_to_time, time_to_sec
 
 from . import bag_format
+from .replay import error_summary
 
 PARAMETERS = {
     "bag": ("", "bag directory to play (recorded by so101 eval --record or so101 record)"),
@@ -89,8 +90,7 @@ class BagPlayer(Node):
                 if connection.topic == bag_format.JOINT_TARGETS:
                     with self._lock:
                         self.recorded_times.append(bag_time)
-                        self.recorded_targets.append(np.array(
-                            [msg.position[list(msg.name).index(n)] for n in JOINT_NAMES]))
+                        self.recorded_targets.append(in_joint_order(list(msg.name), msg.position))
                     continue
                 # The headers and the bag share the recording's clock: one offset maps both to now.
                 msg.header.stamp = sec_to_time(bag_time + self._offset)
@@ -101,8 +101,7 @@ class BagPlayer(Node):
     def _on_chunk(self, msg: JointTrajectory) -> None:
         if self._offset is None or not msg.points:
             return
-        names = list(msg.joint_names)
-        points = np.array([[point.positions[names.index(n)] for n in JOINT_NAMES] for point in msg.points])
+        points = np.stack([in_joint_order(list(msg.joint_names), point.positions) for point in msg.points])
         period = duration_to_sec(msg.points[1].time_from_start) if len(msg.points) > 1 else 1 / 30
         with self._lock:
             self.chunks.append((time_to_sec(msg.header.stamp) - self._offset, points, period))
@@ -127,20 +126,15 @@ class BagPlayer(Node):
 
     def _report(self) -> None:
         errors = self.errors()
-        mae = errors.mean(axis=0) if len(errors) else np.full(6, np.nan)
         report = {"bag": str(self.bag), "mode": f"recorded timing x{self.rate:g}", "chunks": len(self.chunks),
-                  "points_compared": len(errors),
-                  "mean_abs_error": {n: round(float(v), 4) for n, v in zip(LEROBOT_FEATURE_NAMES, mae)},
-                  "units": "degrees; gripper 0..100 (LeRobot units)"}
+                  "points_compared": len(errors), **error_summary(errors)}
         self.output_dir.mkdir(parents=True, exist_ok=True)
         (self.output_dir / "replay.json").write_text(json.dumps([report], indent=2) + "\n")
         self.report = report
+        mean = np.mean(errors) if len(errors) else float("nan")
         self.get_logger().info(f"replay of {self.bag.name}: {len(self.chunks)} chunks, mean |error| "
-                               f"{float(np.nanmean(mae)):.3f}; {self.output_dir / 'replay.json'}")
+                               f"{mean:.3f}; {self.output_dir / 'replay.json'}")
         self.finished = True
-
-    def close(self) -> None:
-        """The playing thread is a daemon; nothing holds hardware."""
 
 
 def main(args=None) -> int:

@@ -114,7 +114,7 @@ def _dataset_from_bags(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from so101_bringup.evaluation import EvalRun, comparison_table
+    from so101_bringup.evaluation import EvalRun, comparison_table, results_table
     from so101_bringup.graph import GraphArgs, eval_nodes
     from so101_bringup.in_process import operator_keyboard, run_graph
 
@@ -140,8 +140,6 @@ def _eval(args: argparse.Namespace) -> int:
     if manager is None or not manager.run.episodes:
         print("No episode finished.", file=sys.stderr)
         return 1
-    from so101_bringup.evaluation import results_table
-
     print(results_table(manager.run))
     print(f"Results: {Path(graph_args.output_dir).resolve()}" +
           (f"; bags: {Path(graph_args.output_dir, 'bags').resolve()}" if graph_args.record else ""))

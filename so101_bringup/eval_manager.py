@@ -211,9 +211,6 @@ class EvalManager(Node):
         self.get_logger().info(f"episode {result.index}: {outcome.value} after {result.duration_s:.1f} s "
                                f"({self.run.successes}/{len(self.run.episodes)} so far)")
 
-    def close(self) -> None:
-        """Nothing to release; results are saved after every episode."""
-
     def _finish(self) -> None:
         self.finished = True
         self.run.save(self.output_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -65,7 +66,7 @@ class EvalRun:
             "episodes": n, "successes": self.successes, "success_rate": self.successes / n if n else 0.0,
             "wilson95_low": low, "wilson95_high": high,
             "mean_time_to_success_s": sum(success_times) / len(success_times) if success_times else None,
-            "latency_p50_ms": sorted(latencies)[len(latencies) // 2] if latencies else None,
+            "latency_p50_ms": statistics.median(latencies) if latencies else None,
             "outcomes": {outcome.value: sum(e.outcome is outcome for e in self.episodes) for outcome in Outcome},
         }
 

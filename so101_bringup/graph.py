@@ -7,7 +7,7 @@ the same overrides. ROS-free, so it is tested here without launch installed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -195,18 +195,18 @@ def _parse_bool(text: str) -> bool:
 
 def graph_args_from_strings(values: dict[str, str]) -> GraphArgs:
     """Launch-argument strings -> GraphArgs, typed as its fields are."""
-    defaults = GraphArgs.__dataclass_fields__
+    defaults = {arg.name: arg.default for arg in fields(GraphArgs)}
     typed = {}
     for name, text in values.items():
         if name not in defaults:
             raise ValueError(f"unknown argument '{name}'; arguments are {sorted(defaults)}")
-        kind = type(defaults[name].default)
+        kind = type(defaults[name])
         typed[name] = _parse_bool(text) if kind is bool else kind(text)
     return GraphArgs(**typed)
 
 
 def launch_defaults(names: tuple[str, ...]) -> dict[str, str]:
     """Each argument's default as launch writes it (booleans in lower case)."""
-    fields = GraphArgs.__dataclass_fields__
-    return {name: str(fields[name].default).lower() if isinstance(fields[name].default, bool)
-            else str(fields[name].default) for name in names}
+    defaults = {arg.name: arg.default for arg in fields(GraphArgs)}
+    return {name: str(defaults[name]).lower() if isinstance(defaults[name], bool) else str(defaults[name])
+            for name in names}

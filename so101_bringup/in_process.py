@@ -12,6 +12,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from so101_driver.node_runner import release
+
 from .graph import NodeSpec, node_parameters
 
 NODE_CLASSES = {
@@ -59,7 +61,7 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
             raise
     finally:
         for node in reversed(list(nodes.values())):
-            node.close()
+            release(node)
             node.destroy_node()
         rclpy.try_shutdown()
     return nodes

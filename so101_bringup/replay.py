@@ -34,10 +34,15 @@ class ReplayReport:
     recorded: np.ndarray  # (frames, 6)
 
     def summary(self) -> dict:
-        mae = self.errors.mean(axis=0) if len(self.errors) else np.full(6, np.nan)
         return {"bag": self.bag, "frames": self.frames, "chunks": len(self.chunk_frames),
-                "mean_abs_error": {name: round(float(value), 4) for name, value in zip(LEROBOT_FEATURE_NAMES, mae)},
-                "units": "degrees; gripper 0..100 (LeRobot units)"}
+                **error_summary(self.errors)}
+
+
+def error_summary(errors: np.ndarray) -> dict:
+    """Per-joint mean |predicted - recorded| of (n_points, 6) errors in LeRobot units."""
+    mae = errors.mean(axis=0) if len(errors) else np.full(len(LEROBOT_FEATURE_NAMES), np.nan)
+    return {"mean_abs_error": {name: round(float(value), 4) for name, value in zip(LEROBOT_FEATURE_NAMES, mae)},
+            "units": "degrees; gripper 0..100 (LeRobot units)"}
 
 
 def replay_bag(bag: Path, loaded: LoadedPolicy, joint_model: JointModel, cameras: tuple[str, ...], task: str,

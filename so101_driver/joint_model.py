@@ -76,6 +76,30 @@ class UnitError(ValueError):
     """A value or calibration that does not fit the joint model."""
 
 
+def joint_order(names: Sequence[str]) -> np.ndarray:
+    """Index array that puts values given in `names` order into JOINT_NAMES order.
+
+    Raises ValueError unless `names` holds each SO-101 joint exactly once.
+    """
+    names = list(names)
+    unknown = sorted(set(names) - set(JOINT_NAMES))
+    missing = [n for n in JOINT_NAMES if n not in names]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if unknown or missing or duplicated:
+        problems = [f"{what} {joints}" for what, joints in
+                    (("unknown joints", unknown), ("missing joints", missing), ("repeated joints", duplicated)) if joints]
+        raise ValueError(f"{', '.join(problems)}; expected each of {list(JOINT_NAMES)} once")
+    return np.array([names.index(n) for n in JOINT_NAMES])
+
+
+def in_joint_order(names: Sequence[str], values: Sequence[float]) -> np.ndarray:
+    """Values given in `names` order (a JointState, a trajectory point), reordered as JOINT_NAMES."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != (len(names),):
+        raise ValueError(f"{len(names)} joint names but {values.size} values")
+    return values[joint_order(names)]
+
+
 def load_calibration(path: str | Path) -> dict[str, MotorCalibration]:
     """Read a LeRobot calibration JSON file (as written by `lerobot-calibrate`)."""
     path = Path(path).expanduser()

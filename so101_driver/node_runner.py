@@ -23,6 +23,13 @@ def declare_parameters(node: Node, parameters: dict[str, tuple[object, str]],
     return {name: node.get_parameter(name).value for name in parameters}
 
 
+def release(node: Node) -> None:
+    """Run the node's `close()`, where it holds something to let go of (torque, a camera, a bag)."""
+    close = getattr(node, "close", None)
+    if close is not None:
+        close()
+
+
 def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[Exception], ...], args=None,
              until: Callable[[Node], bool] | None = None) -> int:
     """Spin the node `make_node` builds; 1 with a one-line message when start-up fails on `user_errors`.
@@ -55,7 +62,7 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
             raise
     finally:
         if node is not None:
-            node.close()
+            release(node)
             node.destroy_node()
         rclpy.try_shutdown()
     return exit_code

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .joint_model import JOINT_NAMES
+from .joint_model import joint_order
 from .trajectory import Trajectory
 
 
@@ -44,22 +44,13 @@ class SafetyFilter:
             raise ValueError(f"Joint limits are empty: lower {self.lower}, upper {self.upper}.")
 
     # -- validation -------------------------------------------------------------------------------
-    def order_names(self, names: Sequence[str]) -> np.ndarray:
+    @staticmethod
+    def order_names(names: Sequence[str]) -> np.ndarray:
         """Index array that puts values given in `names` order into JOINT_NAMES order."""
-        names = list(names)
-        unknown = sorted(set(names) - set(JOINT_NAMES))
-        missing = [n for n in JOINT_NAMES if n not in names]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if unknown or missing or duplicated:
-            problems = []
-            if unknown:
-                problems.append(f"unknown joints {unknown}")
-            if missing:
-                problems.append(f"missing joints {missing}")
-            if duplicated:
-                problems.append(f"repeated joints {duplicated}")
-            raise CommandRejected(f"{', '.join(problems)}; a command names each of {list(JOINT_NAMES)} once")
-        return np.array([names.index(n) for n in JOINT_NAMES])
+        try:
+            return joint_order(names)
+        except ValueError as error:
+            raise CommandRejected(str(error)) from None
 
     def check_positions(self, names: Sequence[str], positions: Sequence[float]) -> np.ndarray:
         """A single position command, validated and ordered as JOINT_NAMES."""

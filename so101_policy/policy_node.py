@@ -13,7 +13,6 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -21,7 +20,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from so101_driver.joint_model import JOINT_NAMES, UnitError, joint_model_for
+from so101_driver.joint_model import JOINT_NAMES, UnitError, in_joint_order, joint_model_for
 from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import diagnostic_status, joint_trajectory_msg, time_to_sec
 
@@ -133,11 +132,11 @@ class PolicyNode(Node):
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        names = list(msg.name)
-        if sorted(names) != sorted(JOINT_NAMES) or len(msg.position) != len(names):
-            self._note_stale(f"/joint_states names {names} are not the SO-101's {list(JOINT_NAMES)}")
+        try:
+            positions = in_joint_order(msg.name, msg.position)
+        except ValueError as error:
+            self._note_stale(f"/joint_states: {error}")
             return
-        positions = np.array([msg.position[names.index(n)] for n in JOINT_NAMES])
         self.assembler.update_joints(time_to_sec(msg.header.stamp), positions)
 
     def _on_image(self, camera: str, msg, compressed: bool) -> None:

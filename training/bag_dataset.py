@@ -17,7 +17,7 @@ from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
 from so101_bringup import bag_format
-from so101_driver.joint_model import JOINT_NAMES, JointModel
+from so101_driver.joint_model import JointModel, in_joint_order
 from so101_policy.images import compressed_to_rgb, image_to_rgb
 
 from .sim_dataset import FPS, ROBOT_TYPE, TASK, dataset_features
@@ -36,12 +36,11 @@ class BagDatasetConfig:
     cameras: tuple[str, ...] = tuple(bag_format.CAMERA_TOPICS)
 
 
-def _ordered(msg, names) -> np.ndarray:
-    index = {name: i for i, name in enumerate(msg.name)}
-    missing = [name for name in names if name not in index]
-    if missing:
-        raise BagDatasetError(f"a JointState without {missing} (it has {list(msg.name)})")
-    return np.array([msg.position[index[name]] for name in names], dtype=np.float64)
+def _joints(msg, topic: str) -> np.ndarray:
+    try:
+        return in_joint_order(list(msg.name), msg.position)
+    except ValueError as error:
+        raise BagDatasetError(f"{topic}: {error}") from None
 
 
 def _to_rgb(msg, msgtype: str) -> np.ndarray:
@@ -88,8 +87,9 @@ def bag_episodes(bag: Path, joint_model: JointModel, config: BagDatasetConfig) -
                     continue
                 last_frame_ns = timestamp
                 frame = {
-                    "observation.state": joint_model.to_lerobot(_ordered(latest_state, JOINT_NAMES)).astype(np.float32),
-                    "action": joint_model.to_lerobot(_ordered(msg, JOINT_NAMES)).astype(np.float32),
+                    "observation.state": joint_model.to_lerobot(
+                        _joints(latest_state, bag_format.JOINT_STATES)).astype(np.float32),
+                    "action": joint_model.to_lerobot(_joints(msg, bag_format.JOINT_TARGETS)).astype(np.float32),
                     "task": config.task,
                 }
                 for camera, (image, msgtype) in latest_images.items():
