@@ -123,7 +123,8 @@ def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir
     driver = NodeProcess("driver_node", ["--ros-args", "-p", "backend:=sim", "-p", "watchdog_timeout:=30.0"],
                          env, workdir / f"driver_{mode}.log")
     policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", f"device:={device}",
-                                         "-p", f"mode:={mode}"], env, workdir / f"policy_{mode}.log")
+                                         "-p", f"mode:={mode}", "-p", "use_sim_time:=true"],
+                         env, workdir / f"policy_{mode}.log")
     probe = RosProbe(domain)
     diagnostics: dict[str, dict] = {}
 

@@ -7,6 +7,7 @@ rest of the text is free, e.g. "end success"). A bag without markers is one epis
 
 from __future__ import annotations
 
+import struct
 from functools import cache
 
 CAMERA_TOPICS = {"wrist": "/so101/wrist/image_raw", "overhead": "/so101/overhead/image_raw"}
@@ -35,3 +36,10 @@ def typestore():
 
 def stamp_ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def raw_header_stamp_ns(data: bytes) -> int:
+    """The header stamp of a serialized message whose first field is a std_msgs/Header (Image, JointState)."""
+    order = "<" if data[1] == 1 else ">"  # CDR encapsulation: 0x0001 little endian, 0x0000 big endian
+    sec, nanosec = struct.unpack_from(order + "iI", data, 4)
+    return sec * 1_000_000_000 + nanosec

@@ -1,7 +1,8 @@
 """bag_player: a bag's cameras and joint states back into the graph at their recorded timing, for policy_node.
 
-Headers are restamped by one offset (now minus the bag's start), so the policy's age and sync checks
-see live data and relative timing is kept. Each action chunk the policy publishes meanwhile is
+The player owns time, as `ros2 bag play --clock` does: it publishes /clock from the bag's
+timestamps and the messages keep their recorded stamps, so the policy (use_sim_time) sees the
+recording's own time and its age and sync checks hold. Each action chunk the policy publishes meanwhile is
 compared, point by point, with the actions the driver recorded at those times (open loop: nothing
 moves the arm). At the bag's end the per-joint errors go to replay.json and the node is done.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock as ClockMsg
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory
@@ -57,19 +58,17 @@ class BagPlayer(Node):
         self.recorded_times: list[float] = []  # bag time, s
         self.recorded_targets: list[np.ndarray] = []  # radians
         self.chunks: list[tuple[float, np.ndarray]] = []  # (bag time of point 0, radians (n, 6))
-        self._offset: float | None = None  # ROS time minus bag time
+        self._started = False
         self._lock = threading.Lock()
+        self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
         self.publishers_by_topic = {}
         for topic in bag_format.CAMERA_TOPICS.values():
-            self.publishers_by_topic[topic] = self.create_publisher(Image, topic, qos_profile_sensor_data)
+            self.publishers_by_topic[topic] = self.create_publisher(Image, topic, 10)
         self.publishers_by_topic[bag_format.JOINT_STATES] = self.create_publisher(JointState, "/joint_states", 10)
         self.create_subscription(JointTrajectory, bag_format.ACTION_CHUNK, self._on_chunk, 10)
         self._thread = threading.Thread(target=self._play, name="so101_bag_player", daemon=True)
         self._thread.start()
         self.get_logger().info(f"playing {self.bag} at {self.rate:g}x into the graph")
-
-    def _now(self) -> float:
-        return time_to_sec(self.get_clock().now().to_msg())
 
     def _play(self) -> None:
         from rosbags.highlevel import AnyReader
@@ -81,30 +80,28 @@ class BagPlayer(Node):
             for connection, timestamp, raw in reader.messages(connections=wanted):
                 if start_ns is None:
                     start_ns, wall_start = timestamp, time.monotonic()
-                    self._offset = self._now() - timestamp * 1e-9
+                    self._started = True
                 delay = wall_start + (timestamp - start_ns) * 1e-9 / self.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
                 msg = deserialize_message(bytes(raw), MESSAGE_CLASSES[connection.msgtype])
-                bag_time = time_to_sec(msg.header.stamp)
                 if connection.topic == bag_format.JOINT_TARGETS:
                     with self._lock:
-                        self.recorded_times.append(bag_time)
+                        self.recorded_times.append(time_to_sec(msg.header.stamp))
                         self.recorded_targets.append(in_joint_order(list(msg.name), msg.position))
                     continue
-                # The headers and the bag share the recording's clock: one offset maps both to now.
-                msg.header.stamp = sec_to_time(bag_time + self._offset)
+                self.clock_pub.publish(ClockMsg(clock=sec_to_time(timestamp * 1e-9)))
                 self.publishers_by_topic[connection.topic].publish(msg)
         time.sleep(self.settle_s)
         self._report()
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
-        if self._offset is None or not msg.points:
+        if not self._started or not msg.points:
             return
         points = np.stack([in_joint_order(list(msg.joint_names), point.positions) for point in msg.points])
         period = duration_to_sec(msg.points[1].time_from_start) if len(msg.points) > 1 else 1 / 30
         with self._lock:
-            self.chunks.append((time_to_sec(msg.header.stamp) - self._offset, points, period))
+            self.chunks.append((time_to_sec(msg.header.stamp), points, period))
 
     def errors(self) -> np.ndarray:
         """|chunk point - recorded action at that time| for every point inside the recording, LeRobot units."""

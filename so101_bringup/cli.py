@@ -31,6 +31,8 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from rclpy.parameter import Parameter
+
     from so101_bringup.expert_demo import ExpertDemoNode, results_table
     from so101_driver.driver_node import DriverNode
 
@@ -38,7 +40,9 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
     driver = demo = None
     try:
         driver = DriverNode()
-        demo = ExpertDemoNode(driver.backend.arm, episodes, output, fps=driver.core.config.control_rate_hz)
+        # The driver owns time in the sim: the expert runs on its /clock.
+        demo = ExpertDemoNode(driver.backend.arm, episodes, output, fps=driver.core.config.control_rate_hz,
+                              parameter_overrides=[Parameter("use_sim_time", value=True)])
         executor = SingleThreadedExecutor()
         executor.add_node(driver)
         executor.add_node(demo)
@@ -96,7 +100,8 @@ def _dataset_sim(args: argparse.Namespace) -> int:
     from training.sim_dataset import SimDatasetConfig, record_sim_dataset
 
     config = SimDatasetConfig(repo_id=args.repo_id, episodes=args.episodes, seed=args.seed,
-                              image_width=args.width, image_height=args.height, use_videos=not args.images)
+                              image_width=args.width, image_height=args.height, use_videos=not args.images,
+                              workers=args.workers)
     dataset = record_sim_dataset(Path(args.root), config)
     print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
     return 0
@@ -127,7 +132,7 @@ def _eval(args: argparse.Namespace) -> int:
         mode=args.mode, task=args.task, record=args.record, episodes=args.episodes, max_episode_s=args.max_episode_s,
         output_dir=args.output_dir, seed=args.seed, port=args.port, calibration_id=args.calibration_id,
         wrist_device=args.wrist_device, overhead_device=args.overhead_device, sim_width=args.sim_width,
-        sim_height=args.sim_height,
+        sim_height=args.sim_height, realtime=args.realtime, latency_ticks=args.latency_ticks,
     )
 
     def started(nodes: dict) -> None:
@@ -188,6 +193,9 @@ def _add_eval(commands) -> None:
     evaluate.add_argument("--seed", type=int, default=defaults.seed, help=ARGUMENT_HELP["seed"])
     evaluate.add_argument("--sim-width", type=int, default=defaults.sim_width, help=ARGUMENT_HELP["sim_width"])
     evaluate.add_argument("--sim-height", type=int, default=defaults.sim_height, help=ARGUMENT_HELP["sim_height"])
+    evaluate.add_argument("--realtime", action="store_true", help=ARGUMENT_HELP["realtime"])
+    evaluate.add_argument("--latency-ticks", type=int, default=defaults.latency_ticks,
+                          help=ARGUMENT_HELP["latency_ticks"])
     evaluate.set_defaults(run=_eval, eval_command="run")
     sub = evaluate.add_subparsers(dest="eval_command")
     compare = sub.add_parser("compare", help="put evaluation runs side by side",
@@ -436,6 +444,9 @@ def _add_dataset(commands) -> None:
     sim.add_argument("--width", type=int, default=224, help="camera image width (default 224)")
     sim.add_argument("--height", type=int, default=224, help="camera image height (default 224)")
     sim.add_argument("--images", action="store_true", help="store PNG frames instead of AV1 videos")
+    sim.add_argument("--workers", type=int, default=0,
+                     help="sims playing episodes in parallel processes (default 0: one per core); the dataset "
+                          "is the same whatever the count")
     sim.set_defaults(run=_dataset_sim)
 
     from training.sim_dataset import TASK

@@ -16,12 +16,16 @@ import threading
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.task import Future
+from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from so101_driver.lockstep import TickInputs
+from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant, stamp_ns
 from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import time_to_sec
 
@@ -40,6 +44,7 @@ PARAMETERS = {
     "policy": ("", "for the results: act or smolvla"),
     "checkpoint": ("", "for the results: the checkpoint evaluated"),
     "cameras": ("wrist,overhead", "for the results: the cameras the policy sees"),
+    "lockstep": (False, "sim: a lockstep participant; episodes start, are watched and end on exact ticks"),
 }
 
 
@@ -62,6 +67,14 @@ class EvalManager(Node):
         self._status_pending: Future | None = None
         self._reset_reply: Future | None = None
         self._waiting_logged: set[str] = set()
+        self._processing = self._again = False
+        self._round_open = False
+        self._round_now = 0.0
+        self._status_asked = False
+        self._tick_ns = 0
+        self.lockstep = bool(p["lockstep"])
+        if self.lockstep and not self.sim:
+            raise ValueError("lockstep:=true needs sim:=true: the real arm runs on the wall clock.")
 
         self.marker_pub = self.create_publisher(String, bag_format.EPISODE_MARKER, 10)
         self.policy_reset = self.create_client(Trigger, "so101/policy/reset")
@@ -74,7 +87,14 @@ class EvalManager(Node):
             self.create_service(Trigger, "so101/eval/start", self._on_operator_start)
             self.create_service(Trigger, "so101/eval/success", lambda q, r: self._on_verdict(Outcome.SUCCESS, r))
             self.create_service(Trigger, "so101/eval/failure", lambda q, r: self._on_verdict(Outcome.FAILURE, r))
-        self.create_timer(0.1, self._step)
+        if self.lockstep:
+            self._tick_inputs = TickInputs.of(["joint_states"])
+            self._participant = LockstepParticipant(self)
+            self.create_subscription(JointState, "joint_states", self._on_tick, TICK_INPUT_QOS)
+            # Services that are not there yet hold the round (and so the sim): look again.
+            self.create_timer(0.05, self._process, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        else:
+            self.create_timer(0.1, self._on_timer)
         self.get_logger().info(
             f"evaluating {self.runner.episodes} episodes ({'sim' if self.sim else 'real arm, operator-judged'}), "
             f"at most {self.runner.limits.max_episode_s:g} s each; results in {self.output_dir}"
@@ -110,7 +130,7 @@ class EvalManager(Node):
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_chunk(self, msg: JointTrajectory) -> None:
-        self.runner.on_chunk(self._now())
+        self.runner.on_chunk(self._current_time())
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -122,6 +142,78 @@ class EvalManager(Node):
                     pass
 
     # -- the episode loop -----------------------------------------------------------------------
+    # Work comes in rounds: a tick of the lockstep sim (every one of them, at its sim time), or a
+    # timer period on the wall clock. A round runs queued service calls one after another, starts
+    # or watches the episode, and in lockstep tells the driver the tick is consumed only when all of
+    # that is done, so resets, starts and ends fall on the same tick on any machine.
+    def _on_timer(self) -> None:
+        self._begin_round(self._now())
+        self._process()
+
+    def _on_tick(self, msg: JointState) -> None:
+        tick = self._tick_inputs.update("joint_states", stamp_ns(msg.header.stamp))
+        if tick is None:
+            if self._tick_inputs.is_repeat(stamp_ns(msg.header.stamp)) and not self._round_open:
+                self._participant.repeat()
+            return
+        self._tick_ns = tick
+        self._begin_round(tick * 1e-9)
+        self._process()
+
+    def _begin_round(self, now: float) -> None:
+        self._round_now = now
+        self._round_open = True
+        self._status_asked = False
+
+    def _current_time(self) -> float:
+        return self._round_now if self.lockstep else self._now()
+
+    def _process(self) -> None:
+        """Advance the round as far as it goes without waiting; re-entered by replies and retries."""
+        if self._processing:
+            self._again = True
+            return
+        self._processing = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                self._advance_round()
+        finally:
+            self._processing = False
+
+    def _advance_round(self) -> None:
+        while self._round_open:
+            if self._pending is not None:
+                if not self._pending.done():
+                    return  # its reply calls _process again
+                self._pending = None
+            if self._steps:
+                outcome = self._steps.pop(0)()
+                if isinstance(outcome, Future):
+                    self._pending = outcome
+                    outcome.add_done_callback(lambda _: self._process())
+                continue
+            phase = self.runner.phase
+            if phase is Phase.DONE:
+                if not self.finished:
+                    self._finish()
+            elif phase is Phase.BETWEEN:
+                if self._maybe_begin():
+                    continue
+                if self.lockstep and self.sim:
+                    return  # the sim waits (frozen) until the graph is there to start the episode
+            elif self._watch_running_episode():
+                continue
+            elif self._status_pending is not None:
+                return  # its reply calls _process again
+            self._close_round()
+
+    def _close_round(self) -> None:
+        self._round_open = False
+        if self.lockstep:
+            self._participant.consumed(self._tick_ns)
+
     def _ready(self, client) -> bool:
         if client.service_is_ready():
             return True
@@ -130,36 +222,14 @@ class EvalManager(Node):
             self.get_logger().info(f"waiting for the service {client.srv_name}")
         return False
 
-    def _advance_steps(self) -> bool:
-        """Run queued service calls one after another; True while one is still under way."""
-        while True:
-            if self._pending is not None and not self._pending.done():
-                return True
-            self._pending = None
-            if not self._steps:
-                return False
-            outcome = self._steps.pop(0)()
-            if isinstance(outcome, Future):
-                self._pending = outcome
-
-    def _step(self) -> None:
-        if self.finished or self._advance_steps():
-            return
-        phase = self.runner.phase
-        if phase is Phase.DONE:
-            self._finish()
-        elif phase is Phase.BETWEEN:
-            self._maybe_begin()
-        else:
-            self._watch_running_episode()
-
-    def _maybe_begin(self) -> None:
+    def _maybe_begin(self) -> bool:
+        """Queue the calls that start the next episode; False while its services or the operator are not ready."""
         clients = [self.policy_reset, self.policy_enable] + ([self.sim_reset, self.sim_status] if self.sim else [])
         if not all(self._ready(client) for client in clients):
-            return
+            return False
         with self._lock:
             if not self.sim and not self._operator_start:
-                return
+                return False
             self._operator_start = False
         steps = [lambda: self.policy_enable.call_async(SetBool.Request(data=False)),
                  lambda: self.policy_reset.call_async(Trigger.Request())]
@@ -167,6 +237,7 @@ class EvalManager(Node):
             steps.append(self._call_sim_reset)
         steps += [lambda: self.policy_enable.call_async(SetBool.Request(data=True)), self._mark_start]
         self._steps = steps
+        return True
 
     def _call_sim_reset(self) -> Future:
         self._reset_reply = self.sim_reset.call_async(Trigger.Request())
@@ -176,32 +247,40 @@ class EvalManager(Node):
         seed = None
         if self._reset_reply is not None and self._reset_reply.result() is not None:
             seed = json.loads(self._reset_reply.result().message or "{}").get("seed")
-        self.runner.start(self._now(), seed)
+        self.runner.start(self._current_time(), seed)
+        self._status_asked = True  # the sim was just reset: nothing to ask this round
         self.marker_pub.publish(String(data=f"{bag_format.EPISODE_START} episode={self.runner.index} seed={seed}"))
         self.get_logger().info(f"episode {self.runner.index} started" + (f" (seed {seed})" if seed is not None else ""))
 
-    def _watch_running_episode(self) -> None:
-        now = self._now()
+    def _watch_running_episode(self) -> bool:
+        """End the episode if it is over; True when that queued calls to run."""
         with self._lock:
             verdict, self._operator_verdict = self._operator_verdict, None
         if verdict is not None:
             self._end(verdict)
-            return
+            return True
         if self.sim:
-            if self._status_pending is not None and self._status_pending.done():
+            if self._status_pending is not None:
+                if not self._status_pending.done():
+                    return False
                 reply, self._status_pending = self._status_pending.result(), None
                 if reply is not None and reply.success:
                     self._end(Outcome.SUCCESS)
-                    return
-            if self._status_pending is None:
+                    return True
+            elif not self._status_asked:
+                self._status_asked = True
                 self._status_pending = self.sim_status.call_async(Trigger.Request())
-        limit = self.runner.check(now)
+                self._status_pending.add_done_callback(lambda _: self._process())
+                return False
+        limit = self.runner.check(self._current_time())
         if limit is not None:
             self._end(limit)
+            return True
+        return False
 
     def _end(self, outcome: Outcome) -> None:
         self._status_pending = None
-        result = self.runner.finish(self._now(), outcome)
+        result = self.runner.finish(self._current_time(), outcome)
         if self.bags_dir:  # the recorder names each bag after the episode it holds
             result.bag = str(Path(self.bags_dir) / f"episode_{result.index:03d}")
         self.run.episodes.append(result)

@@ -57,8 +57,8 @@ def results_table(results: list[EpisodeResult]) -> str:
 
 class ExpertDemoNode(Node):
     def __init__(self, arm: SimArm, episodes: int, output_dir: Path | None = None, chunk_size: int = 50,
-                 chunk_stride: int = 25, fps: float = 30.0):
-        super().__init__("so101_expert_demo")
+                 chunk_stride: int = 25, fps: float = 30.0, **node_options):
+        super().__init__("so101_expert_demo", **node_options)
         self.arm = arm
         self.episodes = episodes
         self.output_dir = output_dir

@@ -7,12 +7,13 @@ the same overrides. ROS-free, so it is tested here without launch installed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
 PACKAGE = "so101_bringup"
+POLICY, EVAL_MANAGER, RECORDER = "so101_policy", "so101_eval_manager", "so101_recorder"
 CAMERAS = ("wrist", "overhead")
 CAMERA_TOPIC = "/so101/{camera}/image_raw"
 
@@ -51,6 +52,9 @@ class GraphArgs:
     camera_height: int = 480
     sim_width: int = 224
     sim_height: int = 224
+    # time (sim)
+    realtime: bool = False  # sim on the wall clock instead of lockstep
+    latency_ticks: int = 3  # lockstep: control ticks each inference is charged (-1: measured here)
     # replay
     bag: str = ""
     rate: float = 1.0
@@ -73,12 +77,28 @@ def _calibration(args: GraphArgs) -> str:
     return "sim" if args.sim else args.calibration_id
 
 
-def robot_nodes(args: GraphArgs) -> list[NodeSpec]:
-    """The arm and its cameras: the sim driver (it renders both cameras), or the Feetech driver and two camera nodes."""
+def _lockstep(args: GraphArgs) -> bool:
+    return args.sim and not args.realtime
+
+
+def _on_sim_time(nodes: list[NodeSpec], args: GraphArgs) -> list[NodeSpec]:
+    """In a sim graph the driver owns time (/clock) and every node runs on it."""
+    if not args.sim:
+        return nodes
+    return [replace(spec, overrides={**spec.overrides, "use_sim_time": True}) for spec in nodes]
+
+
+def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) -> list[NodeSpec]:
+    """The arm and its cameras: the sim driver (it renders both cameras), or the Feetech driver and two camera nodes.
+
+    With `lockstep_participants`, the sim driver takes each tick once they have consumed the last.
+    """
     if args.sim:
-        return [NodeSpec("driver_node", "so101_driver", "driver.yaml",
-                         {"backend": "sim", "seed": args.seed, "camera_width": args.sim_width,
-                          "camera_height": args.sim_height})]
+        overrides = {"backend": "sim", "seed": args.seed, "camera_width": args.sim_width,
+                     "camera_height": args.sim_height, "lockstep": bool(lockstep_participants)}
+        if lockstep_participants:
+            overrides["lockstep_participants"] = ",".join(lockstep_participants)
+        return _on_sim_time([NodeSpec("driver_node", "so101_driver", "driver.yaml", overrides)], args)
     nodes = [NodeSpec("driver_node", "so101_driver", "driver.yaml",
                       {"backend": "feetech", "port": args.port, "calibration_id": args.calibration_id})]
     for camera, device in (("wrist", args.wrist_device), ("overhead", args.overhead_device)):
@@ -88,7 +108,7 @@ def robot_nodes(args: GraphArgs) -> list[NodeSpec]:
     return nodes
 
 
-def policy_node(args: GraphArgs, enabled: bool) -> NodeSpec:
+def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False) -> NodeSpec:
     if not args.checkpoint:
         raise ValueError("checkpoint is required: a pretrained_model folder or a hub repo id")
     overrides = {
@@ -99,41 +119,53 @@ def policy_node(args: GraphArgs, enabled: bool) -> NodeSpec:
     }
     if args.task:
         overrides["task"] = args.task
-    return NodeSpec("policy_node", "so101_policy", "policy.yaml", overrides)
+    if lockstep:
+        overrides.update(lockstep=True, latency_ticks=args.latency_ticks)
+    return NodeSpec("policy_node", POLICY, "policy.yaml", overrides)
 
 
-def recorder_node(args: GraphArgs) -> NodeSpec:
-    return NodeSpec("recorder", "so101_recorder", None,
+def recorder_node(args: GraphArgs, lockstep: bool = False) -> NodeSpec:
+    return NodeSpec("recorder", RECORDER, None,
                     {"output_dir": str(Path(args.output_dir) / "bags"), "policy": args.policy,
-                     "checkpoint": args.checkpoint, "cameras": ",".join(CAMERAS)})
+                     "checkpoint": args.checkpoint, "cameras": ",".join(CAMERAS), "lockstep": lockstep})
 
 
 def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
-    """The robot, the policy (paused until the eval manager starts an episode), the eval manager, the recorder."""
-    nodes = [*robot_nodes(args), policy_node(args, enabled=False),
-             NodeSpec("eval_manager", "so101_eval_manager", "eval.yaml",
+    """The robot, the policy (paused until the eval manager starts an episode), the eval manager, the recorder.
+
+    A sim evaluation runs in lockstep unless `realtime`: the policy, the eval manager and the
+    recorder are the participants whose consumption of each tick the sim driver waits for.
+    """
+    lockstep = _lockstep(args)
+    participants = (POLICY, EVAL_MANAGER, *((RECORDER,) if args.record else ())) if lockstep else ()
+    nodes = [policy_node(args, enabled=False, lockstep=lockstep),
+             NodeSpec("eval_manager", EVAL_MANAGER, "eval.yaml",
                       {"episodes": args.episodes, "sim": args.sim, "max_episode_s": args.max_episode_s,
                        "output_dir": args.output_dir, "policy": args.policy, "checkpoint": args.checkpoint,
-                       "cameras": ",".join(args.camera_list),
+                       "cameras": ",".join(args.camera_list), "lockstep": lockstep,
                        "bags_dir": str(Path(args.output_dir) / "bags") if args.record else ""})]
     if args.record:
-        nodes.append(recorder_node(args))
-    return nodes
+        nodes.append(recorder_node(args, lockstep))
+    return [*robot_nodes(args, participants), *_on_sim_time(nodes, args)]
 
 
 def record_nodes(args: GraphArgs) -> list[NodeSpec]:
     """The robot and the recorder: bags of whatever drives the arm (teleop, a policy), episodes by marker."""
-    return [*robot_nodes(args), recorder_node(args)]
+    return [*robot_nodes(args), *_on_sim_time([recorder_node(args)], args)]
 
 
 def replay_nodes(args: GraphArgs) -> list[NodeSpec]:
-    """A bag played into the graph at its recorded timing, and the policy acting on it (open loop)."""
+    """A bag played into the graph at its recorded timing, and the policy acting on it (open loop).
+
+    The player publishes the bag's time on /clock; both nodes run on it.
+    """
     if not args.bag:
         raise ValueError("bag is required: a bag directory recorded by so101 eval --record or so101 record")
-    return [NodeSpec("bag_player", "so101_bag_player", None,
-                     {"bag": args.bag, "rate": args.rate, "output_dir": str(Path(args.output_dir) / "replay"),
-                      "calibration": _calibration(args)}),
-            policy_node(args, enabled=True)]
+    nodes = [NodeSpec("bag_player", "so101_bag_player", None,
+                      {"bag": args.bag, "rate": args.rate, "output_dir": str(Path(args.output_dir) / "replay"),
+                       "calibration": _calibration(args)}),
+             policy_node(args, enabled=True)]
+    return [replace(spec, overrides={**spec.overrides, "use_sim_time": True}) for spec in nodes]
 
 
 def config_dir() -> Path:
@@ -181,6 +213,8 @@ ARGUMENT_HELP = {
     "camera_height": "real arm: camera height",
     "sim_width": "sim: camera width",
     "sim_height": "sim: camera height",
+    "realtime": "sim: run on the wall clock (the machine's speed and load shape the result) instead of lockstep",
+    "latency_ticks": "sim lockstep: control ticks each inference is charged (-1: the latency measured here)",
     "bag": "replay: the bag directory to play",
     "rate": "replay: playback speed (1.0: the recorded timing)",
 }

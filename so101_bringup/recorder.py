@@ -17,6 +17,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from so101_driver.lockstep import TickInputs
+from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant
 from so101_driver.node_runner import declare_parameters, run_node
 
 from . import bag_format
@@ -26,6 +28,7 @@ PARAMETERS = {
     "policy": ("", "recorded in each bag's metadata"),
     "checkpoint": ("", "recorded in each bag's metadata"),
     "cameras": ("wrist,overhead", "cameras to record, by name"),
+    "lockstep": (False, "sim: a lockstep participant, so that no tick goes unrecorded however slow the disk"),
 }
 
 
@@ -81,10 +84,17 @@ class Recorder(Node):
         self._episode_fields: dict[str, str] = {}
         message_types = {bag_format.IMAGE: Image, bag_format.JOINT_STATE: JointState,
                          bag_format.JOINT_TRAJECTORY: JointTrajectory}
+        self._participant: LockstepParticipant | None = None
+        if p["lockstep"]:
+            # A tick is recorded when its joint state and frames are: what the driver publishes each tick.
+            self._tick_inputs = TickInputs.of([bag_format.JOINT_STATES, *(bag_format.CAMERA_TOPICS[c] for c in cameras)])
+            self._participant = LockstepParticipant(self)
         for topic, msgtype in self.topics.items():
             if topic == bag_format.EPISODE_MARKER:
                 continue
-            qos = qos_profile_sensor_data if msgtype == bag_format.IMAGE else 10
+            qos = 10
+            if msgtype == bag_format.IMAGE:
+                qos = TICK_INPUT_QOS if self._participant else qos_profile_sensor_data
             self.create_subscription(message_types[msgtype], topic, lambda data, t=topic: self._record(t, data),
                                      qos, raw=True)
         self.create_subscription(String, bag_format.EPISODE_MARKER, self._on_marker, 10)
@@ -106,8 +116,14 @@ class Recorder(Node):
         return self.get_clock().now().nanoseconds
 
     def _record(self, topic: str, data: bytes) -> None:
+        tick_input = self._participant is not None and topic in self._tick_inputs.inputs
+        if tick_input and self._tick_inputs.is_repeat(stamp := bag_format.raw_header_stamp_ns(data)):
+            self._participant.repeat()  # the driver published a recorded tick again: not twice in the bag
+            return
         if self.bag is not None:
             self.bag.write(topic, self._now_ns(), data)
+        if tick_input and (tick := self._tick_inputs.update(topic, stamp)) is not None:
+            self._participant.consumed(tick)
 
     def _on_marker(self, msg: String) -> None:
         fields = _fields(msg.data)

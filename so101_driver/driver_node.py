@@ -4,33 +4,48 @@ Publishes /joint_states (radians) every control tick and, in sim, both camera to
 /so101/action_chunk (JointTrajectory) and /so101/joint_command (JointState) through one safety path;
 serves /so101/reset and /so101/episode_status (sim); reports on /diagnostics. Torque goes off when
 the node stops, whatever stops it.
+
+Time: the real arm runs on the wall clock. The sim driver owns time: each tick advances the sim by
+one control period and publishes /clock, and every message of the tick is stamped with that sim
+time, so the rest of the graph runs with use_sim_time. On the wall clock (the real arm, or the sim
+with lockstep off) the tick runs on a thread of its own at the control rate, never queued behind
+a callback; in lockstep (sim) the next tick is taken as soon as every participant has consumed
+the last one (so101_driver.lockstep).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import Image, JointState, TimeReference
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from .backends import BackendError
+from .control_loop import FixedRateLoop, TickTimer
 from .driver_core import DriverConfig, DriverCore, DriverStats
 from .joint_model import JOINT_NAMES, ArmUnits, JointModel, calibration_path_for_id
+from .lockstep import READY_TOPIC, LockstepBarrier, parse_participants
+from .lockstep_ros import READY_LISTENER_QOS, stamp_ns
 from .node_runner import declare_parameters, run_node
 from .ros_messages import (
+    color_image_msg,
     diagnostic_status,
     duration_to_sec,
     joint_state_msg,
-    color_image_msg,
     sec_to_time,
     time_to_sec,
 )
 from .sim.scene import CAMERA_NAMES
+
+LOCKSTEP_NUDGE_S = 1.0  # wall s without progress before the last tick is published again
 
 PARAMETERS = {
     "backend": ("sim", "sim (MuJoCo) or feetech (the real arm)"),
@@ -49,6 +64,9 @@ PARAMETERS = {
     "ensemble_coeff": (0.01, "temporal_ensemble: weight exp(-coeff * i), i = 0 for the oldest chunk"),
     "diagnostics_period": (1.0, "seconds between /diagnostics messages"),
     "max_relative_target": (0.1, "largest target change per tick, radians: one value or six"),
+    "lockstep": (False, "sim: take the next tick only when every lockstep participant has consumed the last one"),
+    "lockstep_participants": ("so101_policy", "lockstep: the nodes each tick waits for, comma separated"),
+    "lockstep_timeout": (30.0, "lockstep: wall s of silence before a participant is reported and not waited for"),
 }
 
 
@@ -66,7 +84,16 @@ class DriverNode(Node):
             crossfade_ticks=p["crossfade_ticks"],
             ensemble_coeff=p["ensemble_coeff"],
         )
+        if p["lockstep"] and not self.is_sim:
+            raise ValueError("lockstep:=true needs backend:=sim: the real arm runs on the wall clock.")
         self.core = DriverCore(self.backend, joint_model, config, logger=self.get_logger())
+        # The core is shared by the control tick and the callbacks (commands, services, diagnostics).
+        self._lock = threading.Lock()
+        self._sim_ticks = 0  # sim time = ticks / control rate, monotonic across episodes
+        self._tick_timer = TickTimer()
+        self._last_tick: list[tuple[object, object]] = []  # (publisher, message): lockstep re-publishes it
+        self._loop: FixedRateLoop | None = None
+        self.barrier: LockstepBarrier | None = None
         self.core.start()
         try:
             self._setup_ros_interfaces(p, config)
@@ -83,19 +110,31 @@ class DriverNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.camera_pubs = {}
         if self.is_sim:
-            self.camera_pubs = {
-                camera: self.create_publisher(Image, f"so101/{camera}/image_raw", qos_profile_sensor_data)
-                for camera in CAMERA_NAMES
-            }
+            self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
+            # REP-2003: sensor drivers publish with the system default (reliable) QoS; consumers
+            # that prefer the newest frame subscribe best-effort.
+            self.camera_pubs = {camera: self.create_publisher(Image, f"so101/{camera}/image_raw", 10)
+                                for camera in CAMERA_NAMES}
             self.create_service(Trigger, "so101/reset", self._on_reset)
             self.create_service(Trigger, "so101/episode_status", self._on_episode_status)
         self.create_subscription(JointTrajectory, "so101/action_chunk", self._on_chunk, 10)
         self.create_subscription(JointState, "so101/joint_command", self._on_joint_command, 10)
-        self.create_timer(1.0 / config.control_rate_hz, self._on_tick)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
+        if p["lockstep"]:
+            self.barrier = LockstepBarrier(parse_participants(p["lockstep_participants"]), p["lockstep_timeout"])
+            self.barrier.begin(time.monotonic())
+            self._nudged_tick = -1
+            self.create_subscription(TimeReference, READY_TOPIC, self._on_ready, READY_LISTENER_QOS)
+            self.create_timer(0.1, self._watch_lockstep, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            timing = f"lockstep with {', '.join(self.barrier.participants)}"
+        else:
+            self._loop = FixedRateLoop(config.control_rate_hz, self._control_tick, on_missed=self._on_missed_ticks,
+                                       on_error=self._on_control_error)
+            self._loop.start()
+            timing = f"{config.control_rate_hz:g} Hz on the wall clock"
         self.get_logger().info(
-            f"SO-101 driver up: backend={self.backend_name}, {config.control_rate_hz:g} Hz, "
-            f"merge_mode={config.merge_mode.value}"
+            f"SO-101 driver up: backend={self.backend_name}, {timing}"
+            f"{', publishing /clock (sim time)' if self.is_sim else ''}, merge_mode={config.merge_mode.value}"
         )
 
     @property
@@ -130,39 +169,98 @@ class DriverNode(Node):
         raise BackendError(f"Unknown backend '{p['backend']}'; use sim or feetech.")
 
     def _now(self) -> float:
+        """The sim's time (the last tick's) in sim; the node's clock on the real arm."""
+        if self.is_sim:
+            return self._sim_ticks / self.core.config.control_rate_hz
         return time_to_sec(self.get_clock().now().to_msg())
 
     # -- control --------------------------------------------------------------------------------
-    def _on_tick(self) -> None:
-        now = self._now()
-        stamp = sec_to_time(now)
-        # Frames show the arm in the state the tick reads, so images and joints share one stamp.
-        frames = {camera: self.backend.render(camera) for camera in self.camera_pubs}
-        result = self.core.tick(now)
-        if result.positions is not None:
-            velocities = self.backend.read_velocities() if self.is_sim else None
-            self.joint_state_pub.publish(joint_state_msg(stamp, JOINT_NAMES, result.positions, velocities))
-        if result.target is not None:
-            self.joint_targets_pub.publish(joint_state_msg(stamp, JOINT_NAMES, result.target))
-        for camera, frame in frames.items():
-            self.camera_pubs[camera].publish(color_image_msg(stamp, frame, f"so101_{camera}_camera"))
+    def _control_tick(self) -> None:
+        with self._lock:
+            if self.is_sim:
+                self._sim_ticks += 1
+            now = self._now()
+            stamp = sec_to_time(now)
+            messages = [(self.clock_pub, ClockMsg(clock=stamp))] if self.is_sim else []
+            # Frames show the arm in the state the tick reads, so images and joints share one stamp.
+            frames = {camera: self.backend.render(camera) for camera in self.camera_pubs}
+            result = self.core.tick(now)
+            if result.positions is not None:
+                velocities = self.backend.read_velocities() if self.is_sim else None
+                messages.append((self.joint_state_pub,
+                                 joint_state_msg(stamp, JOINT_NAMES, result.positions, velocities)))
+            if result.target is not None:
+                messages.append((self.joint_targets_pub, joint_state_msg(stamp, JOINT_NAMES, result.target)))
+            for camera, frame in frames.items():
+                messages.append((self.camera_pubs[camera], color_image_msg(stamp, frame, f"so101_{camera}_camera")))
+            for publisher, message in messages:
+                publisher.publish(message)
+            self._last_tick = messages
+            self._tick_timer.tick(time.monotonic())
+
+    def _on_missed_ticks(self, count: int) -> None:
+        with self._lock:
+            self.core.stats.missed_ticks += count
+
+    def _on_control_error(self, error: BaseException) -> None:
+        # The control loop is gone: stop the node, whose close() turns torque off.
+        if self.context.ok():
+            self.get_logger().fatal(f"control tick failed, stopping the driver: {error!r}")
+            self.context.try_shutdown()
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
-        self.core.submit_chunk(
-            msg.joint_names,
-            time_to_sec(msg.header.stamp),
-            [duration_to_sec(point.time_from_start) for point in msg.points],
-            [list(point.positions) for point in msg.points],
-            now=self._now(),
-        )
+        with self._lock:
+            self.core.submit_chunk(
+                msg.joint_names,
+                time_to_sec(msg.header.stamp),
+                [duration_to_sec(point.time_from_start) for point in msg.points],
+                [list(point.positions) for point in msg.points],
+                now=self._now(),
+            )
+        if self.barrier is not None:
+            self.barrier.on_chunk(stamp_ns(msg.header.stamp))
+            self._advance_lockstep()
 
     def _on_joint_command(self, msg: JointState) -> None:
-        self.core.submit_position(msg.name, list(msg.position), now=self._now())
+        with self._lock:
+            self.core.submit_position(msg.name, list(msg.position), now=self._now())
+
+    # -- lockstep (sim) -------------------------------------------------------------------------
+    def _on_ready(self, msg: TimeReference) -> None:
+        self.barrier.on_ready(msg.source, stamp_ns(msg.header.stamp), stamp_ns(msg.time_ref))
+        self._advance_lockstep()
+
+    def _advance_lockstep(self) -> None:
+        if self.barrier.may_advance():
+            self._control_tick()
+            self.barrier.tick_published(self._sim_tick_ns(), time.monotonic())
+
+    def _sim_tick_ns(self) -> int:
+        return stamp_ns(sec_to_time(self._now()))
+
+    def _watch_lockstep(self) -> None:
+        now = time.monotonic()
+        silent = self.barrier.leave_behind_silent(now)
+        if silent:
+            self.get_logger().error(
+                f"lockstep: {', '.join(silent)} consumed nothing for {self.barrier.timeout:g} s (wall); the sim goes "
+                "on without them until they answer again"
+            )
+            self._advance_lockstep()
+        elif self._sim_ticks and self.barrier.waited(now) > LOCKSTEP_NUDGE_S and self._nudged_tick != self._sim_ticks:
+            # A message of this tick lost on the way (a subscriber that matched late): publish it
+            # again; participants treat a tick they already consumed as a repeat.
+            self._nudged_tick = self._sim_ticks
+            self.get_logger().warning(f"lockstep: waiting for {', '.join(self.barrier.pending())}; "
+                                      "publishing the last tick again")
+            for publisher, message in self._last_tick:
+                publisher.publish(message)
 
     # -- episodes (sim) -------------------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        status = self.backend.reset()
-        self.core.new_episode(self.backend.read_positions())
+        with self._lock:
+            status = self.backend.reset()
+            self.core.new_episode(self.backend.read_positions())
         response.success = True
         response.message = json.dumps(status.as_dict())
         self.get_logger().info(f"New sim episode, seed {status.seed}")
@@ -170,14 +268,18 @@ class DriverNode(Node):
 
     def _on_episode_status(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """success = the episode's task succeeded; message = the task status as JSON."""
-        status = self.backend.status
-        response.success = bool(status.success)
-        response.message = json.dumps(status.as_dict())
+        with self._lock:
+            status = self.backend.status
+            response.success = bool(status.success)
+            response.message = json.dumps(status.as_dict())
         return response
 
     # -- diagnostics ----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        stats, before = self.core.stats, self._reported
+        with self._lock:
+            stats = DriverStats(**self.core.stats.as_dict())
+            periods = self._tick_timer.stats()
+        before = self._reported
         if stats.bus_errors > before.bus_errors:
             level, message = DiagnosticStatus.ERROR, f"bus errors: {stats.last_bus_error}"
         elif stats.commands_rejected > before.commands_rejected:
@@ -186,16 +288,23 @@ class DriverNode(Node):
             level, message = DiagnosticStatus.WARN, "watchdog: holding position, no commands"
         else:
             level, message = DiagnosticStatus.OK, "running"
-        self._reported = DriverStats(**stats.as_dict())
+        self._reported = stats
+        values = stats.as_dict()
+        if periods is not None:  # wall-clock periods between ticks: the control loop's jitter
+            values.update(tick_period_p50_ms=periods.p50_ms, tick_period_p95_ms=periods.p95_ms,
+                          tick_period_max_ms=periods.max_ms)
         array = DiagnosticArray()
-        array.header.stamp = self.get_clock().now().to_msg()
+        array.header.stamp = sec_to_time(self._now())
         array.status = [diagnostic_status("so101_driver: control", f"so101_{self.backend_name}", level, message,
-                                          stats.as_dict())]
+                                          values)]
         self.diagnostics_pub.publish(array)
 
     def close(self) -> None:
-        """Torque off. Safe to call more than once."""
-        self.core.stop()
+        """Stop the control loop, then torque off. Safe to call more than once."""
+        if self._loop is not None:
+            self._loop.stop()
+        with self._lock:
+            self.core.stop()
 
 
 def _max_relative_target(value) -> float | list[float]:

@@ -21,16 +21,21 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from so101_driver.joint_model import JOINT_NAMES, UnitError, in_joint_order, joint_model_for
+from so101_driver.lockstep import TickInputs
+from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant, stamp_ns
 from so101_driver.node_runner import declare_parameters, run_node
-from so101_driver.ros_messages import diagnostic_status, joint_trajectory_msg, time_to_sec
+from so101_driver.ros_messages import diagnostic_status, joint_trajectory_msg, sec_to_time, time_to_sec
 
 from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
+from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
 from .scheduler import ChunkScheduler, InferenceMode, inference_mode
 
+# Inference failures that are the data's or the checkpoint's fault: reported, and the node goes on.
+INFERENCE_ERRORS = (FrameSizeError, UnitError, RuntimeError, ValueError)
 DEFAULT_TASK = "Pick up the cube and place it in the bowl"
 PARAMETERS = {
     "checkpoint": ("", "LeRobot checkpoint: a pretrained_model folder or a hub repo id"),
@@ -48,6 +53,8 @@ PARAMETERS = {
     "calibration": ("sim", "the arm's LeRobot calibration: sim, a calibration id, or a JSON path"),
     "arm_units": ("degrees", "LeRobot units of the arm joints: degrees or range_m100_100"),
     "enabled": (True, "act from start-up; false waits for so101/policy/enable (the eval manager's start)"),
+    "lockstep": (False, "sim: consume every tick of a lockstep sim driver, inference charged latency_ticks"),
+    "latency_ticks": (3, "lockstep: control ticks each inference is charged (-1: the latency measured here)"),
 }
 
 
@@ -105,17 +112,23 @@ class PolicyNode(Node):
         self._fresh_cameras: set[str] = set()
         self._last_evaluation = 0.0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="so101_inference")
+        self.lockstep: LockstepInference | None = None
+        if p["lockstep"]:
+            self.lockstep = LockstepInference(p["latency_ticks"], 1.0 / self.fps)
+            self._tick_inputs = TickInputs.of(["joint_states", *self.cameras])
+            self._participant = LockstepParticipant(self)
 
         self.chunk_pub = self.create_publisher(JointTrajectory, "so101/action_chunk", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
+        # Best effort takes the newest frame (REP-2003); lockstep must see every tick's frame.
+        image_qos = TICK_INPUT_QOS if self.lockstep else qos_profile_sensor_data
         for camera, topic in self.cameras.items():
             if topic.endswith("/compressed"):
                 self.create_subscription(CompressedImage, topic, lambda m, c=camera: self._on_image(c, m, True),
-                                         qos_profile_sensor_data)
+                                         image_qos)
             else:
-                self.create_subscription(Image, topic, lambda m, c=camera: self._on_image(c, m, False),
-                                         qos_profile_sensor_data)
+                self.create_subscription(Image, topic, lambda m, c=camera: self._on_image(c, m, False), image_qos)
         self.create_service(Trigger, "so101/policy/reset", self._on_reset)
         self.create_service(SetBool, "so101/policy/enable", self._on_enable)
         # Inference is driven by the data: it is considered when every camera has a new frame.
@@ -125,6 +138,7 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"{loaded.type} from {loaded.source} on {loaded.device}, mode {self.scheduler.mode.value}, "
             f"cameras {self.cameras}, {self.predictor.actions_per_chunk} actions a chunk at {self.fps:g} Hz"
+            + (f", lockstep ({p['latency_ticks']} ticks of latency charged)" if self.lockstep else "")
         )
 
     def _now(self) -> float:
@@ -138,6 +152,8 @@ class PolicyNode(Node):
             self._note_stale(f"/joint_states: {error}")
             return
         self.assembler.update_joints(time_to_sec(msg.header.stamp), positions)
+        if self.lockstep:
+            self._on_tick_input("joint_states", stamp_ns(msg.header.stamp))
 
     def _on_image(self, camera: str, msg, compressed: bool) -> None:
         try:
@@ -146,6 +162,9 @@ class PolicyNode(Node):
             self._note_stale(f"camera '{camera}': {error}")
             return
         self.assembler.update_image(camera, time_to_sec(msg.header.stamp), rgb)
+        if self.lockstep:
+            self._on_tick_input(camera, stamp_ns(msg.header.stamp))
+            return
         self._fresh_cameras.add(camera)
         if self._fresh_cameras.issuperset(self.cameras):
             self._fresh_cameras.clear()
@@ -182,11 +201,8 @@ class PolicyNode(Node):
     def _infer(self, observation: Observation, episode: int) -> None:
         try:
             chunk, latency = self.predictor.predict(observation, self.scheduler.latency_percentile(95), self.fps)
-        except (FrameSizeError, UnitError, RuntimeError, ValueError) as error:
-            self.stats.inference_errors += 1
-            if str(error) != self.stats.last_error:
-                self.get_logger().error(f"inference failed: {error}")
-            self.stats.last_error = str(error)
+        except INFERENCE_ERRORS as error:
+            self._note_inference_error(error)
             with self._lock:
                 self._busy = False
             return
@@ -196,15 +212,74 @@ class PolicyNode(Node):
             self.scheduler.record_latency(latency)
             if episode != self._episode:
                 return  # a reset came while this chunk was computed: it belongs to the old episode
-            self.chunk_pub.publish(joint_trajectory_msg(observation.stamp, JOINT_NAMES, chunk, 1.0 / self.fps))
-            self.scheduler.chunk_published(observation.stamp, len(chunk))
-            self.stats.chunks_published += 1
-            due = math.floor((self._now() - observation.stamp) * self.fps) + 1
-            self.stats.points_stale_at_publish += min(len(chunk), max(0, due))
+            self._publish_chunk(observation, chunk, self._now())
+
+    def _publish_chunk(self, observation: Observation, chunk, now: float) -> None:
+        self.chunk_pub.publish(joint_trajectory_msg(observation.stamp, JOINT_NAMES, chunk, 1.0 / self.fps))
+        self.scheduler.chunk_published(observation.stamp, len(chunk))
+        self.stats.chunks_published += 1
+        due = math.floor((now - observation.stamp) * self.fps + 1e-6) + 1
+        self.stats.points_stale_at_publish += min(len(chunk), max(0, due))
+
+    def _note_inference_error(self, error: BaseException) -> None:
+        self.stats.inference_errors += 1
+        if str(error) != self.stats.last_error:
+            self.get_logger().error(f"inference failed: {error}")
+        self.stats.last_error = str(error)
+
+    # -- lockstep (sim) -------------------------------------------------------------------------
+    def _on_tick_input(self, name: str, tick_ns: int) -> None:
+        tick = self._tick_inputs.update(name, tick_ns)
+        if tick is not None:
+            self._consume_tick(tick)
+        elif self._tick_inputs.is_repeat(tick_ns):
+            self._participant.repeat()
+
+    def _consume_tick(self, tick_ns: int) -> None:
+        """Every input of this tick is in: publish what is due, maybe start an inference, then say so."""
+        now = self._last_evaluation = tick_ns * 1e-9
+        self.lockstep.consume_tick(tick_ns)
+        chunk_ns = self._publish_due_chunk(now)
+        with self._lock:
+            starts = self._enabled and self.scheduler.should_infer(now, self.lockstep.in_flight is not None)
+            observation = self.assembler.assemble(now) if starts else None
+            if isinstance(observation, StaleObservation):
+                self._note_stale(observation.reason)
+            elif observation is not None:
+                self.lockstep.start(lambda o: self._worker.submit(self._compute, o), observation, self._episode)
+        chunk_ns = self._publish_due_chunk(now) or chunk_ns  # one charged a single tick is due at once
+        self._participant.consumed(tick_ns, chunk_ns)
+
+    def _compute(self, observation: Observation):
+        # RTC plans with the latency the previous inferences were charged (one tick before the first).
+        expected = self.scheduler.latency_percentile(95) or self.lockstep.tick_period
+        return self.predictor.predict(observation, expected, self.fps)
+
+    def _publish_due_chunk(self, now: float) -> int | None:
+        """Publish the chunk due before this tick is acknowledged; its stamp (ns), or None."""
+        due: InFlight | None = self.lockstep.take_due()
+        if due is None:
+            return None
+        error = due.future.exception()
+        if error is not None:
+            if not isinstance(error, INFERENCE_ERRORS):
+                raise error
+            self._note_inference_error(error)
+            return None
+        chunk, _ = due.future.result()
+        with self._lock:
+            self.stats.inferences += 1
+            self.scheduler.record_latency(self.lockstep.charged_seconds(due))
+            if due.episode != self._episode or not self._enabled:
+                return None
+            self._publish_chunk(due.observation, chunk, now)
+        return stamp_ns(sec_to_time(due.observation.stamp))
 
     # -- episodes and diagnostics ---------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
+            if self.lockstep:
+                self.lockstep.drop()  # before the predictor resets: the inference under way uses it
             self._episode += 1
             self.scheduler.reset()
             self.assembler.clear()
@@ -217,6 +292,8 @@ class PolicyNode(Node):
         with self._lock:
             if self._enabled and not request.data:
                 self._episode += 1  # a chunk being computed now is not published
+                if self.lockstep:
+                    self.lockstep.drop()
             self._enabled = bool(request.data)
         response.success = True
         response.message = "acting" if request.data else "paused: no inference until enabled"

@@ -147,10 +147,3 @@ def test_stop_turns_torque_off():
 def test_config_errors_name_the_choices():
     with pytest.raises(ValueError, match="replace"):
         DriverConfig(merge_mode="blend")
-
-
-def test_late_ticks_are_counted_as_missed():
-    arm, core = make_driver()
-    for now in (0.0, DT, 2 * DT, 5 * DT, 6 * DT):
-        core.tick(now)
-    assert core.stats.missed_ticks == 2

@@ -42,7 +42,9 @@ def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder):
     domain, probe, record, processes = recorder
     checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 224, 224), chunk_size=20)
     processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "mode": "async"}, domain, tmp_path)
+    # The sim driver owns time (/clock): the policy runs on it, as every node of a sim graph does.
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "mode": "async", "use_sim_time": "true"},
+                   domain, tmp_path)
     processes.append(policy)
     probe.spin_until(lambda: len(record["chunks"]) >= 4, STARTUP, f"chunks (policy log:\n{policy.output})")
     # The probe may discover the driver after the policy did: compare only chunks computed from
@@ -124,7 +126,8 @@ def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, 
     checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"), cameras=("wrist",))
     processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
     policy = start("policy_node", {"checkpoint": checkpoint, "policy_type": "smolvla", "device": "cpu",
-                                   "exclude_cameras": "overhead", "task": "Pick up the cube", "mode": "rtc"},
+                                   "exclude_cameras": "overhead", "task": "Pick up the cube", "mode": "rtc",
+                                   "use_sim_time": "true"},
                    domain, tmp_path)
     processes.append(policy)
     probe.spin_until(lambda: len(record["chunks"]) >= 3, STARTUP, f"SmolVLA chunks (log:\n{policy.output})")

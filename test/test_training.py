@@ -159,6 +159,20 @@ def test_sim_dataset_resumes_with_the_next_seeds(sim_dataset):
         record_sim_dataset(root, SimDatasetConfig(repo_id=REPO_ID, episodes=3, image_width=32, image_height=32))
 
 
+def test_parallel_sims_record_the_same_dataset_as_one(tmp_path):
+    datasets = []
+    for workers in (1, 2):
+        root = tmp_path / f"workers_{workers}"
+        record_sim_dataset(root, SimDatasetConfig(repo_id=REPO_ID, episodes=2, image_width=32, image_height=32,
+                                                  use_videos=False, workers=workers))
+        datasets.append(LeRobotDataset(REPO_ID, root=root))
+    serial, parallel = datasets
+    assert serial.num_episodes == parallel.num_episodes == 2 and serial.num_frames == parallel.num_frames
+    for index in (0, serial.num_frames // 2, serial.num_frames - 1):
+        for key in ("observation.state", "action", "observation.images.wrist", "observation.images.overhead"):
+            assert torch.equal(serial[index][key], parallel[index][key]), (index, key)
+
+
 # -- training through lerobot -------------------------------------------------------------------
 def so101_train(*arguments: str) -> subprocess.CompletedProcess:
     result = subprocess.run([SO101, "train", *arguments], capture_output=True, text=True, timeout=900)
@@ -253,3 +267,21 @@ def test_report_on_two_runs(act_run, smolvla_run, tmp_path):
     last_logged = json.loads((act_run / "metrics.jsonl").read_text().splitlines()[-1])["step"]
     assert summary.steps[-1] == last_logged and summary.s_per_step > 0 and summary.params > 1e6
     assert "final loss" in comparison_table([summary])
+
+
+def test_a_time_budget_shows_minutes_of_the_budget_not_steps_of_the_horizon():
+    import io
+
+    from training.lerobot_hooks import budget_progress_bar
+
+    now = [0.0]
+    progress = budget_progress_bar(600.0, clock=lambda: now[0])(total=20_000, desc="Training", unit="step",
+                                                                 file=io.StringIO())
+    assert progress.total == 10.0
+    now[0] = 90.0
+    progress.update(1)
+    now[0] = 120.0
+    progress.update(1)
+    assert progress.n == pytest.approx(2.0) and progress.steps == 2
+    assert "2.0/10.0 min" in str(progress) and "step 2, 60.00 s/step" in str(progress)
+    progress.close()

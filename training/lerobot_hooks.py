@@ -8,7 +8,9 @@ module looks up at call time, each around lerobot's own function:
 - MetricsTracker: each logged window (loss, grad norm, lr, update and data time) is appended to a
   JSONL file in the run directory, since lerobot writes its metrics only to the console and wandb;
 - should_save_checkpoint (with a time budget only): once the budget is spent, the current step is
-  saved as a checkpoint and the run stops at the next step, through lerobot's own saving code.
+  saved as a checkpoint and the run stops at the next step, through lerobot's own saving code;
+- tqdm (with a time budget only): the progress bar counts minutes of the budget, not steps of a
+  horizon the run will never reach.
 """
 
 from __future__ import annotations
@@ -23,10 +25,32 @@ from pathlib import Path
 from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.utils.feature_utils import dataset_to_policy_features
 from lerobot.processor import NormalizerProcessorStep
+from tqdm import tqdm
 
 from so101_policy.resize_with_pad import IMAGE_PREFIX, ResizeWithPadStep
 
 METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s")
+
+
+def budget_progress_bar(budget_s: float, clock: Callable[[], float] = time.monotonic) -> type[tqdm]:
+    """A tqdm that lerobot drives step by step but that shows minutes spent of the time budget."""
+
+    class BudgetProgress(tqdm):
+        def __init__(self, *args, total=None, unit=None, **kwargs):
+            super().__init__(*args, total=round(budget_s / 60, 2), unit="min",
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} min [{postfix}]",
+                             **kwargs)
+            self._started = clock()
+            self.steps = 0
+
+        def update(self, n=1):
+            self.steps += n
+            minutes = min((clock() - self._started) / 60, self.total)
+            self.set_postfix_str(f"step {self.steps}, {(clock() - self._started) / self.steps:.2f} s/step",
+                                 refresh=False)
+            return super().update(minutes - self.n)
+
+    return BudgetProgress
 
 
 class TimeBudgetReached(Exception):
@@ -106,6 +130,7 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
     original_make_processors = lerobot_train.make_pre_post_processors
     original_tracker = lerobot_train.MetricsTracker
     original_should_save = lerobot_train.should_save_checkpoint
+    original_tqdm = lerobot_train.tqdm
     budget = {"started": None, "saved_step": None}
 
     def make_policy(cfg, ds_meta=None, **kwargs):
@@ -151,6 +176,8 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
     lerobot_train.make_pre_post_processors = make_pre_post_processors
     lerobot_train.MetricsTracker = RecordingMetricsTracker
     lerobot_train.should_save_checkpoint = should_save_checkpoint
+    if time_budget_s is not None:
+        lerobot_train.tqdm = budget_progress_bar(time_budget_s)
     try:
         yield observed
     finally:
@@ -158,3 +185,4 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
         lerobot_train.make_pre_post_processors = original_make_processors
         lerobot_train.MetricsTracker = original_tracker
         lerobot_train.should_save_checkpoint = original_should_save
+        lerobot_train.tqdm = original_tqdm

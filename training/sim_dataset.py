@@ -3,11 +3,18 @@
 Same feature names, units, fps and task as the hub dataset (gtgando/so101_pick_place_10cm_v3):
 observation.state and action in LeRobot units through the joint model (degrees, gripper 0..100),
 observation.images.wrist and observation.images.overhead, 30 fps.
+
+Rendering bounds recording, so `workers` sims (one per core) play the episodes in parallel
+processes while this one writes them in seed order: the dataset is the same whatever the count.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +41,13 @@ class SimDatasetConfig:
     image_height: int = 224
     use_videos: bool = True
     only_successes: bool = True  # a failed demonstration is skipped, not recorded
+    workers: int = 1  # sims in parallel processes; 0: one per core
+
+
+def _worker_count(requested: int) -> int:
+    if requested < 0:
+        raise ValueError(f"workers must be 0 (one per core) or more, got {requested}")
+    return requested or len(os.sched_getaffinity(0))
 
 
 def dataset_features(image_sizes: dict[str, tuple[int, int]], use_videos: bool) -> dict:
@@ -58,6 +72,7 @@ def _progress_settings(config: SimDatasetConfig) -> dict:
     """The settings a resumed dataset must share with the one on disk."""
     settings = asdict(config)
     settings.pop("episodes")
+    settings.pop("workers")  # the dataset is the same whatever the count
     return settings
 
 
@@ -86,41 +101,83 @@ def _open_dataset(root: Path, config: SimDatasetConfig) -> tuple[LeRobotDataset,
     return dataset, progress["next_seed"]
 
 
+@dataclass
+class Demonstration:
+    seed: int
+    success: bool
+    frames: list[dict]  # LeRobot frames: state and action in LeRobot units, the cameras' images
+
+
+_arm: SimArm | None = None  # each worker process's own sim
+
+
+def _make_arm(config: SimDatasetConfig, worker: bool = True) -> None:
+    global _arm
+    if worker:  # Ctrl-C is the main process's to handle: it stops the pool
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _arm = SimArm(SceneConfig(image_width=config.image_width, image_height=config.image_height,
+                              control_period=1.0 / FPS))
+
+
+def _demonstrate(seed: int) -> Demonstration:
+    """One scripted-expert episode on this process's sim."""
+    arm, joint_model = _arm, JointModel.for_sim()
+    arm.reset(seed=seed)
+    expert = ScriptedExpert(arm)
+    frames = []
+    for tick in range(len(expert)):
+        action = expert.action(tick)
+        frame = {
+            "observation.state": joint_model.to_lerobot(arm.joint_positions).astype(np.float32),
+            "action": joint_model.to_lerobot(action).astype(np.float32),
+            "task": TASK,
+        }
+        for camera in CAMERA_NAMES:
+            frame[f"observation.images.{camera}"] = arm.render(camera)
+        frames.append(frame)
+        arm.step(action)
+    return Demonstration(seed, bool(arm.status.success), frames)
+
+
+def _demonstrations(config: SimDatasetConfig, first_seed: int) -> Iterator[Demonstration]:
+    """Episodes of seeds first_seed, first_seed + 1, ... in seed order, played by config.workers sims."""
+    workers = _worker_count(config.workers)
+    seeds = iter(range(first_seed, 2**31))
+    if workers == 1:
+        _make_arm(config, worker=False)
+        try:
+            yield from map(_demonstrate, seeds)
+        finally:
+            _arm.close()
+        return
+    # spawn: each worker opens its own EGL context, which must not be inherited through fork.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_make_arm, initargs=(config,)) as pool:
+        yield from pool.imap(_demonstrate, seeds, chunksize=1)
+
+
 def record_sim_dataset(root: str | Path, config: SimDatasetConfig = SimDatasetConfig()) -> LeRobotDataset:
     """Record until `root` holds config.episodes demonstrations; an existing root is resumed, seeds continue."""
     root = Path(root)
     dataset, seed = _open_dataset(root, config)
-    arm = SimArm(SceneConfig(image_width=config.image_width, image_height=config.image_height,
-                             control_period=1.0 / FPS))
-    joint_model = JointModel.for_sim()
     progress_path = root / PROGRESS_FILE
+    demonstrations = _demonstrations(config, seed)
     try:
         with tqdm(total=config.episodes, initial=dataset.meta.total_episodes, desc="sim demonstrations",
                   unit="episode") as progress:
             while progress.n < config.episodes:
-                arm.reset(seed=seed)
-                seed += 1
-                expert = ScriptedExpert(arm)
-                for tick in range(len(expert)):
-                    action = expert.action(tick)
-                    frame = {
-                        "observation.state": joint_model.to_lerobot(arm.joint_positions).astype(np.float32),
-                        "action": joint_model.to_lerobot(action).astype(np.float32),
-                        "task": TASK,
-                    }
-                    for camera in CAMERA_NAMES:
-                        frame[f"observation.images.{camera}"] = arm.render(camera)
-                    dataset.add_frame(frame)
-                    arm.step(action)
-                if config.only_successes and not arm.status.success:
-                    dataset.clear_episode_buffer()
+                demonstration = next(demonstrations)
+                seed = demonstration.seed + 1
+                if config.only_successes and not demonstration.success:
                     continue
+                for frame in demonstration.frames:
+                    dataset.add_frame(frame)
                 dataset.save_episode()
                 progress_path.write_text(json.dumps({"episodes": dataset.meta.total_episodes, "next_seed": seed,
                                                      "settings": _progress_settings(config)}, indent=2) + "\n")
                 progress.update(1)
     finally:
         # An interrupted run is finalized too, so the episodes saved so far stay readable and resumable.
+        demonstrations.close()
         dataset.finalize()
-        arm.close()
     return dataset

@@ -133,6 +133,10 @@ def run_training(request: TrainRequest) -> Path:
         info.save(run_dir)
 
     budget = None if request.time_budget_min is None else 60.0 * request.time_budget_min
+    if budget is not None:
+        print(f"Training for {request.time_budget_min:g} min of wall-clock time (the time budget): lerobot's "
+              f"steps={info.settings.get('steps')} is only an upper bound; the last step is saved when the budget "
+              "is spent.", flush=True)
     with _lerobot_command_line(arguments), training_hooks(tuple(info.cameras), resize, run_dir / METRICS,
                                                           record_policy, budget):
         try:
