@@ -324,7 +324,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     return run_demo(DemoConfig(
         output=Path(args.output), checkpoint=args.checkpoint, policy=args.policy, demonstrations=args.demonstrations,
-        image_size=args.image_size, train_minutes=args.train_minutes, episodes=args.episodes,
+        image_size=args.image_size, workers=args.workers, train_minutes=args.train_minutes, episodes=args.episodes,
         max_episode_s=args.max_episode_s, device=args.device,
     ))
 
@@ -335,9 +335,10 @@ def _add_demo(commands) -> None:
     defaults = DemoConfig()
     demo = commands.add_parser(
         "demo", help="the main job on the sim: demonstrations, a small ACT trained on CPU, evaluated over ROS",
-        description="Make scripted demonstrations in the MuJoCo sim (reused when they exist), train a small ACT "
-                    "(the act_small_cpu preset) for --train-minutes, evaluate it through the full ROS graph "
-                    "(sim driver, policy_node, eval_manager, recorder) for --episodes episodes, replay the first "
+        description="Make scripted demonstrations in the MuJoCo sim, one sim per core (reused when they exist), "
+                    "train a small ACT (the act_small_cpu preset) for --train-minutes, evaluate it in lockstep "
+                    "through the full ROS graph (sim driver, policy_node, eval_manager, recorder) for --episodes "
+                    "episodes on seeds no demonstration used, replay the first "
                     "bag open loop, and print the results and where the bags and plots are. Running it again "
                     "trains further from the last checkpoint. With --checkpoint (a path or a hub id) it skips "
                     "the demonstrations and training and evaluates that checkpoint.",
@@ -349,6 +350,8 @@ def _add_demo(commands) -> None:
                       help=f"scripted demonstrations to train on (default {defaults.demonstrations})")
     demo.add_argument("--image-size", type=int, default=defaults.image_size,
                       help=f"sim camera size, square, for demonstrations and evaluation (default {defaults.image_size})")
+    demo.add_argument("--workers", type=int, default=defaults.workers,
+                      help="sims recording the demonstrations in parallel (default 0: one per core)")
     demo.add_argument("--train-minutes", type=float, default=defaults.train_minutes,
                       help=f"training time budget (default {defaults.train_minutes:g})")
     demo.add_argument("--episodes", type=int, default=defaults.episodes,

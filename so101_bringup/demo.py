@@ -1,9 +1,10 @@
 """`so101 demo`: the main job on the built-in simulation, end to end, on a CPU.
 
-Scripted demonstrations (made once, reused), a small ACT trained for a bounded time with the
-`act_small_cpu` preset, evaluation through the full ROS graph with a bag per episode, an open-loop
-replay of the first bag, and a summary of what was measured, whatever the success rate. With a
-checkpoint given, training is skipped and that checkpoint is evaluated.
+Scripted demonstrations (recorded once by one sim per core, reused), a small ACT trained for a
+bounded time with the `act_small_cpu` preset, a lockstep evaluation through the full ROS graph on
+seeds no demonstration used, with a bag per episode, an open-loop replay of the first bag, and a
+summary of what was measured, whatever the success rate. With a checkpoint given, training is
+skipped and that checkpoint is evaluated.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ class DemoConfig:
     output: Path = Path("outputs/demo")
     checkpoint: str | None = None  # given: evaluate it, no training
     policy: str = "act"
-    demonstrations: int = 20
-    image_size: int = 96  # sim cameras in the demonstrations and the evaluation alike
-    train_minutes: float = 12.0
-    episodes: int = 3
+    demonstrations: int = 100
+    image_size: int = 64  # sim cameras in the demonstrations and the evaluation alike
+    workers: int = 0  # sims recording demonstrations in parallel; 0: one per core
+    train_minutes: float = 20.0
+    episodes: int = 10
     max_episode_s: float = 25.0
-    eval_seed: int = 1000  # far from the demonstrations' seeds (0, 1, ...)
+    eval_seed: int = 100_000  # far beyond the demonstrations' seeds (0, 1, ...)
     device: str = "cpu"
 
 
@@ -37,11 +39,12 @@ def _minutes(seconds: float) -> str:
 def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
     from training.sim_dataset import SimDatasetConfig, record_sim_dataset
 
-    root = config.output / "dataset"
+    root = config.output / f"dataset_{config.image_size}px"
     started = time.monotonic()
     dataset = record_sim_dataset(root, SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations,
                                                         image_width=config.image_size,
-                                                        image_height=config.image_size))
+                                                        image_height=config.image_size, use_videos=False,
+                                                        workers=config.workers))
     timings["demonstrations"] = time.monotonic() - started
     print(f"[demo] {dataset.meta.total_episodes} scripted demonstrations, {dataset.meta.total_frames} frames "
           f"in {root} ({_minutes(timings['demonstrations'])})", flush=True)

@@ -173,6 +173,24 @@ def test_parallel_sims_record_the_same_dataset_as_one(tmp_path):
             assert torch.equal(serial[index][key], parallel[index][key]), (index, key)
 
 
+def test_cached_action_windows_are_what_lerobots_dataset_reads(sim_dataset):
+    from training.delta_query_cache import cache_delta_columns
+
+    root, _ = sim_dataset
+    windows = {"action": [k / 30 for k in range(30)], "observation.state": [-1 / 30, 0.0]}
+    original = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows, episodes=[1])
+    cached = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows, episodes=[1])
+    assert cache_delta_columns(cached) == ["action", "observation.state"]
+    for index in [*range(0, len(original), 17), len(original) - 1]:  # padded windows at the episode's end too
+        expected, found = original[index], cached[index]
+        assert expected.keys() == found.keys()
+        for key, value in expected.items():
+            if isinstance(value, torch.Tensor):
+                assert value.dtype == found[key].dtype and torch.equal(value, found[key]), (index, key)
+            else:
+                assert value == found[key], (index, key)
+
+
 # -- training through lerobot -------------------------------------------------------------------
 def so101_train(*arguments: str) -> subprocess.CompletedProcess:
     result = subprocess.run([SO101, "train", *arguments], capture_output=True, text=True, timeout=900)

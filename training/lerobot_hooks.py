@@ -2,13 +2,17 @@
 
 lerobot's `train()` has no parameters for them, so for the length of one run we wrap names its
 module looks up at call time, each around lerobot's own function:
-- make_policy: the policy sees only the chosen cameras (lerobot takes every camera of the dataset);
+- make_policy: the policy sees only the chosen cameras (lerobot takes every camera of the dataset),
+  and an ACT trained without pre-trained backbone weights learns its batch norm
+  (training/backbone_batchnorm.py);
 - make_pre_post_processors: ACT's resize-with-pad step goes into the preprocessor, before
   normalization, so it is saved in the checkpoint and inference applies the same resize;
 - MetricsTracker: each logged window (loss, grad norm, lr, update and data time) is appended to a
   JSONL file in the run directory, since lerobot writes its metrics only to the console and wandb;
 - should_save_checkpoint (with a time budget only): once the budget is spent, the current step is
   saved as a checkpoint and the run stops at the next step, through lerobot's own saving code;
+- make_train_eval_datasets: the delta-timestamp windows of numeric keys (the action chunk) are read
+  from memory instead of through the Hugging Face dataset (training/delta_query_cache.py);
 - tqdm (with a time budget only): the progress bar counts minutes of the budget, not steps of a
   horizon the run will never reach.
 """
@@ -28,6 +32,9 @@ from lerobot.processor import NormalizerProcessorStep
 from tqdm import tqdm
 
 from so101_policy.resize_with_pad import IMAGE_PREFIX, ResizeWithPadStep
+
+from .backbone_batchnorm import learn_backbone_batchnorm, needs_learned_batchnorm
+from .delta_query_cache import cache_delta_columns
 
 METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s")
 
@@ -68,6 +75,8 @@ class RunObservations:
     learnable_params: int | None = None
     total_params: int | None = None
     input_features: dict[str, list[int]] = field(default_factory=dict)
+    learned_batchnorm_layers: int = 0  # frozen batch norm layers made trainable (no pre-trained backbone)
+    cached_delta_keys: list[str] = field(default_factory=list)  # delta windows read from memory
 
 
 def policy_input_features(dataset_features: dict, cameras: tuple[str, ...],
@@ -131,12 +140,15 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
     original_tracker = lerobot_train.MetricsTracker
     original_should_save = lerobot_train.should_save_checkpoint
     original_tqdm = lerobot_train.tqdm
+    original_make_datasets = lerobot_train.make_train_eval_datasets
     budget = {"started": None, "saved_step": None}
 
     def make_policy(cfg, ds_meta=None, **kwargs):
         if ds_meta is not None:
             cfg.input_features = policy_input_features(ds_meta.features, cameras, resize_with_pad)
         policy = original_make_policy(cfg, ds_meta=ds_meta, **kwargs)
+        if needs_learned_batchnorm(cfg):
+            observed.learned_batchnorm_layers = learn_backbone_batchnorm(policy)
         observed.learnable_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
         observed.total_params = sum(p.numel() for p in policy.parameters())
         observed.input_features = {key: list(feature.shape) for key, feature in cfg.input_features.items()}
@@ -175,7 +187,13 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
     lerobot_train.make_policy = make_policy
     lerobot_train.make_pre_post_processors = make_pre_post_processors
     lerobot_train.MetricsTracker = RecordingMetricsTracker
+    def make_train_eval_datasets(cfg):
+        dataset, eval_dataset = original_make_datasets(cfg)
+        observed.cached_delta_keys = cache_delta_columns(dataset)
+        return dataset, eval_dataset
+
     lerobot_train.should_save_checkpoint = should_save_checkpoint
+    lerobot_train.make_train_eval_datasets = make_train_eval_datasets
     if time_budget_s is not None:
         lerobot_train.tqdm = budget_progress_bar(time_budget_s)
     try:
@@ -186,3 +204,4 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
         lerobot_train.MetricsTracker = original_tracker
         lerobot_train.should_save_checkpoint = original_should_save
         lerobot_train.tqdm = original_tqdm
+        lerobot_train.make_train_eval_datasets = original_make_datasets

@@ -79,8 +79,8 @@ PRESETS = {
 }
 PRESETS["act_small_cpu"] = TrainPreset(
     name="act_small_cpu",
-    description="a small ACT for CPU runs on sim demos (the demo): ResNet18 from scratch, 96x96 with padding, "
-                "2 encoder layers, chunk 30, AdamW lr 1e-4, batch 8",
+    description="a small ACT for CPU runs on sim demos (the demo): ResNet18 from scratch with learned batch norm, "
+                "64x64 with padding, 2 encoder layers, no VAE, chunk 30, AdamW lr 1e-4, batch 8, bfloat16 autocast",
     policy_type="act",
     settings={
         "policy.type": "act",
@@ -93,16 +93,21 @@ PRESETS["act_small_cpu"] = TrainPreset(
         "policy.dim_feedforward": "1024",
         "policy.n_encoder_layers": "2",
         "policy.n_decoder_layers": "1",
+        # Scripted demonstrations are one trajectory per start: nothing for the VAE to model.
+        "policy.use_vae": "false",
         "policy.optimizer_lr": "1e-4",
         "policy.optimizer_lr_backbone": "1e-4",
         "policy.optimizer_weight_decay": "1e-4",
         "policy.device": "cpu",
+        # bfloat16 autocast (lerobot's use_amp): 1.15-1.35x faster updates on a CPU with AVX512-BF16.
+        "policy.use_amp": "true",
         "batch_size": "8",
-        "num_workers": "2",
+        # Loader workers would take the cores the update needs (measured: no faster on 2 cores).
+        "num_workers": "0",
         "steps": "20000",
         "save_freq": "500",
     },
-    resize_with_pad=(96, 96),
+    resize_with_pad=(64, 64),
 )
 PRESETS["smolvla_wrist"] = TrainPreset(
     name="smolvla_wrist",

@@ -52,6 +52,7 @@ class RunInfo:
     learnable_params: int | None = None
     total_params: int | None = None
     input_features: dict[str, list[int]] = field(default_factory=dict)
+    learned_batchnorm_layers: int = 0  # backbone batch norm trained, not frozen (no pre-trained weights)
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
@@ -130,6 +131,7 @@ def run_training(request: TrainRequest) -> Path:
         info.learnable_params = seen.learnable_params
         info.total_params = seen.total_params
         info.input_features = seen.input_features
+        info.learned_batchnorm_layers = seen.learned_batchnorm_layers
         info.save(run_dir)
 
     budget = None if request.time_budget_min is None else 60.0 * request.time_budget_min
