@@ -257,19 +257,8 @@ def test_operator_starts_and_judges_real_arm_episodes(tmp_path):
 
 # -- so101 eval end to end in the sim -----------------------------------------------------------
 @pytest.fixture(scope="module")
-def eval_run(tmp_path_factory):
-    from tiny_policies import tiny_act_checkpoint
-
-    root = tmp_path_factory.mktemp("eval")
-    checkpoint = tiny_act_checkpoint(root / "act", image_shape=(3, 64, 64), chunk_size=20)
-    output = root / "run"
-    env = isolated_ros_env(next_domain_id())
-    result = subprocess.run([SO101, "eval", "--policy", "act", "--checkpoint", str(checkpoint), "--episodes", "2",
-                             "--max-episode-s", "3", "--record", "--sim-width", "64", "--sim-height", "64",
-                             "--device", "cpu", "--output-dir", str(output)],
-                            capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return output, result.stdout, checkpoint
+def eval_run(tiny_eval):
+    return tiny_eval
 
 
 def test_so101_eval_runs_episodes_and_writes_results(eval_run):

@@ -129,3 +129,23 @@ def test_expert_actions_in_lerobot_units_look_like_a_real_recording(arm):
     assert recorded[:, 5].min() >= 0.0 and recorded[:, 5].max() <= 100.0
     assert recorded[:, 5].max() - recorded[:, 5].min() > 40  # it opens and closes
     np.testing.assert_allclose(np.stack([model.to_radians(row) for row in recorded]), plan, atol=1e-9)
+
+
+def test_the_experts_grasp_turns_continuously_with_the_cubes_yaw(arm):
+    """Demonstrations a policy can imitate: nearly the same scene, nearly the same grasp. Across the
+    task's yaw range the wrist roll at the grasp follows the cube's yaw without a 90 degree jump."""
+    import mujoco
+
+    arm.reset(seed=3)
+    cube = arm.model.joint("cube").qposadr[0]
+    rolls = []
+    yaws = np.radians(np.linspace(-44, 44, 23))
+    for yaw in yaws:
+        arm.data.qpos[cube + 3:cube + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+        mujoco.mj_forward(arm.model, arm.data)
+        plan = ScriptedExpert(arm).plan
+        closed = np.flatnonzero(plan[:, -1] < 0.0)[0]  # the first tick of the closed gripper
+        rolls.append(plan[closed, JOINT_NAMES.index("wrist_roll")])
+    steps = np.abs(np.diff(rolls))
+    assert steps.max() < np.radians(10), np.degrees(steps)  # 4 degrees of yaw apart
+    assert abs(rolls[-1] - rolls[0]) == pytest.approx(np.radians(88), abs=np.radians(15))

@@ -8,18 +8,16 @@ length on an idle machine and under a competing CPU-heavy load.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ros_harness import isolated_ros_env, next_domain_id
+from ros_harness import next_domain_id
+from sim_eval import so101_eval
 from so101_bringup import bag_format
 from so101_bringup.graph import GraphArgs, eval_nodes, node_parameters, record_nodes, replay_nodes
 
-SO101 = str(Path(sys.executable).parent / "so101")
 PERIOD_NS = 1e9 / 30
 
 
@@ -48,22 +46,6 @@ def test_sim_evaluation_is_lockstep_unless_realtime():
     assert real_arm["so101_driver"].get("lockstep") in (None, False)
 
 
-def _evaluate(checkpoint: Path, output: Path, hog: int = 0) -> dict:
-    """`so101 eval` in lockstep, with `hog` busy processes competing for the CPU meanwhile."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hog)]
-    try:
-        result = subprocess.run([SO101, "eval", "--policy", "act", "--checkpoint", str(checkpoint), "--episodes", "2",
-                                 "--max-episode-s", "2", "--record", "--sim-width", "64", "--sim-height", "64",
-                                 "--device", "cpu", "--output-dir", str(output)],
-                                capture_output=True, text=True, timeout=600, env=isolated_ros_env(next_domain_id()))
-    finally:
-        for process in hogs:
-            process.kill()
-            process.wait()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads((output / "results.json").read_text())
-
-
 def _bag_messages(bag: Path) -> dict[str, list[tuple[int, object]]]:
     """topic -> [(log time ns, message)] in recorded order."""
     from rosbags.highlevel import AnyReader
@@ -76,23 +58,25 @@ def _bag_messages(bag: Path) -> dict[str, list[tuple[int, object]]]:
 
 
 @pytest.fixture(scope="module")
-def idle_and_loaded(tmp_path_factory):
-    from tiny_policies import tiny_act_checkpoint
+def idle_and_loaded(tiny_eval, tmp_path_factory):
+    """The same evaluation run idle, then with four busy processes competing for the two cores."""
+    idle_dir, _, checkpoint = tiny_eval
+    loaded_dir = tmp_path_factory.mktemp("lockstep") / "loaded"
+    so101_eval(checkpoint, loaded_dir, hog=4)
+    return {"idle": idle_dir, "loaded": loaded_dir}, _results(idle_dir), _results(loaded_dir)
 
-    root = tmp_path_factory.mktemp("lockstep")
-    checkpoint = tiny_act_checkpoint(root / "act", image_shape=(3, 64, 64), chunk_size=20)
-    idle = _evaluate(checkpoint, root / "idle")
-    loaded = _evaluate(checkpoint, root / "loaded", hog=4)
-    return root, idle, loaded
+
+def _results(output: Path) -> dict:
+    return json.loads((output / "results.json").read_text())
 
 
 def test_lockstep_outcome_and_trajectory_are_the_same_under_a_cpu_hog(idle_and_loaded):
-    root, idle, loaded = idle_and_loaded
+    runs, idle, loaded = idle_and_loaded
     summary = [(e["seed"], e["outcome"], e["duration_s"], e["chunks"]) for e in idle["episodes"]]
     assert summary == [(e["seed"], e["outcome"], e["duration_s"], e["chunks"]) for e in loaded["episodes"]]
     for episode in ("episode_000", "episode_001"):
-        a = _bag_messages(root / "idle" / "bags" / episode)
-        b = _bag_messages(root / "loaded" / "bags" / episode)
+        a = _bag_messages(runs["idle"] / "bags" / episode)
+        b = _bag_messages(runs["loaded"] / "bags" / episode)
         for topic in (bag_format.JOINT_STATES, bag_format.JOINT_TARGETS):
             first = np.array([m.position for _, m in a[topic]])
             second = np.array([m.position for _, m in b[topic]])
@@ -106,9 +90,9 @@ def test_lockstep_outcome_and_trajectory_are_the_same_under_a_cpu_hog(idle_and_l
 
 
 def test_a_sim_graph_stamps_everything_in_sim_time(idle_and_loaded):
-    root, idle, _ = idle_and_loaded
+    runs, idle, _ = idle_and_loaded
     assert all(e["duration_s"] == pytest.approx(2.0, abs=1 / 30) for e in idle["episodes"])
-    messages = _bag_messages(root / "idle" / "bags" / "episode_000")
+    messages = _bag_messages(runs["idle"] / "bags" / "episode_000")
     ticks = [bag_format.stamp_ns(m.header) for _, m in messages[bag_format.JOINT_STATES]]
     # Sim time: the n-th control tick is at n / 30 s from the driver's start, one tick apart,
     # nothing like the wall clock (which is past 1.7e9 s).
