@@ -45,7 +45,7 @@ def budget_progress_bar(budget_s: float, clock: Callable[[], float] = time.monot
     class BudgetProgress(tqdm):
         def __init__(self, *args, total=None, unit=None, **kwargs):
             super().__init__(*args, total=round(budget_s / 60, 2), unit="min",
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} min [{postfix}]",
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} min{postfix}",
                              **kwargs)
             self._started = clock()
             self.steps = 0
