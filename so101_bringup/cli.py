@@ -35,28 +35,30 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
 
     from so101_bringup.expert_demo import ExpertDemoNode, results_table
     from so101_driver.driver_node import DriverNode
+    from so101_driver.stop_signals import stop_once
 
-    rclpy.init(args=ros_args)
-    driver = demo = None
-    try:
-        driver = DriverNode()
-        # The driver owns time in the sim: the expert runs on its /clock.
-        demo = ExpertDemoNode(driver.backend.arm, episodes, output, fps=driver.core.config.control_rate_hz,
-                              parameter_overrides=[Parameter("use_sim_time", value=True)])
-        executor = SingleThreadedExecutor()
-        executor.add_node(driver)
-        executor.add_node(demo)
-        while not demo.done:
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if driver is not None:
-            driver.close()
-        for node in (demo, driver):
-            if node is not None:
-                node.destroy_node()
-        rclpy.try_shutdown()
+    with stop_once("so101 sim", process_ends=False):
+        rclpy.init(args=ros_args)
+        driver = demo = None
+        try:
+            driver = DriverNode()
+            # The driver owns time in the sim: the expert runs on its /clock.
+            demo = ExpertDemoNode(driver.backend.arm, episodes, output, fps=driver.core.config.control_rate_hz,
+                                  parameter_overrides=[Parameter("use_sim_time", value=True)])
+            executor = SingleThreadedExecutor()
+            executor.add_node(driver)
+            executor.add_node(demo)
+            while not demo.done:
+                executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        finally:
+            if driver is not None:
+                driver.close()
+            for node in (demo, driver):
+                if node is not None:
+                    node.destroy_node()
+            rclpy.try_shutdown()
     if demo is not None and demo.results:
         print(results_table(demo.results))
         print(f"Results and camera snapshots: {output.resolve()}")
@@ -519,7 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "ros_args", None) and args.ros_args[:1] == ["--"]:
         args.ros_args = args.ros_args[1:]
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        # A Ctrl-C outside a running graph (the graphs stop cleanly on their own): no traceback.
+        print(f"so101 {args.command}: stopped (Ctrl-C)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 from so101_driver.node_runner import release
+from so101_driver.stop_signals import stop_once
 
 from .graph import NodeSpec, node_parameters
 
@@ -43,27 +44,28 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    rclpy.init(args=ros_args)
-    nodes: dict = {}
-    try:
-        executor = SingleThreadedExecutor()
-        for spec in specs:
-            nodes[spec.name] = make_node(spec)
-            executor.add_node(nodes[spec.name])
-        on_started(nodes)
-        while rclpy.ok() and not until(nodes):
-            executor.spin_once(timeout_sec=0.05)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # Ctrl-C shuts the context down under a callback that is publishing: a stop, not a failure.
-        if rclpy.ok():
-            raise
-    finally:
-        for node in reversed(list(nodes.values())):
-            release(node)
-            node.destroy_node()
-        rclpy.try_shutdown()
+    with stop_once("so101", process_ends=False):
+        rclpy.init(args=ros_args)
+        nodes: dict = {}
+        try:
+            executor = SingleThreadedExecutor()
+            for spec in specs:
+                nodes[spec.name] = make_node(spec)
+                executor.add_node(nodes[spec.name])
+            on_started(nodes)
+            while rclpy.ok() and not until(nodes):
+                executor.spin_once(timeout_sec=0.05)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except Exception:
+            # Ctrl-C shuts the context down under a callback that is publishing: a stop, not a failure.
+            if rclpy.ok():
+                raise
+        finally:
+            for node in reversed(list(nodes.values())):
+                release(node)
+                node.destroy_node()
+            rclpy.try_shutdown()
     return nodes
 
 

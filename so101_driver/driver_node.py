@@ -94,10 +94,12 @@ class DriverNode(Node):
         self._last_tick: list[tuple[object, object]] = []  # (publisher, message): lockstep re-publishes it
         self._loop: FixedRateLoop | None = None
         self.barrier: LockstepBarrier | None = None
-        self.core.start()
         try:
+            self.core.start()
             self._setup_ros_interfaces(p, config)
-        except Exception:
+        except BaseException:
+            # A failed first read, a bad parameter or a Ctrl-C during start-up: torque goes off
+            # before the error leaves, since no close() will run for a node never built.
             self.core.stop()
             raise
 

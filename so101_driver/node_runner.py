@@ -10,6 +10,8 @@ from rclpy.executors import ExternalShutdownException
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
+from .stop_signals import stop_once
+
 
 def declare_parameters(node: Node, parameters: dict[str, tuple[object, str]],
                        dynamic: frozenset[str] = frozenset()) -> dict[str, object]:
@@ -37,32 +39,34 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
     `until`: spin only until it says the node's work is done (the eval manager's last episode).
 
     The node's `close()` runs however the spin ends (Ctrl-C, SIGTERM, an exception in a callback),
-    which is where drivers turn torque off and cameras let go of their device.
+    which is where drivers turn torque off and cameras let go of their device; signals that
+    arrive during it are ignored (stop_signals).
     """
-    rclpy.init(args=args)
-    node = None
-    exit_code = 0
-    try:
-        node = make_node()
-        if until is None:
-            rclpy.spin(node)
-        else:
-            while rclpy.ok() and not until(node):
-                rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except user_errors as error:
-        # Problems the user can fix (a wrong port, a missing calibration): one message, no traceback.
-        print(f"[{name}] {error}", file=sys.stderr)
-        exit_code = 1
-    except Exception:
-        # A signal can shut the context down between rclpy.spin's ok() check and its wait
-        # (RCLError "the given context is not valid"): that is a stop, not a failure.
-        if node is None or node.context.ok():
-            raise
-    finally:
-        if node is not None:
-            release(node)
-            node.destroy_node()
-        rclpy.try_shutdown()
+    with stop_once(name, process_ends=True):
+        rclpy.init(args=args)
+        node = None
+        exit_code = 0
+        try:
+            node = make_node()
+            if until is None:
+                rclpy.spin(node)
+            else:
+                while rclpy.ok() and not until(node):
+                    rclpy.spin_once(node, timeout_sec=0.1)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except user_errors as error:
+            # Problems the user can fix (a wrong port, a missing calibration): one message, no traceback.
+            print(f"[{name}] {error}", file=sys.stderr)
+            exit_code = 1
+        except Exception:
+            # A signal can shut the context down between rclpy.spin's ok() check and its wait
+            # (RCLError "the given context is not valid"): that is a stop, not a failure.
+            if node is None or node.context.ok():
+                raise
+        finally:
+            if node is not None:
+                release(node)
+                node.destroy_node()
+            rclpy.try_shutdown()
     return exit_code

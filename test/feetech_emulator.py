@@ -3,7 +3,9 @@
 lerobot's FeetechMotorsBus (through scservo_sdk and pyserial) opens the pty's slave path as if it
 were the arm's USB serial adapter. Implemented: PING, READ, WRITE, SYNC_READ, SYNC_WRITE, the
 broadcast id, status packets, and the registers lerobot uses, read from lerobot's own control
-table. A servo with torque on reaches its Goal_Position at once; a muted servo stops answering.
+table. A servo with torque on reaches its Goal_Position at once; a muted servo stops answering; a
+servo told `dies_at_read` goes silent for good at the first read of that register; `reply_delay`
+holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 import tty
 
 from lerobot.motors.feetech.tables import MODEL_NUMBER_TABLE, STS_SMS_SERIES_CONTROL_TABLE
@@ -41,6 +44,7 @@ class EmulatedServo:
         self.set("Present_Position", position)
         self.set("Goal_Position", position)
         self.muted = False
+        self.dies_at_read: str | None = None
         self.writes: list[tuple[str, int]] = []
 
     def get(self, name: str) -> int:
@@ -66,14 +70,20 @@ class EmulatedServo:
         if self.torque_enabled:
             self.set("Present_Position", self.get("Goal_Position"))
 
-    def read(self, address: int, length: int) -> bytes:
+    def read(self, address: int, length: int) -> bytes | None:
+        """The register bytes, or None when the servo does not answer."""
+        if self.dies_at_read is not None and REGISTERS[self.dies_at_read][0] == address:
+            self.muted = True
+        if self.muted:
+            return None
         return bytes(self.memory[address:address + length])
 
 
 class FeetechEmulator:
     """Servos 1..n behind a pty; `port` is the path to give lerobot."""
 
-    def __init__(self, positions: dict[int, int]):
+    def __init__(self, positions: dict[int, int], reply_delay: float = 0.0):
+        self.reply_delay = reply_delay
         self.servos = {servo_id: EmulatedServo(servo_id, pos) for servo_id, pos in positions.items()}
         self._master, slave = os.openpty()
         tty.setraw(slave)
@@ -111,6 +121,7 @@ class FeetechEmulator:
                 with self.lock:
                     reply = self._handle(*packet)
                 if reply:
+                    time.sleep(self.reply_delay)
                     os.write(self._master, reply)
 
     def _next_packet(self) -> tuple[int, int, list[int]] | None:
@@ -150,8 +161,9 @@ class FeetechEmulator:
             replies = b""
             for target in params[2:]:
                 servo = self.servos.get(target)
-                if servo is not None and not servo.muted:
-                    replies += self._status(target, servo.read(address, length))
+                data = servo.read(address, length) if servo is not None else None
+                if data is not None:
+                    replies += self._status(target, data)
             return replies
         targets = list(self.servos) if servo_id == BROADCAST_ID else [servo_id]
         replies = b""
@@ -162,7 +174,8 @@ class FeetechEmulator:
             if instruction == PING:
                 replies += self._status(target)
             elif instruction == READ:
-                replies += self._status(target, servo.read(params[0], params[1]))
+                data = servo.read(params[0], params[1])
+                replies += self._status(target, data) if data is not None else b""
             elif instruction == WRITE:
                 servo.write(params[0], bytes(params[1:]))
                 replies += self._status(target)

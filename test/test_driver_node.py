@@ -188,6 +188,49 @@ def test_real_arm_driver_commands_ticks_and_turns_torque_off(tmp_path, stop_sign
             graph.close()
 
 
+@pytest.mark.parametrize("second_signal_after", [0.0, 0.02, 0.2])
+def test_a_terminals_ctrl_c_mid_read_turns_torque_off_and_exits_once(tmp_path, second_signal_after):
+    """Ctrl-C as a terminal under ros2 launch sends it: SIGINT to the process group, then one more to the node.
+
+    Every reply is held back 8 ms, so the control tick spends a good part of each period inside a read.
+    """
+    calibration = tmp_path / "lab_arm.json"
+    save_calibration(REAL_CALIBRATION, calibration)
+    with calibrated_emulator(reply_delay=0.008) as emulator:
+        graph = Graph(tmp_path, "driver_node",
+                      {"backend": "feetech", "port": emulator.port, "calibration_file": str(calibration)})
+        try:
+            graph.wait_for_joint_states(count=10)
+            graph.process.signal(signal.SIGINT)
+            if second_signal_after:
+                graph.probe.spin_for(second_signal_after)
+            graph.process.process.send_signal(signal.SIGINT)
+            assert graph.process.wait(timeout=15) == 0, graph.process.output
+            assert "Traceback" not in graph.process.output, graph.process.output
+            assert not any(s.torque_enabled for s in emulator.servos.values()), graph.process.output
+        finally:
+            graph.close()
+
+
+def test_a_servo_that_dies_at_the_first_read_stops_the_driver_with_torque_off(tmp_path):
+    calibration = tmp_path / "lab_arm.json"
+    save_calibration(REAL_CALIBRATION, calibration)
+    with calibrated_emulator() as emulator:
+        elbow = emulator.servos[REAL_CALIBRATION["elbow_flex"].id]
+        elbow.dies_at_read = "Present_Position"
+        graph = Graph(tmp_path, "driver_node",
+                      {"backend": "feetech", "port": emulator.port, "calibration_file": str(calibration)})
+        try:
+            assert graph.process.wait(timeout=STARTUP_TIMEOUT) == 1, graph.process.output
+            answering = [s for s in emulator.servos.values() if s is not elbow]
+            assert not any(s.torque_enabled for s in answering), graph.process.output
+            # One line for the failed read, one naming the servo that cannot be turned off.
+            assert "Traceback" not in graph.process.output
+            assert "Could not disable torque on 'elbow_flex'" in graph.process.output
+        finally:
+            graph.close()
+
+
 def test_real_arm_driver_without_calibration_stops_with_a_message(tmp_path):
     graph = Graph(tmp_path, "driver_node", {"backend": "feetech", "port": "/dev/null"})
     try:

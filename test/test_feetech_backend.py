@@ -22,8 +22,8 @@ def mid_ticks():
     return {cal.id: (cal.range_min + cal.range_max) // 2 for cal in REAL_CALIBRATION.values()}
 
 
-def calibrated_emulator():
-    emulator = FeetechEmulator(mid_ticks())
+def calibrated_emulator(reply_delay: float = 0.0):
+    emulator = FeetechEmulator(mid_ticks(), reply_delay=reply_delay)
     for name, cal in REAL_CALIBRATION.items():
         servo = emulator.servos[cal.id]
         servo.set("Min_Position_Limit", cal.range_min)
@@ -111,3 +111,13 @@ def test_torque_goes_off_on_every_answering_servo_even_if_one_is_silent(calibrat
         assert [s.torque_enabled for i, s in sorted(emulator.servos.items())] == [
             False, True, False, False, False, False
         ]
+
+
+def test_torque_goes_off_after_a_transfer_cut_short(calibration_file):
+    """A read interrupted mid-transfer leaves scservo's port marked busy; disconnect must still reach every servo."""
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file)
+        backend.connect()
+        backend.robot.bus.port_handler.is_using = True  # what an exception inside txRxPacket leaves behind
+        backend.disconnect()
+        assert not any(servo.torque_enabled for servo in emulator.servos.values())

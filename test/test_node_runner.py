@@ -1,9 +1,29 @@
 """Whatever ends a node's spin, its close() runs: that is where torque goes off."""
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
 import pytest
 from rclpy.node import Node
 
+from ros_harness import isolated_ros_env, next_domain_id
 from so101_driver.node_runner import run_node
+
+REPO = Path(__file__).parents[1]
+
+
+@pytest.fixture(autouse=True)
+def keep_pytests_signal_handlers():
+    """run_node leaves SIGINT and SIGTERM ignored (its process is ending); pytest's own must come back."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
 
 
 class FailingNode(Node):
@@ -37,3 +57,61 @@ def test_a_failing_callback_still_closes_the_node():
 def test_start_up_errors_are_one_line_and_exit_1(capsys):
     assert run_node(refuse_to_start, "so101_driver", (UnusableSetting,), args=[]) == 1
     assert capsys.readouterr().err == "[so101_driver] port /dev/ttyX does not exist; set port:=...\n"
+
+
+# A node whose close() announces itself, then waits for the test's word: the test's next signal
+# lands inside the clean-up every time, not by luck of timing.
+SLOW_TO_CLOSE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from rclpy.node import Node
+    from so101_driver.node_runner import run_node
+
+    spinning, closing, may_finish = (Path(p) for p in sys.argv[1:4])
+
+    class SlowToClose(Node):
+        def __init__(self):
+            super().__init__("slow_to_close")
+            self.create_timer(0.05, lambda: spinning.touch())
+
+        def close(self):
+            closing.touch()
+            deadline = time.monotonic() + 20
+            while not may_finish.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            print("clean-up finished", flush=True)
+
+    sys.exit(run_node(SlowToClose, "slow_to_close", ()))
+""")
+
+
+def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()[0]
+        assert time.monotonic() < deadline, f"timed out waiting for {path.name}"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("signals", [("SIGINT", "SIGINT"), ("SIGINT", "SIGTERM"), ("SIGTERM", "SIGINT")])
+def test_signals_that_land_in_the_clean_up_are_ignored(tmp_path, signals):
+    """A terminal's Ctrl-C under ros2 launch: SIGINT to the whole group, then launch sends the node another."""
+    spinning, closing, may_finish = (tmp_path / name for name in ("spinning", "closing", "may_finish"))
+    env = dict(isolated_ros_env(next_domain_id()), PYTHONPATH=str(REPO))
+    process = subprocess.Popen([sys.executable, "-c", SLOW_TO_CLOSE, str(spinning), str(closing), str(may_finish)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        wait_for_file(spinning, process)
+        os.killpg(process.pid, getattr(signal, signals[0]))
+        wait_for_file(closing, process)
+        for name in signals[1:]:
+            process.send_signal(getattr(signal, name))
+        may_finish.touch()
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "clean-up finished" in output and "Traceback" not in output, output
+    assert output.count("while stopping: ignored") == len(signals) - 1, output

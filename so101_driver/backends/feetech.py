@@ -74,6 +74,11 @@ class FeetechBackend:
         bus = self.robot.bus
         if not bus.is_connected:
             return
+        # A transfer cut short (a timeout, an exception mid-read) leaves the port marked busy and
+        # bytes in its buffer; every write below would fail with "Port is in use". lerobot's own
+        # MotorsBus.disconnect clears both first too.
+        bus.port_handler.clearPort()
+        bus.port_handler.is_using = False
         # Motor by motor: one servo that does not answer must not leave the others under torque.
         for motor in bus.motors:
             try:

@@ -1,0 +1,53 @@
+"""A process stops once: the first SIGINT or SIGTERM stops it, the ones after it are noted and ignored.
+
+A terminal's Ctrl-C reaches every process of its group, and `ros2 launch` then sends each node a
+SIGINT of its own. That second signal lands in the clean-up (torque off, a bag's metadata), which
+must finish: Python's default handler would raise KeyboardInterrupt in the middle of it, and once
+the interpreter is finalising, kill the process with SIGINT's default action.
+
+Entered before rclpy.init, so that rclpy's own handler (which wakes the executor) chains to this one.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopOnce:
+    """The handler: KeyboardInterrupt for the first stop signal, a line on stderr for each later one."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.received: list[str] = []
+
+    def __call__(self, signum, frame) -> None:
+        self.received.append(signal.Signals(signum).name)
+        if len(self.received) == 1:
+            raise KeyboardInterrupt
+        print(f"[{self.name}] {self.received[-1]} while stopping: ignored, the clean-up finishes first",
+              file=sys.stderr, flush=True)
+
+
+@contextmanager
+def stop_once(name: str, process_ends: bool):
+    """Handle SIGINT and SIGTERM with StopOnce inside the block.
+
+    After it: ignored for good where the process ends with the block (a node's executable, whose
+    interpreter is then finalising), else the previous handlers come back (`so101 demo` goes on).
+    Only the main thread can set handlers; elsewhere the block runs with the handlers as they are.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    handler = StopOnce(name)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield handler
+    finally:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN if process_ends else previous[signum])
