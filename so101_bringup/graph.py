@@ -88,6 +88,11 @@ def _on_sim_time(nodes: list[NodeSpec], args: GraphArgs) -> list[NodeSpec]:
     return [replace(spec, overrides={**spec.overrides, "use_sim_time": True}) for spec in nodes]
 
 
+def _merge_mode(args: GraphArgs) -> dict:
+    """The policy's temporal_ensemble mode sends a chunk every tick; only the driver can merge them."""
+    return {"merge_mode": "temporal_ensemble"} if args.mode == "temporal_ensemble" else {}
+
+
 def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) -> list[NodeSpec]:
     """The arm and its cameras: the sim driver (it renders both cameras), or the Feetech driver and two camera nodes.
 
@@ -95,12 +100,13 @@ def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) ->
     """
     if args.sim:
         overrides = {"backend": "sim", "seed": args.seed, "camera_width": args.sim_width,
-                     "camera_height": args.sim_height, "lockstep": bool(lockstep_participants)}
+                     "camera_height": args.sim_height, "lockstep": bool(lockstep_participants), **_merge_mode(args)}
         if lockstep_participants:
             overrides["lockstep_participants"] = ",".join(lockstep_participants)
         return _on_sim_time([NodeSpec("driver_node", "so101_driver", "driver.yaml", overrides)], args)
     nodes = [NodeSpec("driver_node", "so101_driver", "driver.yaml",
-                      {"backend": "feetech", "port": args.port, "calibration_id": args.calibration_id})]
+                      {"backend": "feetech", "port": args.port, "calibration_id": args.calibration_id,
+                       **_merge_mode(args)})]
     for camera, device in (("wrist", args.wrist_device), ("overhead", args.overhead_device)):
         nodes.append(NodeSpec("camera_node", f"so101_{camera}_camera", "cameras.yaml",
                               {"device": device, "width": args.camera_width, "height": args.camera_height,

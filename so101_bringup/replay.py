@@ -1,7 +1,7 @@
 """`so101 replay`: a bag's cameras and joint states through the policy, open loop, against its recorded actions.
 
-Frames come from the bag as `so101 dataset from-bags` reads them (a frame per control tick, latest
-images and joint state); every `stride` frames the policy node's core (ChunkPredictor, the same
+Frames come from the bag as `so101 dataset from-bags` reads them (a frame per control tick, with the
+joint state and images of its stamp); every `stride` frames the policy node's core (ChunkPredictor, the same
 loading, conversion and units) predicts a chunk, which is compared point by point with the actions
 the driver recorded at the same ticks. As fast as the policy runs, seeded: two replays of one bag
 give identical chunks.

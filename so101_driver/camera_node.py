@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from .frame_source import CameraError, CameraSettings, FrameSource
@@ -31,7 +30,9 @@ class CameraNode(Node):
                                        fps=p["fps"], loop=p["loop"])
         self.frame_id = p["frame_id"]
         self.source = FrameSource(self.settings)
-        self.publisher = self.create_publisher(Image, p["topic"], qos_profile_sensor_data)
+        # REP-2003: sensor drivers publish with the system default (reliable) QoS, so that reliable
+        # subscribers (RViz, image_view) connect too; consumers wanting the newest frame subscribe best-effort.
+        self.publisher = self.create_publisher(Image, p["topic"], 10)
         self.timer = self.create_timer(1.0 / self.settings.fps, self._on_timer)
         self.get_logger().info(
             f"Camera {self.settings.device} on {self.publisher.topic_name}: "

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .backends import Backend, BackendError
-from .joint_model import JointModel
+from .joint_model import JOINT_NAMES, JointModel
 from .safety import ClampReport, CommandRejected, SafetyFilter, Watchdog
 from .trajectory import MergeMode, TrajectoryExecutor
 
@@ -19,6 +19,9 @@ class DriverConfig:
     control_rate_hz: float = 30.0
     # Largest change of a joint target in one tick, radians (one value, or one per joint).
     max_relative_target: float | list[float] = 0.1
+    # Largest distance, radians, between the last target sent and where the joint then is (one
+    # value, or one per joint); beyond it the driver stops following and holds where the arm is.
+    following_error_limit: float | list[float] = 0.35
     watchdog_timeout: float = 0.5
     merge_mode: MergeMode | str = MergeMode.REPLACE
     crossfade_ticks: int = 5
@@ -27,6 +30,9 @@ class DriverConfig:
     def __post_init__(self):
         if self.control_rate_hz <= 0:
             raise ValueError(f"control_rate_hz must be positive, got {self.control_rate_hz}.")
+        limit = np.asarray(self.following_error_limit, dtype=np.float64)
+        if limit.shape not in ((), (6,)) or not np.all(limit > 0):
+            raise ValueError(f"following_error_limit takes one positive value or six, got {self.following_error_limit}.")
         try:
             self.merge_mode = MergeMode(self.merge_mode)
         except ValueError:
@@ -50,6 +56,8 @@ class DriverStats:
     limit_clamps: int = 0
     step_clamps: int = 0
     watchdog_trips: int = 0
+    following_error_trips: int = 0
+    last_following_error: str = ""
     missed_ticks: int = 0  # wall-clock deadlines the control loop missed (it counts them)
     bus_errors: int = 0
     last_bus_error: str = ""
@@ -82,6 +90,8 @@ class DriverCore:
             self.config.merge_mode, self.config.crossfade_ticks, self.config.ensemble_coeff
         )
         self.watchdog = Watchdog(self.config.watchdog_timeout)
+        self.following_error_limit = np.broadcast_to(
+            np.asarray(self.config.following_error_limit, dtype=np.float64), (len(lower),))
         self.stats = DriverStats()
         self._last_target: np.ndarray | None = None
         self._commands_began = False
@@ -102,8 +112,13 @@ class DriverCore:
         self._starved_run = 0
 
     def hold_here(self, positions: np.ndarray) -> None:
-        """Forget every command and hold these positions (a new episode, or the watchdog)."""
+        """Forget every command and hold these positions (a new episode, a following error)."""
         self._last_target = np.array(positions, dtype=np.float64)
+        self.executor.hold(self._last_target)
+        self.watchdog.disarm()
+
+    def _hold_last_target(self) -> None:
+        """Commands stopped: keep what was last sent (a grasp keeps its grip) and wait for the next one."""
         self.executor.hold(self._last_target)
         self.watchdog.disarm()
 
@@ -164,13 +179,24 @@ class DriverCore:
         if self._last_target is None:
             self.new_episode(positions)
 
-        if self.watchdog.expired(now):
+        following_error = np.abs(positions - self._last_target)
+        if np.any(following_error > self.following_error_limit):
+            # Pushed away from its goal (a collision, a hand): stop following and stop fighting.
+            over = following_error > self.following_error_limit
+            message = ", ".join(f"{name} {error:.2f} rad" for name, error in
+                                zip(np.asarray(JOINT_NAMES)[over], following_error[over]))
+            self.stats.following_error_trips += 1
+            self.stats.last_following_error = message
+            events.append("following_error")
+            self.log.warning(f"following error past its limit ({message}): holding where the arm is")
+            self.hold_here(positions)
+        elif self.watchdog.expired(now):
             self.stats.watchdog_trips += 1
             events.append("watchdog")
             self.log.warning(
-                f"no command for {self.watchdog.timeout:.2f} s after the last one ended: holding position"
+                f"no command for {self.watchdog.timeout:.2f} s after the last one ended: holding the last target"
             )
-            self.hold_here(positions)
+            self._hold_last_target()
 
         output = self.executor.sample(now)
         if not output.active and self._commands_began:
@@ -181,7 +207,7 @@ class DriverCore:
         else:
             self._starved_run = 0
         target = output.target if output.target is not None else positions
-        safe, clamps = self.safety.clamp(target, self._last_target)
+        safe, clamps = self.safety.clamp(target, positions)
         self.stats.limit_clamps += int(clamps.limit_clamped.any())
         self.stats.step_clamps += int(clamps.step_clamped.any())
         if output.active and clamps.step_clamped.any():

@@ -63,7 +63,9 @@ PARAMETERS = {
     "crossfade_ticks": (5, "crossfade: ticks over which the new chunk fades in"),
     "ensemble_coeff": (0.01, "temporal_ensemble: weight exp(-coeff * i), i = 0 for the oldest chunk"),
     "diagnostics_period": (1.0, "seconds between /diagnostics messages"),
-    "max_relative_target": (0.1, "largest target change per tick, radians: one value or six"),
+    "max_relative_target": (0.1, "largest distance of a target from the measured position, radians: one value or six"),
+    "following_error_limit": (0.35, "largest distance of the measured position from the last target, radians "
+                                    "(one value or six); beyond it the driver holds where the arm is"),
     "lockstep": (False, "sim: take the next tick only when every lockstep participant has consumed the last one"),
     "lockstep_participants": ("so101_policy", "lockstep: the nodes each tick waits for, comma separated"),
     "lockstep_timeout": (30.0, "lockstep: wall s of silence before a participant is reported and not waited for"),
@@ -73,12 +75,13 @@ PARAMETERS = {
 class DriverNode(Node):
     def __init__(self, **node_options):
         super().__init__("so101_driver", **node_options)
-        p = declare_parameters(self, PARAMETERS, dynamic=frozenset({"max_relative_target"}))
+        p = declare_parameters(self, PARAMETERS, dynamic=frozenset({"max_relative_target", "following_error_limit"}))
         self.backend_name = p["backend"]
         self.backend, joint_model = self._make_backend(p)
         config = DriverConfig(
             control_rate_hz=p["control_rate"],
-            max_relative_target=_max_relative_target(p["max_relative_target"]),
+            max_relative_target=_per_joint("max_relative_target", p["max_relative_target"]),
+            following_error_limit=_per_joint("following_error_limit", p["following_error_limit"]),
             watchdog_timeout=p["watchdog_timeout"],
             merge_mode=p["merge_mode"],
             crossfade_ticks=p["crossfade_ticks"],
@@ -309,14 +312,13 @@ class DriverNode(Node):
             self.core.stop()
 
 
-def _max_relative_target(value) -> float | list[float]:
+def _per_joint(name: str, value) -> float | list[float]:
+    """A parameter given as one number for every joint, or one per joint."""
     if isinstance(value, (int, float)):
         return float(value)
     values = [float(v) for v in value]
     if len(values) != len(JOINT_NAMES):
-        raise ValueError(
-            f"max_relative_target takes one value or {len(JOINT_NAMES)} ({list(JOINT_NAMES)}), got {values}."
-        )
+        raise ValueError(f"{name} takes one value or {len(JOINT_NAMES)} ({list(JOINT_NAMES)}), got {values}.")
     return values
 
 

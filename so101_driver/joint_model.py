@@ -109,8 +109,10 @@ def load_calibration(path: str | Path) -> dict[str, MotorCalibration]:
             "`lerobot-calibrate --robot.type=so101_follower --robot.port=<port> --robot.id=<id>`, "
             "or pass the file's path."
         )
-    with path.open() as f:
-        raw = json.load(f)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UnitError(f"{path} is not a LeRobot calibration JSON ({error}); lerobot-calibrate writes one.") from None
     missing = [name for name in JOINT_NAMES if name not in raw]
     if missing:
         raise UnitError(

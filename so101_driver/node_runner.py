@@ -17,10 +17,12 @@ def declare_parameters(node: Node, parameters: dict[str, tuple[object, str]],
                        dynamic: frozenset[str] = frozenset()) -> dict[str, object]:
     """Declare {name: (default, description)} on the node and return their values.
 
-    Names in `dynamic` take any type (one number or a list, say).
+    Names in `dynamic` take any type (one number or a list, say). Every one is read-only: the nodes
+    read their parameters once, at start-up, so `ros2 param set` is refused rather than accepted
+    and ignored.
     """
     for name, (default, description) in parameters.items():
-        node.declare_parameter(name, default, ParameterDescriptor(description=description,
+        node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True,
                                                                   dynamic_typing=name in dynamic))
     return {name: node.get_parameter(name).value for name in parameters}
 

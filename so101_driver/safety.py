@@ -2,8 +2,10 @@
 
 Commands are first validated as a whole (names, shapes, finite values, monotonic times) and
 rejected with a `CommandRejected` that says why; accepted ones are reordered to JOINT_NAMES.
-Every target sent to the arm is then clamped to the joint limits and to a per-tick step
-(max_relative_target, per joint). A `Watchdog` tells the driver when commands have stopped.
+Every target sent to the arm is then clamped to the joint limits and to at most a step
+(max_relative_target, per joint) from the measured position, as lerobot's own max_relative_target
+does, so a blocked joint's goal cannot run away from it. A `Watchdog` tells the driver when
+commands have stopped.
 """
 
 from __future__ import annotations
@@ -85,11 +87,15 @@ class SafetyFilter:
         return Trajectory(times=stamp + times, positions=positions[:, order])
 
     # -- clamping ---------------------------------------------------------------------------------
-    def clamp(self, target: np.ndarray, previous: np.ndarray) -> tuple[np.ndarray, ClampReport]:
-        """Clamp to joint limits, then to at most max_step away from the previous target."""
-        within_limits = np.clip(target, self.lower, self.upper)
-        step = np.clip(within_limits - previous, -self.max_step, self.max_step)
-        safe = previous + step
+    def clamp(self, target: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, ClampReport]:
+        """Clamp to the joint limits, then to at most max_step from the measured position.
+
+        A joint found outside its limits (a calibrated range wider than the model's) is neither
+        pulled in unasked nor pushed further out: its limits stretch to where it is.
+        """
+        lower, upper = np.minimum(self.lower, measured), np.maximum(self.upper, measured)
+        within_limits = np.clip(target, lower, upper)
+        safe = np.clip(within_limits, measured - self.max_step, measured + self.max_step)
         return safe, ClampReport(
             limit_clamped=within_limits != target,
             step_clamped=np.abs(safe - within_limits) > 1e-12,

@@ -118,15 +118,18 @@ class TrajectoryExecutor:
         return skipped
 
     def sample(self, now: float) -> ExecutorOutput:
+        ended = [c for c in self._chunks if c.end < now]
         self._chunks = [c for c in self._chunks if c.end >= now]
         covering = [c for c in self._chunks if c.start <= now]
         if not covering:
+            if ended:
+                # The last points fell between the previous tick and this one: hold them, not the
+                # previous tick's interpolation short of them.
+                self._held, self._held_is_command = self._merge(ended, max(c.end for c in ended)), False
             held = None if self._held is None else self._held.copy()
             return ExecutorOutput(held, active=self._held_is_command)
         if self.mode is MergeMode.TEMPORAL_ENSEMBLE:
-            weights = np.exp(-self.ensemble_coeff * np.arange(len(covering)))
-            samples = np.stack([c.sample(now) for c in covering])
-            target = weights @ samples / weights.sum()
+            target = self._merge(covering, now)
         else:
             target = covering[-1].sample(now)
             if self._fade_from is not None:
@@ -137,6 +140,13 @@ class TrajectoryExecutor:
                     self._fade_from = None
         self._held, self._held_is_command = target, False
         return ExecutorOutput(target.copy(), active=True)
+
+    def _merge(self, chunks: list[Trajectory], t: float) -> np.ndarray:
+        """Where these chunks (oldest first) put the joints at t, held at their ends."""
+        if self.mode is not MergeMode.TEMPORAL_ENSEMBLE:
+            return chunks[-1].sample(t)
+        weights = np.exp(-self.ensemble_coeff * np.arange(len(chunks)))
+        return weights @ np.stack([c.sample(t) for c in chunks]) / weights.sum()
 
 
 def _constant(position: np.ndarray, t: float) -> Trajectory:

@@ -15,6 +15,7 @@ import select
 import threading
 import time
 import tty
+from typing import NamedTuple
 
 from lerobot.motors.feetech.tables import MODEL_NUMBER_TABLE, STS_SMS_SERIES_CONTROL_TABLE
 
@@ -32,6 +33,15 @@ def _sign_magnitude(value: int, sign_bit: int) -> int:
     return -magnitude if value & (1 << sign_bit) else magnitude
 
 
+class Write(NamedTuple):
+    """A register write as the servo took it, with its torque and EEPROM lock at that moment."""
+
+    register: str
+    value: int
+    torque_on: bool
+    locked: bool
+
+
 class EmulatedServo:
     def __init__(self, servo_id: int, position: int = 2048):
         self.memory = bytearray(256)
@@ -45,7 +55,7 @@ class EmulatedServo:
         self.set("Goal_Position", position)
         self.muted = False
         self.dies_at_read: str | None = None
-        self.writes: list[tuple[str, int]] = []
+        self.writes: list[Write] = []
 
     def get(self, name: str) -> int:
         address, length = REGISTERS[name]
@@ -66,7 +76,8 @@ class EmulatedServo:
     def write(self, address: int, data: bytes) -> None:
         self.memory[address:address + len(data)] = data
         names = [name for name, (a, _) in REGISTERS.items() if a == address]
-        self.writes.extend((name, self.get(name)) for name in names[:1])
+        self.writes.extend(Write(name, self.get(name), self.torque_enabled, self.get("Lock") == 1)
+                           for name in names[:1])
         if self.torque_enabled:
             self.set("Present_Position", self.get("Goal_Position"))
 

@@ -68,12 +68,13 @@ class BagBuilder:
         self._write("marker", self.types[bag_format.STRING](data=text), bag_format.STRING, t_ns)
 
     def tick(self, t_ns: int, positions, targets, value: int) -> None:
+        """One control tick in the order the driver publishes it: joint states, targets, then images."""
+        self.joints("states", t_ns, positions)
+        self.joints("targets", t_ns, targets)
         for camera in ("wrist", "overhead"):
             frame = np.full((HEIGHT, WIDTH, 3), value, np.uint8)
             frame[..., 2] = 30 if camera == "wrist" else 220
             self.image(camera, t_ns, frame)
-        self.joints("states", t_ns, positions)
-        self.joints("targets", t_ns, targets)
 
     def close(self) -> None:
         self.writer.close()
@@ -106,11 +107,15 @@ def test_marked_episodes_become_dataset_episodes_in_lerobot_units(tmp_path):
     loaded = LeRobotDataset("local/bags", root=tmp_path / "dataset")
     assert loaded.num_episodes == 2 and loaded.num_frames == 20
     assert dataset.fps == 30 and list(loaded.meta.tasks.index) == ["Pick up the cube and place it in the bowl"]
+    for k in range(12):  # each frame holds its own tick's state, action and images (value 10 k)
+        frame = loaded[k]
+        np.testing.assert_allclose(frame["observation.state"].numpy(), model.to_lerobot(positions_at(k)), atol=1e-4)
+        np.testing.assert_allclose(frame["action"].numpy(), model.to_lerobot(positions_at(k + 1)), atol=1e-4)
+        for camera in ("wrist", "overhead"):
+            assert abs(float(frame[f"observation.images.{camera}"][0, 5, 5]) - 10 * k / 255) < 1e-3, (k, camera)
     first = loaded[3]
-    np.testing.assert_allclose(first["observation.state"].numpy(), model.to_lerobot(positions_at(3)), atol=1e-4)
-    np.testing.assert_allclose(first["action"].numpy(), model.to_lerobot(positions_at(4)), atol=1e-4)
     assert first["observation.images.wrist"].shape == (3, HEIGHT, WIDTH)
-    assert abs(float(first["observation.images.wrist"][0, 5, 5]) - 30 / 255) < 1e-3
+    assert abs(float(first["observation.images.wrist"][2, 5, 5]) - 30 / 255) < 1e-3
     assert abs(float(first["observation.images.overhead"][2, 5, 5]) - 220 / 255) < 1e-3
     assert int(loaded[12]["episode_index"]) == 1
 

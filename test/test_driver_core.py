@@ -96,18 +96,53 @@ def test_large_jumps_are_limited_per_tick_and_by_joint_limits():
     assert core.stats.limit_clamps > 0 and core.stats.step_clamps > 0
 
 
-def test_watchdog_holds_where_the_arm_is_when_commands_stop():
-    arm, core = make_driver(watchdog_timeout=0.5, max_relative_target=1.0)
-    arm.positions[:] = 0.2
-    arm.blocked = True
-    core.submit_position(NAMES, [0.4] * 6, now=0.0)
+def test_watchdog_holds_the_last_target_when_commands_stop():
+    arm, core = make_driver(watchdog_timeout=0.5)
+    core.submit_chunk(NAMES, 0.0, [0.0, DT], ramp_points(2, 0.05), now=0.0)
     core.tick(0.0)
-    assert not core.tick(0.4).events
-    result = core.tick(0.6)
-    assert result.events == ["watchdog", "starved"]
-    np.testing.assert_allclose(result.target, 0.2)
-    assert core.stats.watchdog_trips == 1
+    core.tick(DT)
+    events = [core.tick(k * DT).events for k in range(2, 30)]
+    assert ["watchdog", "starved"] in events and core.stats.watchdog_trips == 1
+    np.testing.assert_allclose(arm.writes[-1], 0.05)  # where the chunk ended, not pulled anywhere
     assert core.tick(2.0).events == ["starved"]  # tripped once; holding, and waiting for commands
+
+
+def test_a_grasp_is_held_until_the_next_command():
+    """A gripper closed on a cube cannot reach its commanded position; it must keep squeezing."""
+    arm, core = make_driver(watchdog_timeout=0.5, max_relative_target=0.1)
+    arm.positions[5] = 0.3
+    core.new_episode(arm.positions)
+    arm.blocked = True  # the jaws are on the cube
+    core.submit_position(NAMES, [0, 0, 0, 0, 0, -0.1], now=0.0)
+    targets = [core.tick(k * DT).target[5] for k in range(60)]  # 2 s, four watchdog timeouts
+    assert targets == [pytest.approx(0.2)] * 60  # a step into the cube, never let go, never further
+    assert core.stats.following_error_trips == 0
+
+
+def test_an_arm_pushed_off_its_target_is_held_where_it_is():
+    arm, core = make_driver(following_error_limit=0.35)
+    core.submit_chunk(NAMES, 0.0, [0.0, 10.0], [[0.0] * 6, [0.0] * 6], now=0.0)
+    core.tick(0.0)
+    arm.blocked = True
+    arm.positions[1] = 0.5  # a hand (or a collision) moves the shoulder away
+    result = core.tick(DT)
+    assert "following_error" in result.events and core.stats.following_error_trips == 1
+    assert "shoulder_lift 0.50 rad" in core.stats.last_following_error
+    np.testing.assert_allclose(result.target, arm.positions)  # stops fighting: holds where it is
+    assert not result.following_chunk
+
+
+def test_a_joint_resting_outside_its_limits_does_not_move_at_start_up():
+    lower, upper = JointModel.for_sim().limits
+    start = np.zeros(6)
+    start[4] = upper[4] + 0.3
+    arm = InstantArm(start)
+    core = DriverCore(arm, JointModel.for_sim(), DriverConfig(watchdog_timeout=0.5))
+    core.start()
+    for k in range(30):
+        np.testing.assert_array_equal(core.tick(k * DT).target, start)
+    core.submit_position(NAMES, [0.0] * 6, now=1.0)
+    assert core.tick(1.0).target[4] == pytest.approx(start[4] - 0.1)  # commanded back, one step at a time
 
 
 def test_ticks_without_a_chunk_are_starved_until_the_next_episode():
@@ -147,3 +182,5 @@ def test_stop_turns_torque_off():
 def test_config_errors_name_the_choices():
     with pytest.raises(ValueError, match="replace"):
         DriverConfig(merge_mode="blend")
+    with pytest.raises(ValueError, match="following_error_limit takes one positive value or six"):
+        DriverConfig(following_error_limit=[0.3, 0.3])

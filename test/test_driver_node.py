@@ -231,12 +231,32 @@ def test_a_servo_that_dies_at_the_first_read_stops_the_driver_with_torque_off(tm
             graph.close()
 
 
-def test_real_arm_driver_without_calibration_stops_with_a_message(tmp_path):
-    graph = Graph(tmp_path, "driver_node", {"backend": "feetech", "port": "/dev/null"})
+def test_parameters_that_cannot_change_while_running_refuse_a_set(sim_graph):
+    """`ros2 param set /so101_driver max_relative_target 0.5` must not succeed and change nothing."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import GetParameters, SetParameters
+
+    node = sim_graph.probe.node
+    set_client = node.create_client(SetParameters, "/so101_driver/set_parameters")
+    get_client = node.create_client(GetParameters, "/so101_driver/get_parameters")
+    sim_graph.wait_for_joint_states()
+    for name, value in (("max_relative_target", ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.5)),
+                        ("watchdog_timeout", ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=5.0))):
+        reply = sim_graph.probe.call(set_client, SetParameters.Request(parameters=[Parameter(name=name, value=value)]))
+        assert not reply.results[0].successful and "read-only" in reply.results[0].reason, reply
+    values = sim_graph.probe.call(get_client, GetParameters.Request(names=["max_relative_target", "watchdog_timeout"]))
+    assert [v.double_value for v in values.values] == [0.1, 0.5]
+
+
+@pytest.mark.parametrize("calibration, message", [({}, "calibration_id:="),
+                                                  ({"calibration_file": "/nonexistent/my_arm.json"},
+                                                   "No LeRobot calibration file at /nonexistent/my_arm.json")])
+def test_real_arm_driver_without_calibration_stops_with_a_message(tmp_path, calibration, message):
+    graph = Graph(tmp_path, "driver_node", {"backend": "feetech", "port": "/dev/null", **calibration})
     try:
         assert graph.process.wait(timeout=STARTUP_TIMEOUT) == 1
-        assert "calibration_id:=" in graph.process.output
-        assert "Traceback" not in graph.process.output
+        assert message in graph.process.output
+        assert "Traceback" not in graph.process.output and len(graph.process.output.splitlines()) == 1
     finally:
         graph.close()
 

@@ -80,6 +80,16 @@ def test_real_arm_graph_smolvla_wrist_only():
     assert node_parameters(specs["so101_eval_manager"])["sim"] is False
 
 
+@pytest.mark.parametrize("sim", [True, False])
+def test_temporal_ensembling_sets_the_drivers_merge_mode(sim):
+    args = GraphArgs(checkpoint="outputs/act", mode="temporal_ensemble", sim=sim, calibration_id="my_arm")
+    specs = by_name(eval_nodes(args))
+    assert node_parameters(specs["so101_policy"])["mode"] == "temporal_ensemble"
+    assert node_parameters(specs["so101_driver"])["merge_mode"] == "temporal_ensemble"
+    async_args = GraphArgs(checkpoint="outputs/act", sim=sim, calibration_id="my_arm")
+    assert node_parameters(by_name(eval_nodes(async_args))["so101_driver"])["merge_mode"] == "replace"
+
+
 def test_robot_and_record_graphs():
     assert [s.name for s in robot_nodes(GraphArgs())] == ["so101_driver"]
     assert [s.name for s in record_nodes(GraphArgs())] == ["so101_driver", "so101_recorder"]
@@ -338,36 +348,72 @@ def test_replay_is_deterministic_and_reports_action_error(eval_run, tmp_path):
     assert (tmp_path / "replay" / report[0]["plot"]).stat().st_size > 10_000
 
 
-def test_so101_record_writes_a_bag_per_keyboard_episode(tmp_path):
+def test_so101_record_writes_a_bag_per_keyboard_episode_and_survives_a_terminals_ctrl_c(tmp_path):
+    """Two episodes by keyboard; the second is cut by Ctrl-C as a terminal under ros2 launch sends it."""
+    import os
     import signal
     import time
 
+    from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
+    from sensor_msgs.msg import JointState
 
-    env = dict(isolated_ros_env(next_domain_id()), MUJOCO_GL="egl")
+    domain = next_domain_id()
+    env = dict(isolated_ros_env(domain), MUJOCO_GL="egl", PYTHONUNBUFFERED="1")
     process = subprocess.Popen([SO101, "record", "--output-dir", str(tmp_path)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        log = ""
-        while "recording" not in log and time.monotonic() < deadline:  # the recorder's start-up line
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    probe = RosProbe(domain)
+    states: list = []
+    probe.node.create_subscription(JointState, "/joint_states", states.append, 50)
+    log = ""
+
+    def read_until(text: str, timeout: float = 60.0) -> None:
+        nonlocal log
+        deadline = time.monotonic() + timeout
+        while text not in log:
+            assert time.monotonic() < deadline and process.poll() is None, f"no '{text}' in:\n{log}"
             log += process.stdout.readline()
-        time.sleep(2.0)
-        process.stdin.write("\n")  # start
+
+    def type_line(line: str) -> None:
+        process.stdin.write(line + "\n")
         process.stdin.flush()
-        time.sleep(2.0)
-        process.stdin.write("s\n")  # end, a success
-        process.stdin.flush()
-        time.sleep(1.0)
-    finally:
-        process.send_signal(signal.SIGINT)
+
+    def wait_for_ticks(count: int) -> None:
+        seen = len(states)
+        probe.spin_until(lambda: len(states) >= seen + count, 30, f"{count} joint states")
+
+    try:
+        read_until("recording")  # the recorder's start-up line
+        wait_for_ticks(1)
+        type_line("")  # start
+        read_until("start episode=0")
+        wait_for_ticks(40)
+        type_line("s")  # end, a success
+        read_until("(success)")  # the recorder closed the bag
+        type_line("")  # start another, cut short below
+        read_until("start episode=1")
+        wait_for_ticks(15)
+        os.killpg(process.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole group...
+        process.send_signal(signal.SIGINT)  # ...and ros2 launch sends its own
         output, _ = process.communicate(timeout=30)
-    assert process.returncode == 0, log + output
-    bag = tmp_path / "bags" / "episode_000"
-    assert "outcome: success" in (bag / "metadata.yaml").read_text(), log + output
-    with AnyReader([bag], default_typestore=bag_format.typestore()) as reader:
-        counts = {c.topic: c.msgcount for c in reader.connections}
-    assert counts[bag_format.JOINT_STATES] > 20 and counts[bag_format.CAMERA_TOPICS["wrist"]] > 20
+    finally:
+        probe.close()
+        if process.poll() is None:
+            process.kill()
+    log += output
+    assert process.returncode == 0 and "Traceback" not in log, log
+    first, interrupted = tmp_path / "bags" / "episode_000", tmp_path / "bags" / "episode_001"
+    assert "outcome: success" in (first / "metadata.yaml").read_text(), log
+    assert "outcome: interrupted" in (interrupted / "metadata.yaml").read_text(), log
+    for bag in (first, interrupted):
+        with AnyReader([bag], default_typestore=bag_format.typestore()) as reader:
+            counts = {c.topic: c.msgcount for c in reader.connections}
+        with open(next(bag.glob("*.mcap")), "rb") as file:
+            summary = make_reader(file).get_summary()
+        assert {channel.topic for channel in summary.channels.values()} >= {t for t, n in counts.items() if n}
+        assert counts[bag_format.JOINT_STATES] > (20 if bag is first else 5), (bag.name, counts)
+        assert counts[bag_format.CAMERA_TOPICS["wrist"]] > (20 if bag is first else 5), (bag.name, counts)
 
 
 def test_realtime_replay_plays_the_bag_through_policy_node(eval_run, tmp_path):

@@ -64,14 +64,51 @@ def test_mismatched_motor_calibration_stops_with_instructions(calibration_file):
         assert not backend.robot.bus.is_connected
 
 
-def test_write_calibration_writes_the_file_to_the_motors(calibration_file):
+CALIBRATION_REGISTERS = {"Homing_Offset", "Min_Position_Limit", "Max_Position_Limit"}
+
+
+def test_write_calibration_writes_the_file_to_the_motors_with_torque_off(calibration_file):
     with FeetechEmulator(mid_ticks()) as emulator:
         backend = FeetechBackend(emulator.port, calibration_file, write_calibration=True)
         backend.connect()
+        torque_at_the_end = [servo.torque_enabled for servo in emulator.servos.values()]
         backend.disconnect()
-        cal = REAL_CALIBRATION["elbow_flex"]
-        assert emulator.servos[cal.id].get("Min_Position_Limit") == cal.range_min
-        assert emulator.servos[cal.id].get("Max_Position_Limit") == cal.range_max
+        assert all(torque_at_the_end)
+        for name, cal in REAL_CALIBRATION.items():
+            servo = emulator.servos[cal.id]
+            assert servo.get("Min_Position_Limit") == cal.range_min
+            assert servo.get("Max_Position_Limit") == cal.range_max
+            calibration_writes = [w for w in servo.writes if w.register in CALIBRATION_REGISTERS]
+            assert len(calibration_writes) == 3, (name, servo.writes)
+            # As lerobot-calibrate writes them: torque off and the EEPROM lock open.
+            assert not any(w.torque_on or w.locked for w in calibration_writes), (name, servo.writes)
+            # Torque comes back with the goal where the joint now reads, not at a stale goal.
+            after = servo.writes[servo.writes.index(calibration_writes[-1]):]
+            goal = next(w for w in after if w.register == "Goal_Position")
+            assert goal.value == servo.get("Present_Position") and not goal.torque_on, (name, servo.writes)
+
+
+def test_any_calibration_file_name_works(tmp_path):
+    path = tmp_path / "lab arm (2026).calibration"
+    save_calibration(REAL_CALIBRATION, path)
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, path)
+        backend.connect()
+        try:
+            np.testing.assert_allclose(backend.read_positions()[:5], 0.0, atol=2 * np.pi / 4095)
+        finally:
+            backend.disconnect()
+
+
+@pytest.mark.parametrize("content, expected", [(None, "No LeRobot calibration file"), ("{}", "lacks motors"),
+                                               ("not json", "not a LeRobot calibration JSON")])
+def test_a_missing_or_broken_calibration_file_is_one_clear_error(tmp_path, content, expected):
+    path = tmp_path / "my_arm.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(BackendError, match=expected) as error:
+        FeetechBackend("/dev/ttyACM0", path)
+    assert str(path) in str(error.value)
 
 
 def test_missing_port_is_a_clear_error(calibration_file, tmp_path):

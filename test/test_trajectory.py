@@ -86,6 +86,25 @@ def test_after_the_last_point_the_target_is_held_and_inactive():
     assert executor.active_until is None
 
 
+@pytest.mark.parametrize("mode", list(MergeMode))
+def test_the_last_point_is_reached_when_it_falls_between_two_ticks(mode):
+    """Ticks half a period out of phase with the chunk: the last tick inside it is short of the end."""
+    executor = TrajectoryExecutor(mode)
+    executor.submit(chunk(0.0, np.linspace(0.0, 0.5, 11)), now=0.0)
+    ticks = (np.arange(14) + 0.5) * DT
+    targets = [executor.sample(t).target[0] for t in ticks]
+    assert targets[9] == pytest.approx(0.475)  # between points 9 and 10
+    assert targets[10:] == [pytest.approx(0.5)] * 4  # then held at the chunk's last point
+
+
+def test_temporal_ensemble_ends_where_its_chunks_end():
+    coeff = 0.5
+    executor = TrajectoryExecutor(MergeMode.TEMPORAL_ENSEMBLE, ensemble_coeff=coeff)
+    executor.submit(chunk(0.0, [1.0] * 10), now=0.0)
+    executor.submit(chunk(0.0, [3.0] * 10), now=0.0)
+    assert executor.sample(9.5 * DT).target[0] == pytest.approx((1.0 + 3.0 * np.exp(-coeff)) / (1 + np.exp(-coeff)))
+
+
 def test_hold_of_a_command_counts_as_active():
     executor = TrajectoryExecutor()
     assert executor.sample(0.0).target is None

@@ -1,13 +1,16 @@
 """`so101 dataset from-bags`: rosbag2 (MCAP) bags recorded from the ROS graph become a LeRobotDataset.
 
 A frame is taken at each control tick (/so101/joint_targets, what the driver sent to the servos
-after its safety path: the dataset's action), at most `fps` per second, with the latest frame of
-each camera and the latest /joint_states at that moment. Joint values go from radians to LeRobot
-units through the joint model; images through the same conversion the policy node uses.
+after its safety path: the dataset's action), at most `fps` per second, with the /joint_states and
+the camera frames of that tick, paired by `header.stamp`: the newest of each whose stamp is not
+after the tick's. Arrival order cannot pair them: the driver publishes a tick's joint states, then
+its targets, then its images, all with one stamp. Joint values go from radians to LeRobot units
+through the joint model; images through the same conversion the policy node uses.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +50,90 @@ def _to_rgb(msg, msgtype: str) -> np.ndarray:
     return compressed_to_rgb(msg) if msgtype == bag_format.COMPRESSED_IMAGE else image_to_rgb(msg)
 
 
+class _ByStamp:
+    """Messages of one topic, oldest stamp first; `at(t)` is the newest stamped at or before t."""
+
+    def __init__(self):
+        self.stamps: list[int] = []
+        self.items: list[tuple] = []
+
+    def add(self, stamp_ns: int, item: tuple) -> None:
+        index = bisect.bisect_right(self.stamps, stamp_ns)
+        self.stamps.insert(index, stamp_ns)
+        self.items.insert(index, item)
+
+    def at(self, stamp_ns: int) -> tuple | None:
+        index = bisect.bisect_right(self.stamps, stamp_ns)
+        return self.items[index - 1] if index else None
+
+    def covers(self, stamp_ns: int) -> bool:
+        """Whether a message stamped at or after t has arrived: `at(t)` will not change any more."""
+        return bool(self.stamps) and self.stamps[-1] >= stamp_ns
+
+    def drop_before(self, stamp_ns: int) -> None:
+        """Forget what no tick at or after t can use (all but the newest at or before t)."""
+        keep_from = max(bisect.bisect_right(self.stamps, stamp_ns) - 1, 0)
+        del self.stamps[:keep_from], self.items[:keep_from]
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+class _TickPairing:
+    """Pairs each control tick (a target) with the joint state and camera frames of its stamp.
+
+    A tick waits until every topic has a message stamped at or after it (a tick's images arrive
+    after its target), so only a few ticks' images are held however long the bag.
+    """
+
+    def __init__(self, cameras: list[str], joint_model: JointModel, config: BagDatasetConfig):
+        self.states = _ByStamp()
+        self.images = {camera: _ByStamp() for camera in cameras}
+        self.pending: list = []
+        self.frames: list[dict] = []
+        self._joint_model, self._config = joint_model, config
+        self._last_frame_ns: int | None = None
+
+    def add_target(self, msg) -> None:
+        self.pending.append(msg)
+        self.pair()
+
+    def pair(self, flush: bool = False) -> None:
+        """Turn the pending ticks whose state and images are known into frames (all of them with `flush`)."""
+        while self.pending:
+            tick_ns = _stamp_ns(self.pending[0])
+            if not flush and not all(s.covers(tick_ns) for s in (self.states, *self.images.values())):
+                return
+            self._add_frame(self.pending.pop(0), tick_ns)
+            for by_stamp in (self.states, *self.images.values()):
+                by_stamp.drop_before(tick_ns)
+
+    def end_episode(self) -> list[dict]:
+        self.pair(flush=True)
+        frames, self.frames, self._last_frame_ns = self.frames, [], None
+        return frames
+
+    def _add_frame(self, target, tick_ns: int) -> None:
+        state = self.states.at(tick_ns)
+        seen = {camera: by_stamp.at(tick_ns) for camera, by_stamp in self.images.items()}
+        if state is None or any(image is None for image in seen.values()):
+            return  # before the first joint state or camera frame
+        # A quarter period of slack keeps a 30 Hz control loop's jitter from dropping frames.
+        if self._last_frame_ns is not None and tick_ns - self._last_frame_ns < 0.75 * 1e9 / self._config.fps:
+            return
+        self._last_frame_ns = tick_ns
+        model = self._joint_model
+        frame = {
+            "observation.state": model.to_lerobot(_joints(state[0], bag_format.JOINT_STATES)).astype(np.float32),
+            "action": model.to_lerobot(_joints(target, bag_format.JOINT_TARGETS)).astype(np.float32),
+            "task": self._config.task,
+        }
+        for camera, (image, msgtype) in seen.items():
+            frame[f"observation.images.{camera}"] = _to_rgb(image, msgtype)
+        self.frames.append(frame)
+
+
 def bag_episodes(bag: Path, joint_model: JointModel, config: BagDatasetConfig) -> Iterator[list[dict]]:
     """Each episode of the bag as frames in LeRobot units (observation.state, action, images)."""
     from rosbags.highlevel import AnyReader
@@ -59,43 +146,26 @@ def bag_episodes(bag: Path, joint_model: JointModel, config: BagDatasetConfig) -
         if missing:
             raise BagDatasetError(f"{bag} has no messages on {missing}; a bag for a dataset needs both cameras, "
                                   f"{bag_format.JOINT_STATES} and {bag_format.JOINT_TARGETS} (record with so101 record)")
-        marked = bag_format.EPISODE_MARKER in present
-        in_episode = not marked
-        frames: list[dict] = []
-        latest_images: dict[str, tuple] = {}
-        latest_state = None
-        last_frame_ns = None
-        period_ns = 1e9 / config.fps
+        in_episode = bag_format.EPISODE_MARKER not in present
+        pairing = _TickPairing(list(camera_topics.values()), joint_model, config)
         connections = [c for c in reader.connections if c.topic in wanted]
-        for connection, timestamp, raw in reader.messages(connections=connections):
+        for connection, _, raw in reader.messages(connections=connections):
             msg = reader.deserialize(raw, connection.msgtype)
             topic = connection.topic
             if topic == bag_format.EPISODE_MARKER:
-                word = msg.data.split()[0] if msg.data.split() else ""
-                if frames:
+                if frames := pairing.end_episode():
                     yield frames
-                frames, last_frame_ns = [], None
+                word = msg.data.split()[0] if msg.data.split() else ""
                 in_episode = word == bag_format.EPISODE_START
             elif topic in camera_topics:
-                latest_images[camera_topics[topic]] = (msg, connection.msgtype)  # decoded only when used
+                pairing.images[camera_topics[topic]].add(_stamp_ns(msg), (msg, connection.msgtype))  # decoded when used
+                pairing.pair()
             elif topic == bag_format.JOINT_STATES:
-                latest_state = msg
-            elif in_episode and latest_state is not None and len(latest_images) == len(camera_topics):
-                # A control tick: one frame, unless the bag's control rate is above the dataset's fps.
-                # A quarter period of slack keeps a 30 Hz control loop's jitter from dropping frames.
-                if last_frame_ns is not None and timestamp - last_frame_ns < 0.75 * period_ns:
-                    continue
-                last_frame_ns = timestamp
-                frame = {
-                    "observation.state": joint_model.to_lerobot(
-                        _joints(latest_state, bag_format.JOINT_STATES)).astype(np.float32),
-                    "action": joint_model.to_lerobot(_joints(msg, bag_format.JOINT_TARGETS)).astype(np.float32),
-                    "task": config.task,
-                }
-                for camera, (image, msgtype) in latest_images.items():
-                    frame[f"observation.images.{camera}"] = _to_rgb(image, msgtype)
-                frames.append(frame)
-        if frames and in_episode:
+                pairing.states.add(_stamp_ns(msg), (msg,))
+                pairing.pair()
+            elif in_episode:
+                pairing.add_target(msg)
+        if (frames := pairing.end_episode()) and in_episode:
             yield frames
 
 

@@ -23,8 +23,11 @@ class FeetechBackend:
     def __init__(self, port: str, calibration_file: str | Path, arm_units: ArmUnits | str = ArmUnits.DEGREES,
                  write_calibration: bool = False, read_retries: int = 2):
         calibration_file = Path(calibration_file).expanduser()
-        # The joint model and lerobot's follower read the same file: lerobot looks for <id>.json.
-        self.joint_model = JointModel.from_file(calibration_file, arm_units)
+        self.calibration_file = calibration_file
+        try:
+            self.joint_model = JointModel.from_file(calibration_file, arm_units)
+        except (OSError, ValueError) as error:  # missing, unreadable, not JSON, motors missing
+            raise BackendError(str(error)) from None
         self.write_calibration = write_calibration
         self.robot = SO101Follower(SO101FollowerConfig(
             port=port,
@@ -35,6 +38,10 @@ class FeetechBackend:
             disable_torque_on_disconnect=True,
             num_read_retries=read_retries,
         ))
+        # lerobot reads <calibration_dir>/<id>.json by itself; the driver gives it the calibration the
+        # joint model read, so any file name works and both hold the very same numbers.
+        self.robot.calibration = dict(self.joint_model.calibration)
+        self.robot.bus.calibration = self.robot.calibration
 
     def connect(self) -> None:
         try:
@@ -44,18 +51,27 @@ class FeetechBackend:
                 if not self.write_calibration:
                     raise BackendError(
                         f"The motors on {self.robot.config.port} hold a calibration that differs from "
-                        f"{self.robot.calibration_fpath}. Run `lerobot-calibrate --robot.type=so101_follower "
+                        f"{self.calibration_file}. Run `lerobot-calibrate --robot.type=so101_follower "
                         f"--robot.port={self.robot.config.port} --robot.id={self.robot.id}`, or start the driver "
                         "with write_calibration:=true to write the file's calibration to the motors."
                     )
-                log.info("Writing the calibration file to the motors")
-                self.robot.bus.write_calibration(self.robot.calibration)
+                self._write_calibration()
         except BackendError:
             self.disconnect()
             raise
         except (ConnectionError, OSError, RuntimeError) as error:
             self.disconnect()
             raise BackendError(f"Could not connect to the SO-101 on {self.robot.config.port}: {error}") from error
+
+    def _write_calibration(self) -> None:
+        """Write the file's offsets and limits as lerobot-calibrate does: torque off, EEPROM unlocked."""
+        log.info(f"Writing {self.calibration_file} to the motors")
+        bus = self.robot.bus
+        with bus.torque_disabled():  # torque off and Lock 0 inside, torque on and Lock 1 after
+            bus.write_calibration(self.robot.calibration)
+            # A new Homing_Offset moves Present_Position's zero; the goal must follow it, or torque-on
+            # drives the joint to the old goal's number in the new frame.
+            bus.sync_write("Goal_Position", bus.sync_read("Present_Position", normalize=False), normalize=False)
 
     def read_positions(self) -> np.ndarray:
         try:
