@@ -99,11 +99,31 @@ class DriverCore:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> np.ndarray:
-        """Connect and hold the arm where it is."""
+        """Connect, then activate: what a driver without a lifecycle does at start-up."""
+        self.connect()
+        return self.activate()
+
+    def connect(self) -> None:
+        """Open the arm and check it; torque stays off (the lifecycle's configure)."""
         self.backend.connect()
+
+    def activate(self) -> np.ndarray:
+        """Torque on, holding where the arm is; the first command starts from there (activate)."""
+        self.backend.enable()
         positions = self.backend.read_positions()
         self.new_episode(positions)
         return positions
+
+    def deactivate(self) -> None:
+        """Forget every command, hold where the arm is for a last tick, then torque off (deactivate)."""
+        try:
+            positions = self.backend.read_positions()
+            self.hold_here(positions)
+            self.backend.write_targets(positions)
+        except BackendError as error:
+            self.log.error(f"could not hold before torque off: {error}")
+        finally:
+            self.backend.disable()
 
     def new_episode(self, positions: np.ndarray) -> None:
         """Hold these positions and wait for the episode's first command (start-up, reset)."""
@@ -123,7 +143,7 @@ class DriverCore:
         self.watchdog.disarm()
 
     def stop(self) -> None:
-        """Turn torque off. Safe to call more than once."""
+        """Turn torque off and release the arm. Safe to call more than once, in any state."""
         self.backend.disconnect()
 
     # -- commands ----------------------------------------------------------------------------------

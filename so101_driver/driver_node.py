@@ -5,6 +5,13 @@ Publishes /joint_states (radians) every control tick and, in sim, both camera to
 serves /so101/reset and /so101/episode_status (sim); reports on /diagnostics. Torque goes off when
 the node stops, whatever stops it.
 
+Lifecycle (a managed node, as ros2_control's hardware components are): configure opens the arm and
+checks its calibration (torque stays off), activate turns torque on holding where the arm is and
+starts the control tick (the first command starts from the measured position), deactivate holds
+for a last tick and turns torque off, cleanup and shutdown release the bus. With `autostart` (the
+default) the node configures and activates itself, so `ros2 run` starts a running driver; with
+autostart:=false it waits for `ros2 lifecycle set /so101_driver configure` (then activate).
+
 Time: the real arm runs on the wall clock. The sim driver owns time: each tick advances the sim by
 one control period and publishes /clock, and every message of the tick is stamped with that sim
 time, so the rest of the graph runs with use_sim_time. On the wall clock (the real arm, or the sim
@@ -22,7 +29,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.clock import Clock, ClockType
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState, TimeReference
 from std_srvs.srv import Trigger
@@ -49,6 +56,7 @@ LOCKSTEP_NUDGE_S = 1.0  # wall s without progress before the last tick is publis
 
 PARAMETERS = {
     "backend": ("sim", "sim (MuJoCo) or feetech (the real arm)"),
+    "autostart": (True, "configure and activate at start-up; false: wait for the lifecycle transitions"),
     "port": ("/dev/ttyACM0", "feetech: serial port of the arm's bus adapter"),
     "calibration_id": ("", "feetech: id given to lerobot-calibrate; the file is found in lerobot's cache"),
     "calibration_file": ("", "feetech: path to a LeRobot calibration JSON (overrides calibration_id)"),
@@ -72,13 +80,14 @@ PARAMETERS = {
 }
 
 
-class DriverNode(Node):
+class DriverNode(LifecycleNode):
     def __init__(self, **node_options):
         super().__init__("so101_driver", **node_options)
         p = declare_parameters(self, PARAMETERS, dynamic=frozenset({"max_relative_target", "following_error_limit"}))
+        self.params = p
         self.backend_name = p["backend"]
-        self.backend, joint_model = self._make_backend(p)
-        config = DriverConfig(
+        # Checked now, so that a bad setting stops the node at start-up, before any transition.
+        self.config = DriverConfig(
             control_rate_hz=p["control_rate"],
             max_relative_target=_per_joint("max_relative_target", p["max_relative_target"]),
             following_error_limit=_per_joint("following_error_limit", p["following_error_limit"]),
@@ -87,28 +96,39 @@ class DriverNode(Node):
             crossfade_ticks=p["crossfade_ticks"],
             ensemble_coeff=p["ensemble_coeff"],
         )
+        ArmUnits(p["arm_units"])
         if p["lockstep"] and not self.is_sim:
             raise ValueError("lockstep:=true needs backend:=sim: the real arm runs on the wall clock.")
-        self.core = DriverCore(self.backend, joint_model, config, logger=self.get_logger())
+        self.backend = None
+        self.core: DriverCore | None = None
         # The core is shared by the control tick and the callbacks (commands, services, diagnostics).
         self._lock = threading.Lock()
+        self._active = False
+        self._transition_error: Exception | None = None
         self._sim_ticks = 0  # sim time = ticks / control rate, monotonic across episodes
         self._tick_timer = TickTimer()
         self._last_tick: list[tuple[object, object]] = []  # (publisher, message): lockstep re-publishes it
         self._loop: FixedRateLoop | None = None
         self.barrier: LockstepBarrier | None = None
+        self._setup_ros_interfaces(p)
+        if p["autostart"]:
+            self._autostart()
+
+    def _autostart(self) -> None:
+        """Configure, then activate; a failure stops start-up with its message and the arm released."""
         try:
-            self.core.start()
-            self._setup_ros_interfaces(p, config)
+            for transition in (self.trigger_configure, self.trigger_activate):
+                if transition() != TransitionCallbackReturn.SUCCESS:
+                    raise self._transition_error or BackendError("the driver could not start; see the log above")
         except BaseException:
-            # A failed first read, a bad parameter or a Ctrl-C during start-up: torque goes off
-            # before the error leaves, since no close() will run for a node never built.
-            self.core.stop()
+            # A failed first read or a Ctrl-C during start-up: torque goes off before the error
+            # leaves, since no close() will run for a node never built.
+            self.close()
             raise
 
-    def _setup_ros_interfaces(self, p: dict, config: DriverConfig) -> None:
+    def _setup_ros_interfaces(self, p: dict) -> None:
+        """Topics, services and timers, there in every state; commands move the arm only while active."""
         self._reported = DriverStats()
-
         self.joint_state_pub = self.create_publisher(JointState, "joint_states", 10)
         # What was sent to the servos each tick, after the safety path: a dataset's "action".
         self.joint_targets_pub = self.create_publisher(JointState, "so101/joint_targets", 10)
@@ -126,21 +146,88 @@ class DriverNode(Node):
         self.create_subscription(JointState, "so101/joint_command", self._on_joint_command, 10)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
         if p["lockstep"]:
-            self.barrier = LockstepBarrier(parse_participants(p["lockstep_participants"]), p["lockstep_timeout"])
-            self.barrier.begin(time.monotonic())
             self._nudged_tick = -1
             self.create_subscription(TimeReference, READY_TOPIC, self._on_ready, READY_LISTENER_QOS)
             self.create_timer(0.1, self._watch_lockstep, clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("configure", self._configure)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("activate", self._activate)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("deactivate", self._deactivate)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("cleanup", self._release)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._transition("shutdown", self.close)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.close()  # whatever failed, the arm is left with torque off and the bus released
+        return TransitionCallbackReturn.SUCCESS
+
+    def _transition(self, name: str, action) -> TransitionCallbackReturn:
+        try:
+            action()
+        except (BackendError, ValueError, OSError) as error:
+            self._transition_error = error
+            if not self.params["autostart"]:  # autostart raises it: the process ends with it as its one line
+                self.get_logger().error(f"{name} failed: {error}")
+            return TransitionCallbackReturn.FAILURE
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        backend, joint_model = self._make_backend(self.params)
+        core = DriverCore(backend, joint_model, self.config, logger=self.get_logger())
+        core.connect()  # a backend whose connect fails has let go of the bus itself
+        self.backend, self.core = backend, core
+        self.get_logger().info(f"configured: backend={self.backend_name}, torque off until activated")
+
+    def _activate(self) -> None:
+        with self._lock:
+            self.core.activate()
+            self._active = True
+        if self.params["lockstep"]:
+            self.barrier = LockstepBarrier(parse_participants(self.params["lockstep_participants"]),
+                                           self.params["lockstep_timeout"])
+            self.barrier.begin(time.monotonic())
             timing = f"lockstep with {', '.join(self.barrier.participants)}"
         else:
-            self._loop = FixedRateLoop(config.control_rate_hz, self._control_tick, on_missed=self._on_missed_ticks,
-                                       on_error=self._on_control_error)
+            self._loop = FixedRateLoop(self.config.control_rate_hz, self._control_tick,
+                                       on_missed=self._on_missed_ticks, on_error=self._on_control_error)
             self._loop.start()
-            timing = f"{config.control_rate_hz:g} Hz on the wall clock"
+            timing = f"{self.config.control_rate_hz:g} Hz on the wall clock"
         self.get_logger().info(
             f"SO-101 driver up: backend={self.backend_name}, {timing}"
-            f"{', publishing /clock (sim time)' if self.is_sim else ''}, merge_mode={config.merge_mode.value}"
+            f"{', publishing /clock (sim time)' if self.is_sim else ''}, merge_mode={self.config.merge_mode.value}"
         )
+
+    def _deactivate(self) -> None:
+        """Stop the tick, hold where the arm is, torque off."""
+        if self._loop is not None:
+            self._loop.stop()
+            self._loop = None
+        self.barrier = None
+        with self._lock:
+            if self._active:
+                self._active = False
+                self.core.deactivate()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self.core is not None:
+                self.core.stop()
+
+    def close(self) -> None:
+        """Stop the control tick, torque off, release the bus, in whatever state. Safe to call more than once."""
+        try:
+            self._deactivate()
+        finally:
+            self._release()
 
     @property
     def is_sim(self) -> bool:
@@ -176,7 +263,7 @@ class DriverNode(Node):
     def _now(self) -> float:
         """The sim's time (the last tick's) in sim; the node's clock on the real arm."""
         if self.is_sim:
-            return self._sim_ticks / self.core.config.control_rate_hz
+            return self._sim_ticks / self.config.control_rate_hz
         return time_to_sec(self.get_clock().now().to_msg())
 
     # -- control --------------------------------------------------------------------------------
@@ -207,6 +294,14 @@ class DriverNode(Node):
         with self._lock:
             self.core.stats.missed_ticks += count
 
+    def _refuse_while_inactive(self, what: str) -> bool:
+        """True (and a log line) when the driver is not active: commands move the arm only when it is."""
+        if self._active:
+            return False
+        self.get_logger().warning(f"{what} ignored: the driver is not active "
+                                  "(ros2 lifecycle set /so101_driver activate)", throttle_duration_sec=5.0)
+        return True
+
     def _on_control_error(self, error: BaseException) -> None:
         # The control loop is gone: stop the node, whose close() turns torque off.
         if self.context.ok():
@@ -214,6 +309,8 @@ class DriverNode(Node):
             self.context.try_shutdown()
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
+        if self._refuse_while_inactive("action chunk"):
+            return
         with self._lock:
             self.core.submit_chunk(
                 msg.joint_names,
@@ -227,16 +324,20 @@ class DriverNode(Node):
             self._advance_lockstep()
 
     def _on_joint_command(self, msg: JointState) -> None:
+        if self._refuse_while_inactive("joint command"):
+            return
         with self._lock:
             self.core.submit_position(msg.name, list(msg.position), now=self._now())
 
     # -- lockstep (sim) -------------------------------------------------------------------------
     def _on_ready(self, msg: TimeReference) -> None:
+        if self.barrier is None:
+            return
         self.barrier.on_ready(msg.source, stamp_ns(msg.header.stamp), stamp_ns(msg.time_ref))
         self._advance_lockstep()
 
     def _advance_lockstep(self) -> None:
-        if self.barrier.may_advance():
+        if self.barrier is not None and self.barrier.may_advance():
             self._control_tick()
             self.barrier.tick_published(self._sim_tick_ns(), time.monotonic())
 
@@ -244,6 +345,8 @@ class DriverNode(Node):
         return stamp_ns(sec_to_time(self._now()))
 
     def _watch_lockstep(self) -> None:
+        if self.barrier is None:
+            return
         now = time.monotonic()
         silent = self.barrier.leave_behind_silent(now)
         if silent:
@@ -263,6 +366,9 @@ class DriverNode(Node):
 
     # -- episodes (sim) -------------------------------------------------------------------------
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if not self._active:
+            response.success, response.message = False, "the driver is not active"
+            return response
         with self._lock:
             status = self.backend.reset()
             self.core.new_episode(self.backend.read_positions())
@@ -273,6 +379,9 @@ class DriverNode(Node):
 
     def _on_episode_status(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """success = the episode's task succeeded; message = the task status as JSON."""
+        if self.core is None:
+            response.success, response.message = False, "the driver is not configured"
+            return response
         with self._lock:
             status = self.backend.status
             response.success = bool(status.success)
@@ -282,15 +391,22 @@ class DriverNode(Node):
     # -- diagnostics ----------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         with self._lock:
+            if self.core is None:
+                return
             stats = DriverStats(**self.core.stats.as_dict())
             periods = self._tick_timer.stats()
+            active = self._active
         before = self._reported
-        if stats.bus_errors > before.bus_errors:
+        if not active:
+            level, message = DiagnosticStatus.WARN, "inactive: torque off"
+        elif stats.bus_errors > before.bus_errors:
             level, message = DiagnosticStatus.ERROR, f"bus errors: {stats.last_bus_error}"
         elif stats.commands_rejected > before.commands_rejected:
             level, message = DiagnosticStatus.WARN, stats.last_rejection
+        elif stats.following_error_trips > before.following_error_trips:
+            level, message = DiagnosticStatus.WARN, f"following error: {stats.last_following_error}; holding"
         elif stats.watchdog_trips > before.watchdog_trips:
-            level, message = DiagnosticStatus.WARN, "watchdog: holding position, no commands"
+            level, message = DiagnosticStatus.WARN, "watchdog: holding the last target, no commands"
         else:
             level, message = DiagnosticStatus.OK, "running"
         self._reported = stats
@@ -303,13 +419,6 @@ class DriverNode(Node):
         array.status = [diagnostic_status("so101_driver: control", f"so101_{self.backend_name}", level, message,
                                           values)]
         self.diagnostics_pub.publish(array)
-
-    def close(self) -> None:
-        """Stop the control loop, then torque off. Safe to call more than once."""
-        if self._loop is not None:
-            self._loop.stop()
-        with self._lock:
-            self.core.stop()
 
 
 def _per_joint(name: str, value) -> float | list[float]:

@@ -22,7 +22,13 @@ class InstantArm:
         self.torque = False
 
     def connect(self):
+        self.connected = True
+
+    def enable(self):
         self.torque = True
+
+    def disable(self):
+        self.torque = False
 
     def read_positions(self):
         if self.failing:
@@ -35,7 +41,7 @@ class InstantArm:
             self.positions = targets.copy()
 
     def disconnect(self):
-        self.torque = False
+        self.torque = self.connected = False
 
 
 def make_driver(**config):
@@ -171,6 +177,24 @@ def test_read_errors_are_reported_and_nothing_is_sent():
     assert core.stats.bus_errors == 1 and "servo 3" in core.stats.last_bus_error
     arm.failing = False
     assert core.tick(2 * DT).target is not None
+
+
+def test_lifecycle_connect_leaves_torque_off_activate_holds_deactivate_holds_then_releases():
+    arm = InstantArm(np.full(6, 0.2))
+    core = DriverCore(arm, JointModel.for_sim(), DriverConfig())
+    core.connect()
+    assert arm.connected and not arm.torque
+    arm.positions[:] = 0.3  # moved by hand while torque was off
+    core.activate()
+    assert arm.torque
+    np.testing.assert_allclose(core.tick(0.0).target, 0.3)  # starts from the measured position
+    core.submit_position(NAMES, [0.35] * 6, now=DT)
+    core.tick(DT)
+    core.deactivate()
+    assert not arm.torque and arm.connected
+    np.testing.assert_allclose(arm.writes[-1], 0.35)  # a last hold where the arm is, then torque off
+    core.stop()
+    assert not arm.connected
 
 
 def test_stop_turns_torque_off():

@@ -188,6 +188,56 @@ def test_real_arm_driver_commands_ticks_and_turns_torque_off(tmp_path, stop_sign
             graph.close()
 
 
+def test_lifecycle_transitions_drive_torque_and_control(tmp_path):
+    """autostart:=false: nothing happens until configure (bus open, torque off), then activate (torque, ticks)."""
+    from lifecycle_msgs.msg import State, Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    calibration = tmp_path / "lab_arm.json"
+    save_calibration(REAL_CALIBRATION, calibration)
+    with calibrated_emulator() as emulator:
+        graph = Graph(tmp_path, "driver_node", {"backend": "feetech", "port": emulator.port, "autostart": "false",
+                                                "calibration_file": str(calibration)})
+        node = graph.probe.node
+        change = node.create_client(ChangeState, "/so101_driver/change_state")
+        get = node.create_client(GetState, "/so101_driver/get_state")
+
+        def transition(transition_id: int) -> None:
+            reply = graph.probe.call(change, ChangeState.Request(transition=Transition(id=transition_id)))
+            assert reply.success, (transition_id, graph.process.output)
+
+        def state() -> int:
+            return graph.probe.call(get, GetState.Request()).current_state.id
+
+        def torque() -> list[bool]:
+            return [s.torque_enabled for s in emulator.servos.values()]
+
+        try:
+            assert state() == State.PRIMARY_STATE_UNCONFIGURED
+            assert not any(s.writes for s in emulator.servos.values())  # the bus is not even opened
+            transition(Transition.TRANSITION_CONFIGURE)
+            assert state() == State.PRIMARY_STATE_INACTIVE and not any(torque())
+            graph.probe.spin_for(0.3)
+            assert not graph.joint_states  # no control tick while inactive
+            transition(Transition.TRANSITION_ACTIVATE)
+            assert all(torque())
+            graph.wait_for_joint_states()
+            transition(Transition.TRANSITION_DEACTIVATE)
+            assert state() == State.PRIMARY_STATE_INACTIVE and not any(torque())
+            transition(Transition.TRANSITION_ACTIVATE)
+            assert all(torque())
+            transition(Transition.TRANSITION_DEACTIVATE)
+            transition(Transition.TRANSITION_CLEANUP)
+            assert state() == State.PRIMARY_STATE_UNCONFIGURED and not any(torque())
+            transition(Transition.TRANSITION_CONFIGURE)  # the bus was released: it opens again
+            transition(Transition.TRANSITION_ACTIVATE)
+            assert all(torque())
+            transition(Transition.TRANSITION_ACTIVE_SHUTDOWN)
+            assert state() == State.PRIMARY_STATE_FINALIZED and not any(torque())
+        finally:
+            assert graph.close() == 0, graph.process.output
+
+
 @pytest.mark.parametrize("second_signal_after", [0.0, 0.02, 0.2])
 def test_a_terminals_ctrl_c_mid_read_turns_torque_off_and_exits_once(tmp_path, second_signal_after):
     """Ctrl-C as a terminal under ros2 launch sends it: SIGINT to the process group, then one more to the node.

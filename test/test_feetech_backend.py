@@ -37,6 +37,8 @@ def test_radians_reach_goal_position_as_calibrated_ticks(calibration_file):
         backend = FeetechBackend(emulator.port, calibration_file)
         backend.connect()
         try:
+            assert not any(servo.torque_enabled for servo in emulator.servos.values())  # until enabled
+            backend.enable()
             assert all(servo.torque_enabled for servo in emulator.servos.values())
             start = backend.read_positions()
             np.testing.assert_allclose(start[:5], 0.0, atol=2 * np.pi / 4095)
@@ -71,9 +73,9 @@ def test_write_calibration_writes_the_file_to_the_motors_with_torque_off(calibra
     with FeetechEmulator(mid_ticks()) as emulator:
         backend = FeetechBackend(emulator.port, calibration_file, write_calibration=True)
         backend.connect()
-        torque_at_the_end = [servo.torque_enabled for servo in emulator.servos.values()]
+        torque_after_connect = [servo.torque_enabled for servo in emulator.servos.values()]
         backend.disconnect()
-        assert all(torque_at_the_end)
+        assert not any(torque_after_connect)
         for name, cal in REAL_CALIBRATION.items():
             servo = emulator.servos[cal.id]
             assert servo.get("Min_Position_Limit") == cal.range_min
@@ -143,6 +145,7 @@ def test_torque_goes_off_on_every_answering_servo_even_if_one_is_silent(calibrat
     with calibrated_emulator() as emulator:
         backend = FeetechBackend(emulator.port, calibration_file)
         backend.connect()
+        backend.enable()
         emulator.servos[2].muted = True
         backend.disconnect()
         assert [s.torque_enabled for i, s in sorted(emulator.servos.items())] == [
@@ -155,6 +158,7 @@ def test_torque_goes_off_after_a_transfer_cut_short(calibration_file):
     with calibrated_emulator() as emulator:
         backend = FeetechBackend(emulator.port, calibration_file)
         backend.connect()
+        backend.enable()
         backend.robot.bus.port_handler.is_using = True  # what an exception inside txRxPacket leaves behind
         backend.disconnect()
         assert not any(servo.torque_enabled for servo in emulator.servos.values())

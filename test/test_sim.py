@@ -82,15 +82,16 @@ def test_gravity_feed_forward_holds_the_commanded_pose(arm):
 def test_torque_off_lets_the_arm_fall(arm):
     backend = SimBackend(arm)
     backend.connect()
+    backend.enable()
     pose = np.array([0.0, 0.3, 0.0, 0.0, 0.0, 0.4])  # upper arm forward: gravity pulls it down
     for _ in range(30):
         backend.write_targets(pose)
     held = backend.read_positions()
-    backend._set_torque(False)
+    backend.disable()
     for _ in range(30):
         backend.write_targets(pose)
     assert np.abs(backend.read_positions() - held).max() > 0.1
-    backend._set_torque(True)
+    backend.enable()
 
 
 def test_pushing_the_cube_into_the_target_is_not_a_success(arm):

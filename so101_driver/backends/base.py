@@ -1,4 +1,4 @@
-"""What the driver needs from an arm: read joints, command targets, turn torque off."""
+"""What the driver needs from an arm: open it, torque on and off, read joints, command targets."""
 
 from __future__ import annotations
 
@@ -15,7 +15,13 @@ class Backend(Protocol):
     """An SO-101, real or simulated. Positions are radians ordered as JOINT_NAMES."""
 
     def connect(self) -> None:
-        """Open the arm and enable torque; raise with a message the user can act on."""
+        """Open the arm and check it (calibration); torque stays off. Raise with a message the user can act on."""
+
+    def enable(self) -> None:
+        """Torque on, holding where each joint is."""
+
+    def disable(self) -> None:
+        """Torque off; the arm stays open. Must be safe to call twice and after errors."""
 
     def read_positions(self) -> np.ndarray:
         """Present joint positions; raise BackendError when the arm does not answer."""

@@ -1,7 +1,7 @@
 """The `feetech` backend: the real SO-101 through lerobot's SO-101 follower and Feetech bus.
 
-No servo protocol is written here: lerobot reads Present_Position and writes Goal_Position in its
-own units; the joint model converts those to and from radians. lerobot's own max_relative_target
+No servo protocol is written here: lerobot connects, configures, reads Present_Position and writes
+Goal_Position in its own units; the joint model converts those to and from radians. lerobot's own max_relative_target
 is left off because the driver's safety path already clamps every target.
 """
 
@@ -44,10 +44,15 @@ class FeetechBackend:
         self.robot.bus.calibration = self.robot.calibration
 
     def connect(self) -> None:
+        """Open the bus, check (or write) the calibration and configure the motors; torque ends off.
+
+        lerobot's own connect() is not used: it would prompt on a calibration mismatch, and it ends
+        with torque on, which the driver's lifecycle leaves to activation.
+        """
+        bus = self.robot.bus
         try:
-            # calibrate=False: lerobot would otherwise prompt on stdin, and a node never blocks on input.
-            self.robot.connect(calibrate=False)
-            if not self.robot.is_calibrated:
+            bus.connect()  # opens the port and pings every motor
+            if not bus.is_calibrated:
                 if not self.write_calibration:
                     raise BackendError(
                         f"The motors on {self.robot.config.port} hold a calibration that differs from "
@@ -56,6 +61,11 @@ class FeetechBackend:
                         "with write_calibration:=true to write the file's calibration to the motors."
                     )
                 self._write_calibration()
+            # lerobot's motor settings (position mode, PID, the gripper's torque and current limits);
+            # it turns torque on when done, so the goal first goes to where each joint is.
+            self._goal_to_present()
+            self.robot.configure()
+            self.disable()
         except BackendError:
             self.disconnect()
             raise
@@ -63,15 +73,24 @@ class FeetechBackend:
             self.disconnect()
             raise BackendError(f"Could not connect to the SO-101 on {self.robot.config.port}: {error}") from error
 
+    def enable(self) -> None:
+        """Torque on, each joint holding where it is."""
+        try:
+            self._goal_to_present()
+            self.robot.bus.enable_torque()
+        except (ConnectionError, RuntimeError, OSError) as error:
+            raise BackendError(f"turning torque on failed: {error}") from error
+
+    def _goal_to_present(self) -> None:
+        bus = self.robot.bus
+        bus.sync_write("Goal_Position", bus.sync_read("Present_Position", normalize=False), normalize=False)
+
     def _write_calibration(self) -> None:
         """Write the file's offsets and limits as lerobot-calibrate does: torque off, EEPROM unlocked."""
         log.info(f"Writing {self.calibration_file} to the motors")
         bus = self.robot.bus
-        with bus.torque_disabled():  # torque off and Lock 0 inside, torque on and Lock 1 after
-            bus.write_calibration(self.robot.calibration)
-            # A new Homing_Offset moves Present_Position's zero; the goal must follow it, or torque-on
-            # drives the joint to the old goal's number in the new frame.
-            bus.sync_write("Goal_Position", bus.sync_read("Present_Position", normalize=False), normalize=False)
+        bus.disable_torque()  # and Lock 0: the limits live in EEPROM
+        bus.write_calibration(self.robot.calibration)
 
     def read_positions(self) -> np.ndarray:
         try:
@@ -86,7 +105,8 @@ class FeetechBackend:
         except (ConnectionError, RuntimeError, OSError) as error:
             raise BackendError(f"writing Goal_Position failed: {error}") from error
 
-    def disconnect(self) -> None:
+    def disable(self) -> None:
+        """Torque off, motor by motor: one servo that does not answer must not leave the others under torque."""
         bus = self.robot.bus
         if not bus.is_connected:
             return
@@ -95,10 +115,15 @@ class FeetechBackend:
         # MotorsBus.disconnect clears both first too.
         bus.port_handler.clearPort()
         bus.port_handler.is_using = False
-        # Motor by motor: one servo that does not answer must not leave the others under torque.
         for motor in bus.motors:
             try:
                 bus.disable_torque(motor, num_retry=5)
             except (ConnectionError, RuntimeError, OSError) as error:
                 log.error(f"Could not disable torque on '{motor}': {error}")
-        bus.port_handler.closePort()
+
+    def disconnect(self) -> None:
+        """Torque off, then the port is closed. Safe to call twice and after errors."""
+        if not self.robot.bus.is_connected:
+            return
+        self.disable()
+        self.robot.bus.port_handler.closePort()

@@ -18,7 +18,12 @@ class SimBackend:
 
     def connect(self) -> None:
         self.reset()
+
+    def enable(self) -> None:
         self._set_torque(True)
+
+    def disable(self) -> None:
+        self._set_torque(False)
 
     def read_positions(self) -> np.ndarray:
         return self.arm.joint_positions
