@@ -164,13 +164,18 @@ def test_reset_and_episode_status_services(sim_graph):
     assert reply.success is False and json.loads(reply.message)["lifted"] is False
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_real_arm_driver_commands_ticks_and_turns_torque_off(tmp_path, stop_signal):
+def real_arm_driver(tmp_path, emulator, **params) -> Graph:
+    """driver_node on the Feetech backend, against the emulated arm, with the lab arm's calibration file."""
     calibration = tmp_path / "lab_arm.json"
     save_calibration(REAL_CALIBRATION, calibration)
+    return Graph(tmp_path, "driver_node",
+                 {"backend": "feetech", "port": emulator.port, "calibration_file": str(calibration), **params})
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_real_arm_driver_commands_ticks_and_turns_torque_off(tmp_path, stop_signal):
     with calibrated_emulator() as emulator:
-        graph = Graph(tmp_path, "driver_node",
-                      {"backend": "feetech", "port": emulator.port, "calibration_file": str(calibration)})
+        graph = real_arm_driver(tmp_path, emulator)
         try:
             graph.wait_for_joint_states()
             assert all(s.torque_enabled for s in emulator.servos.values())
@@ -193,11 +198,8 @@ def test_lifecycle_transitions_drive_torque_and_control(tmp_path):
     from lifecycle_msgs.msg import State, Transition
     from lifecycle_msgs.srv import ChangeState, GetState
 
-    calibration = tmp_path / "lab_arm.json"
-    save_calibration(REAL_CALIBRATION, calibration)
     with calibrated_emulator() as emulator:
-        graph = Graph(tmp_path, "driver_node", {"backend": "feetech", "port": emulator.port, "autostart": "false",
-                                                "calibration_file": str(calibration)})
+        graph = real_arm_driver(tmp_path, emulator, autostart="false")
         node = graph.probe.node
         change = node.create_client(ChangeState, "/so101_driver/change_state")
         get = node.create_client(GetState, "/so101_driver/get_state")
@@ -244,11 +246,8 @@ def test_a_terminals_ctrl_c_mid_read_turns_torque_off_and_exits_once(tmp_path, s
 
     Every reply is held back 8 ms, so the control tick spends a good part of each period inside a read.
     """
-    calibration = tmp_path / "lab_arm.json"
-    save_calibration(REAL_CALIBRATION, calibration)
     with calibrated_emulator(reply_delay=0.008) as emulator:
-        graph = Graph(tmp_path, "driver_node",
-                      {"backend": "feetech", "port": emulator.port, "calibration_file": str(calibration)})
+        graph = real_arm_driver(tmp_path, emulator)
         try:
             graph.wait_for_joint_states(count=10)
             graph.process.signal(signal.SIGINT)
@@ -263,13 +262,10 @@ def test_a_terminals_ctrl_c_mid_read_turns_torque_off_and_exits_once(tmp_path, s
 
 
 def test_a_servo_that_dies_at_the_first_read_stops_the_driver_with_torque_off(tmp_path):
-    calibration = tmp_path / "lab_arm.json"
-    save_calibration(REAL_CALIBRATION, calibration)
     with calibrated_emulator() as emulator:
         elbow = emulator.servos[REAL_CALIBRATION["elbow_flex"].id]
         elbow.dies_at_read = "Present_Position"
-        graph = Graph(tmp_path, "driver_node",
-                      {"backend": "feetech", "port": emulator.port, "calibration_file": str(calibration)})
+        graph = real_arm_driver(tmp_path, emulator)
         try:
             assert graph.process.wait(timeout=STARTUP_TIMEOUT) == 1, graph.process.output
             answering = [s for s in emulator.servos.values() if s is not elbow]
