@@ -79,7 +79,8 @@ class ThroughNode:
         rclpy.init(context=self.context, domain_id=next_domain_id())
         self.node = PolicyNode(context=self.context, parameter_overrides=[
             Parameter("checkpoint", value=str(checkpoint)), Parameter("device", value=device),
-            Parameter("mode", value="temporal_ensemble"), Parameter("max_obs_age", value=5.0)])
+            Parameter("mode", value="temporal_ensemble"), Parameter("max_obs_age", value=5.0),
+            Parameter("calibration", value="sim"), Parameter("arm_timeout", value=0.0)])  # no driver here
         self.probe = rclpy.create_node("bench_probe", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

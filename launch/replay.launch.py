@@ -9,7 +9,7 @@ For a seeded, as-fast-as-possible replay with identical chunks every time: so101
 from so101_bringup.graph import replay_nodes
 from so101_bringup.launch_support import graph_launch_description
 
-ARGUMENTS = ("bag", "rate", "policy", "checkpoint", "cameras", "device", "mode", "task", "output_dir")
+ARGUMENTS = ("bag", "rate", "calibration", "policy", "checkpoint", "cameras", "device", "mode", "task", "output_dir")
 
 
 def generate_launch_description():

@@ -2,7 +2,9 @@
 
 The recorder writes these topics and `so101 dataset from-bags` reads them. Episode markers are
 std_msgs/String on /so101/episode_marker: "start ..." opens an episode, "end ..." closes it (the
-rest of the text is free, e.g. "end success"). A bag without markers is one episode.
+rest of the text is free, e.g. "end success"). A bag without markers is one episode. Each bag
+opens with the driver's description of the arm (/so101/arm), so that a dataset or a replay made of
+it converts with the calibration the arm had.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ JOINT_STATES = "/joint_states"
 JOINT_TARGETS = "/so101/joint_targets"
 ACTION_CHUNK = "/so101/action_chunk"
 EPISODE_MARKER = "/so101/episode_marker"
+ARM = "/so101/arm"  # the driver's description of the arm (calibration, units): so101_driver.arm_description
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"

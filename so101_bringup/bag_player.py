@@ -20,11 +20,14 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock as ClockMsg
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from so101_driver.arm_description import ARM_TOPIC, describe
 from so101_driver.joint_model import in_joint_order, joint_model_for
 from so101_driver.node_runner import declare_parameters, run_node
-from so101_driver.ros_messages import duration_to_sec, sec_to_time, time_to_sec
+from so101_driver.ros_messages import LATCHED_QOS, duration_to_sec, sec_to_time, time_to_sec
+from training.bag_dataset import FROM_BAG, bag_joint_model
 
 from . import bag_format
 from .replay import error_summary
@@ -33,8 +36,9 @@ PARAMETERS = {
     "bag": ("", "bag directory to play (recorded by so101 eval --record or so101 record)"),
     "rate": (1.0, "playback speed: 1.0 is the recorded timing"),
     "output_dir": ("outputs/replay", "where replay.json goes"),
-    "calibration": ("sim", "the arm's calibration, for errors in LeRobot units"),
-    "arm_units": ("degrees", "LeRobot units of the arm joints"),
+    "calibration": ("bag", "the arm's calibration: bag (the description the bag recorded), or sim, an id, a JSON "
+                           "path (a bag recorded without one)"),
+    "arm_units": ("degrees", "with a calibration given here: LeRobot units of the arm joints"),
     "settle_s": (1.0, "s to wait after the last message for the last chunk"),
 }
 MESSAGE_CLASSES = {bag_format.IMAGE: Image, bag_format.COMPRESSED_IMAGE: CompressedImage,
@@ -53,7 +57,8 @@ class BagPlayer(Node):
         self.rate = float(p["rate"])
         self.output_dir = Path(p["output_dir"])
         self.settle_s = float(p["settle_s"])
-        self.joint_model = joint_model_for(p["calibration"], p["arm_units"])
+        given = None if p["calibration"] == FROM_BAG else joint_model_for(p["calibration"], p["arm_units"])
+        self.joint_model = bag_joint_model(self.bag, given)
         self.finished = False
         self.recorded_times: list[float] = []  # bag time, s
         self.recorded_targets: list[np.ndarray] = []  # radians
@@ -61,6 +66,9 @@ class BagPlayer(Node):
         self._started = False
         self._lock = threading.Lock()
         self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
+        # The player stands in for the driver: it says what the arm was, and the policy takes it.
+        self.arm_pub = self.create_publisher(String, ARM_TOPIC, LATCHED_QOS)
+        self.arm_pub.publish(String(data=describe(self.joint_model, f"the arm that recorded {self.bag.name}")))
         self.publishers_by_topic = {}
         for topic in bag_format.CAMERA_TOPICS.values():
             self.publishers_by_topic[topic] = self.create_publisher(Image, topic, 10)

@@ -111,11 +111,11 @@ def _dataset_sim(args: argparse.Namespace) -> int:
 
 def _dataset_from_bags(args: argparse.Namespace) -> int:
     from so101_driver.joint_model import joint_model_for
-    from training.bag_dataset import BagDatasetConfig, convert_bags
+    from training.bag_dataset import FROM_BAG, BagDatasetConfig, convert_bags
 
     config = BagDatasetConfig(repo_id=args.repo_id, fps=args.fps, task=args.task, use_videos=not args.images)
-    dataset = convert_bags([Path(bag) for bag in args.bags], Path(args.root),
-                           joint_model_for(args.calibration, args.arm_units), config)
+    joint_model = None if args.calibration == FROM_BAG else joint_model_for(args.calibration, args.arm_units)
+    dataset = convert_bags([Path(bag) for bag in args.bags], Path(args.root), joint_model, config)
     print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
     return 0
 
@@ -212,6 +212,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     from so101_bringup.replay import replay_bag, write_reports
     from so101_driver.joint_model import joint_model_for
+    from training.bag_dataset import FROM_BAG
     from so101_policy.checkpoint import load_policy
     from so101_policy.compatibility import check_compatibility
 
@@ -220,7 +221,7 @@ def _replay(args: argparse.Namespace) -> int:
     cameras = tuple(name.strip() for name in args.cameras.split(",") if name.strip())
     loaded = load_policy(args.checkpoint, args.device)
     check_compatibility(loaded.config, cameras)
-    joint_model = joint_model_for(args.calibration, args.arm_units)
+    joint_model = None if args.calibration == FROM_BAG else joint_model_for(args.calibration, args.arm_units)
     reports = [report for bag in args.bags
                for report in replay_bag(Path(bag), loaded, joint_model, cameras, args.task, args.fps, args.stride,
                                         args.seed)]
@@ -278,6 +279,7 @@ def _replay_through_the_graph(args: argparse.Namespace) -> int:
     for index, bag in enumerate(args.bags):
         graph_args = GraphArgs(policy=policy, checkpoint=args.checkpoint, cameras=args.cameras,
                                device=args.device, task=args.task, bag=str(bag), rate=args.rate,
+                               calibration=args.calibration,
                                output_dir=str(Path(args.output) / f"{Path(bag).name}_{index}"))
         nodes = run_graph(replay_nodes(graph_args), until=lambda nodes: nodes["so101_bag_player"].finished)
         player = nodes["so101_bag_player"]
@@ -310,8 +312,11 @@ def _add_replay(commands) -> None:
     replay.add_argument("--stride", type=int, default=None,
                         help="frames between predictions (default: the checkpoint's n_action_steps)")
     replay.add_argument("--seed", type=int, default=0, help="torch seed at the start of each episode")
-    replay.add_argument("--calibration", default="sim", help="sim, a calibration id or a calibration JSON")
-    replay.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"])
+    replay.add_argument("--calibration", default="bag",
+                        help="bag: the arm's description the bag recorded (checked against any other given); "
+                             "sim, a calibration id or a JSON for bags recorded without one")
+    replay.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"],
+                        help="with --calibration other than bag: LeRobot units of the arm joints")
     replay.add_argument("--output", default="outputs/replay", help="where replay.json and the plots go")
     replay.add_argument("--realtime", action="store_true",
                         help="play each bag into the ROS graph at its recorded timing instead (bag_player and "
@@ -469,8 +474,9 @@ def _add_dataset(commands) -> None:
     bags.add_argument("--repo-id", default="local/so101_from_bags", help="the dataset's repo id")
     bags.add_argument("--fps", type=int, default=30, help="dataset frame rate (default 30)")
     bags.add_argument("--task", default=TASK, help=f"task string of every episode (default '{TASK}')")
-    bags.add_argument("--calibration", default="sim",
-                      help="sim, a LeRobot calibration id, or a calibration JSON: radians to LeRobot units")
+    bags.add_argument("--calibration", default="bag",
+                      help="radians to LeRobot units with: bag (the arm's description each bag recorded; any other "
+                           "given is checked against it), or sim, a LeRobot calibration id, a calibration JSON")
     bags.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"],
                       help="LeRobot units of the five arm joints (default degrees, as the hub dataset)")
     bags.add_argument("--images", action="store_true", help="store PNG frames instead of AV1 videos")

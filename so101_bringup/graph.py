@@ -58,6 +58,7 @@ class GraphArgs:
     # replay
     bag: str = ""
     rate: float = 1.0
+    calibration: str = "bag"  # the arm that recorded the bag: its recorded description, or sim, an id, a JSON
 
     def __post_init__(self):
         if self.policy not in ("act", "smolvla"):
@@ -114,14 +115,15 @@ def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) ->
     return nodes
 
 
-def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False) -> NodeSpec:
+def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False, calibration: str = "driver") -> NodeSpec:
+    """`calibration`: "driver" takes the one the graph's driver publishes; a graph without one names it."""
     if not args.checkpoint:
         raise ValueError("checkpoint is required: a pretrained_model folder or a hub repo id")
     overrides = {
         "checkpoint": args.checkpoint, "policy_type": args.policy, "device": args.device,
         "mode": args.mode or ("rtc" if args.policy == "smolvla" else "async"),
         "cameras": ",".join(f"{c}={CAMERA_TOPIC.format(camera=c)}" for c in args.camera_list),
-        "calibration": _calibration(args), "enabled": enabled,
+        "calibration": calibration, "enabled": enabled,
     }
     if args.task:
         overrides["task"] = args.task
@@ -163,13 +165,14 @@ def record_nodes(args: GraphArgs) -> list[NodeSpec]:
 def replay_nodes(args: GraphArgs) -> list[NodeSpec]:
     """A bag played into the graph at its recorded timing, and the policy acting on it (open loop).
 
-    The player publishes the bag's time on /clock; both nodes run on it.
+    The player publishes the bag's time on /clock and the arm's description, as a driver would;
+    both nodes run on the one and the policy takes its units from the other.
     """
     if not args.bag:
         raise ValueError("bag is required: a bag directory recorded by so101 eval --record or so101 record")
     nodes = [NodeSpec("bag_player", "so101_bag_player", None,
                       {"bag": args.bag, "rate": args.rate, "output_dir": str(Path(args.output_dir) / "replay"),
-                       "calibration": _calibration(args)}),
+                       "calibration": args.calibration}),
              policy_node(args, enabled=True)]
     return [replace(spec, overrides={**spec.overrides, "use_sim_time": True}) for spec in nodes]
 
@@ -223,6 +226,8 @@ ARGUMENT_HELP = {
     "latency_ticks": "sim lockstep: control ticks each inference is charged (-1: the latency measured here)",
     "bag": "replay: the bag directory to play",
     "rate": "replay: playback speed (1.0: the recorded timing)",
+    "calibration": "replay: bag (the arm's description the bag recorded), or sim, a calibration id or a JSON "
+                   "file for a bag recorded without one",
 }
 
 

@@ -20,6 +20,7 @@ from trajectory_msgs.msg import JointTrajectory
 from so101_driver.lockstep import TickInputs
 from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant
 from so101_driver.node_runner import declare_parameters, run_node
+from so101_driver.ros_messages import LATCHED_QOS
 
 from . import bag_format
 
@@ -78,7 +79,9 @@ class Recorder(Node):
         self.topics.update({bag_format.JOINT_STATES: bag_format.JOINT_STATE,
                             bag_format.JOINT_TARGETS: bag_format.JOINT_STATE,
                             bag_format.ACTION_CHUNK: bag_format.JOINT_TRAJECTORY,
-                            bag_format.EPISODE_MARKER: bag_format.STRING})
+                            bag_format.EPISODE_MARKER: bag_format.STRING,
+                            bag_format.ARM: bag_format.STRING})
+        self._arm_description: bytes | None = None  # the driver's latched description, serialized
         self.bag: EpisodeBag | None = None
         self.bags: list[Path] = []
         self._episode_fields: dict[str, str] = {}
@@ -90,7 +93,7 @@ class Recorder(Node):
             self._tick_inputs = TickInputs.of([bag_format.JOINT_STATES, *(bag_format.CAMERA_TOPICS[c] for c in cameras)])
             self._participant = LockstepParticipant(self)
         for topic, msgtype in self.topics.items():
-            if topic == bag_format.EPISODE_MARKER:
+            if topic in (bag_format.EPISODE_MARKER, bag_format.ARM):
                 continue
             qos = 10
             if msgtype == bag_format.IMAGE:
@@ -98,6 +101,7 @@ class Recorder(Node):
             self.create_subscription(message_types[msgtype], topic, lambda data, t=topic: self._record(t, data),
                                      qos, raw=True)
         self.create_subscription(String, bag_format.EPISODE_MARKER, self._on_marker, 10)
+        self.create_subscription(String, bag_format.ARM, self._on_arm, LATCHED_QOS, raw=True)
         self.marker_pub = self.create_publisher(String, bag_format.EPISODE_MARKER, 10)
         self._marked = 0
         self.get_logger().info(f"recording {sorted(self.topics)} into {self.output_dir}, a bag per episode")
@@ -125,12 +129,19 @@ class Recorder(Node):
         if tick_input and (tick := self._tick_inputs.update(topic, stamp)) is not None:
             self._participant.consumed(tick)
 
+    def _on_arm(self, data: bytes) -> None:
+        self._arm_description = data
+        if self.bag is not None:
+            self.bag.write(bag_format.ARM, self._now_ns(), data)
+
     def _on_marker(self, msg: String) -> None:
         fields = _fields(msg.data)
         if fields["event"] == bag_format.EPISODE_START:
             self._close({})
             self._episode_fields = fields
             self.bag = EpisodeBag(self._new_bag_path(fields.get("episode")), self.topics)
+            if self._arm_description is not None:
+                self.bag.write(bag_format.ARM, self._now_ns(), self._arm_description)
             self.bag.write(bag_format.EPISODE_MARKER, self._now_ns(), serialize_message(msg))
         elif fields["event"] == bag_format.EPISODE_END and self.bag is not None:
             self.bag.write(bag_format.EPISODE_MARKER, self._now_ns(), serialize_message(msg))

@@ -20,7 +20,7 @@ from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, JointModel
 from so101_policy.checkpoint import LoadedPolicy
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
 from so101_policy.predictor import ChunkPredictor
-from training.bag_dataset import BagDatasetConfig, bag_episodes
+from training.bag_dataset import BagDatasetConfig, bag_episodes, bag_joint_model
 
 
 @dataclass
@@ -45,9 +45,10 @@ def error_summary(errors: np.ndarray) -> dict:
             "units": "degrees; gripper 0..100 (LeRobot units)"}
 
 
-def replay_bag(bag: Path, loaded: LoadedPolicy, joint_model: JointModel, cameras: tuple[str, ...], task: str,
+def replay_bag(bag: Path, loaded: LoadedPolicy, joint_model: JointModel | None, cameras: tuple[str, ...], task: str,
                fps: float = 30.0, stride: int | None = None, seed: int = 0) -> list[ReplayReport]:
-    """One report per episode of the bag."""
+    """One report per episode of the bag; `joint_model` None takes the arm the bag recorded."""
+    joint_model = bag_joint_model(Path(bag), joint_model)
     predictor = ChunkPredictor(loaded, joint_model, task)
     stride = stride or predictor.actions_per_chunk
     reports = []

@@ -32,9 +32,11 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState, TimeReference
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from .arm_description import ARM_TOPIC, describe
 from .backends import BackendError
 from .control_loop import FixedRateLoop, TickTimer
 from .driver_core import DriverConfig, DriverCore, DriverStats
@@ -43,6 +45,7 @@ from .lockstep import READY_TOPIC, LockstepBarrier, parse_participants
 from .lockstep_ros import READY_LISTENER_QOS, stamp_ns
 from .node_runner import declare_parameters, run_node
 from .ros_messages import (
+    LATCHED_QOS,
     color_image_msg,
     diagnostic_status,
     duration_to_sec,
@@ -133,6 +136,8 @@ class DriverNode(LifecycleNode):
         # What was sent to the servos each tick, after the safety path: a dataset's "action".
         self.joint_targets_pub = self.create_publisher(JointState, "so101/joint_targets", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
+        # What the arm is (calibration, units): policy, recorder and replay take it from here.
+        self.arm_pub = self.create_publisher(String, ARM_TOPIC, LATCHED_QOS)
         self.camera_pubs = {}
         if self.is_sim:
             self.clock_pub = self.create_publisher(ClockMsg, "/clock", 10)
@@ -185,6 +190,8 @@ class DriverNode(LifecycleNode):
         core = DriverCore(backend, joint_model, self.config, logger=self.get_logger())
         core.connect()  # a backend whose connect fails has let go of the bus itself
         self.backend, self.core = backend, core
+        source = "sim" if self.is_sim else str(backend.calibration_file)
+        self.arm_pub.publish(String(data=describe(joint_model, source)))
         self.get_logger().info(f"configured: backend={self.backend_name}, torque off until activated")
 
     def _activate(self) -> None:

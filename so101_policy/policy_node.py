@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -17,14 +18,17 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
+from rclpy.wait_for_message import wait_for_message
+from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from so101_driver.arm_description import ARM_TOPIC, FROM_DRIVER, check_same_arm, joint_model_from
 from so101_driver.joint_model import JOINT_NAMES, UnitError, in_joint_order, joint_model_for
 from so101_driver.lockstep import TickInputs
 from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant, stamp_ns
 from so101_driver.node_runner import declare_parameters, run_node
-from so101_driver.ros_messages import diagnostic_status, joint_trajectory_msg, sec_to_time, time_to_sec
+from so101_driver.ros_messages import LATCHED_QOS, diagnostic_status, joint_trajectory_msg, sec_to_time, time_to_sec
 
 from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility
@@ -50,8 +54,10 @@ PARAMETERS = {
     "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out"),
     "max_obs_age": (0.2, "s: older images or joint states mean no inference"),
     "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts"),
-    "calibration": ("sim", "the arm's LeRobot calibration: sim, a calibration id, or a JSON path"),
-    "arm_units": ("degrees", "LeRobot units of the arm joints: degrees or range_m100_100"),
+    "calibration": ("driver", "the arm's LeRobot calibration: driver (the one the driver publishes on "
+                              "/so101/arm), or sim, a calibration id, a JSON path (checked against the driver's)"),
+    "arm_units": ("degrees", "with a calibration given here: LeRobot units of the arm joints, degrees or range_m100_100"),
+    "arm_timeout": (30.0, "calibration driver: s to wait at start-up for the driver's description of the arm"),
     "enabled": (True, "act from start-up; false waits for so101/policy/enable (the eval manager's start)"),
     "lockstep": (False, "sim: consume every tick of a lockstep sim driver, inference charged latency_ticks"),
     "latency_ticks": (3, "lockstep: control ticks each inference is charged (-1: the latency measured here)"),
@@ -93,11 +99,16 @@ class PolicyNode(Node):
         if not p["checkpoint"]:
             raise CheckpointError("Set checkpoint:=<pretrained_model folder or hub repo id>.")
         self.cameras = parse_cameras(p["cameras"], p["exclude_cameras"])
-        self.joint_model = joint_model_for(p["calibration"], p["arm_units"])
         mode = inference_mode(p["mode"])
         loaded = load_policy(p["checkpoint"], p["device"], p["policy_type"] or None,
                              real_time_chunking=mode is InferenceMode.RTC)
         check_compatibility(loaded.config, tuple(self.cameras))
+        self.joint_model, self._arm_source = self._joint_model(p)
+        self._wrong_arm: str | None = None
+        # A calibration given here acts only once the driver's agrees, or when no driver has spoken
+        # for arm_timeout (a graph without one).
+        self._arm_confirmed = self._arm_source == FROM_DRIVER
+        self._arm_wait_until = time.monotonic() + p["arm_timeout"]
         self.fps = float(p["fps"])
         self.scheduler = ChunkScheduler(mode, self.fps, margin=p["async_margin"])
         self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
@@ -129,6 +140,8 @@ class PolicyNode(Node):
                                          image_qos)
             else:
                 self.create_subscription(Image, topic, lambda m, c=camera: self._on_image(c, m, False), image_qos)
+        if self._arm_source != FROM_DRIVER:  # given here: the driver's, when one speaks, must agree
+            self.create_subscription(String, ARM_TOPIC, self._on_arm_description, LATCHED_QOS)
         self.create_service(Trigger, "so101/policy/reset", self._on_reset)
         self.create_service(SetBool, "so101/policy/enable", self._on_enable)
         # Inference is driven by the data: it is considered when every camera has a new frame.
@@ -188,7 +201,7 @@ class PolicyNode(Node):
         now = self._now()
         self._last_evaluation = now
         with self._lock:
-            if not self._enabled or not self.scheduler.should_infer(now, self._busy):
+            if not self._acting() or not self.scheduler.should_infer(now, self._busy):
                 return
             observation = self.assembler.assemble(now)
             if isinstance(observation, StaleObservation):
@@ -241,7 +254,7 @@ class PolicyNode(Node):
         self.lockstep.consume_tick(tick_ns)
         chunk_ns = self._publish_due_chunk(now)
         with self._lock:
-            starts = self._enabled and self.scheduler.should_infer(now, self.lockstep.in_flight is not None)
+            starts = self._acting() and self.scheduler.should_infer(now, self.lockstep.in_flight is not None)
             observation = self.assembler.assemble(now) if starts else None
             if isinstance(observation, StaleObservation):
                 self._note_stale(observation.reason)
@@ -288,7 +301,49 @@ class PolicyNode(Node):
         response.message = "policy state cleared"
         return response
 
+    def _joint_model(self, p: dict):
+        """The arm's joint model and where it came from: the driver's description, or the calibration given."""
+        if p["calibration"] != FROM_DRIVER:
+            return joint_model_for(p["calibration"], p["arm_units"]), p["calibration"]
+        received, msg = wait_for_message(String, self, ARM_TOPIC, qos_profile=LATCHED_QOS,
+                                         time_to_wait=p["arm_timeout"])
+        if not received:
+            raise UnitError(
+                f"No driver described the arm on {ARM_TOPIC} within {p['arm_timeout']:g} s. Start the driver "
+                "(it publishes its calibration and units there), or give calibration:=<sim | id | JSON path> "
+                "and arm_units for a graph without one."
+            )
+        joint_model, source = joint_model_from(msg.data)
+        self.get_logger().info(f"arm: {source}, arm joints in {joint_model.arm_units.value} (from the driver)")
+        return joint_model, FROM_DRIVER
+
+    def _acting(self) -> bool:
+        """Enabled, and on the arm its units are for (called under the lock)."""
+        if not self._enabled or self._wrong_arm:
+            return False
+        if not self._arm_confirmed and time.monotonic() > self._arm_wait_until:
+            self._arm_confirmed = True
+            self.get_logger().warning(f"no driver described the arm on {ARM_TOPIC}: acting on the calibration "
+                                      f"given, {self._arm_source}")
+        return self._arm_confirmed
+
+    def _on_arm_description(self, msg: String) -> None:
+        try:
+            driver, source = joint_model_from(msg.data)
+            check_same_arm(self.joint_model, self._arm_source, driver, source)
+            with self._lock:
+                self._arm_confirmed = True
+        except UnitError as error:
+            with self._lock:
+                self._wrong_arm = str(error)
+                self._enabled = False
+                self._episode += 1
+            self.get_logger().error(f"{error} The policy stays paused.")
+
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data and self._wrong_arm:
+            response.success, response.message = False, self._wrong_arm
+            return response
         with self._lock:
             if self._enabled and not request.data:
                 self._episode += 1  # a chunk being computed now is not published

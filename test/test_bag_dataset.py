@@ -11,8 +11,9 @@ from lerobot.datasets import LeRobotDataset
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from so101_bringup import bag_format
-from so101_driver.joint_model import JOINT_NAMES, JointModel
-from training.bag_dataset import BagDatasetConfig, BagDatasetError, convert_bags
+from so101_driver.arm_description import describe
+from so101_driver.joint_model import JOINT_NAMES, JointModel, MotorCalibration
+from training.bag_dataset import BagDatasetConfig, BagDatasetError, bag_joint_model, convert_bags
 
 SO101 = str(Path(sys.executable).parent / "so101")
 HEIGHT, WIDTH = 32, 40
@@ -40,6 +41,7 @@ class BagBuilder:
             "states": self.writer.add_connection(bag_format.JOINT_STATES, bag_format.JOINT_STATE, typestore=self.store),
             "targets": self.writer.add_connection(bag_format.JOINT_TARGETS, bag_format.JOINT_STATE, typestore=self.store),
             "marker": self.writer.add_connection(bag_format.EPISODE_MARKER, bag_format.STRING, typestore=self.store),
+            "arm": self.writer.add_connection(bag_format.ARM, bag_format.STRING, typestore=self.store),
         }
 
     def _write(self, key: str, msg, msgtype: str, t_ns: int) -> None:
@@ -63,6 +65,10 @@ class BagBuilder:
         msg = types[bag_format.IMAGE](header=_header(types, t_ns), height=HEIGHT, width=WIDTH, encoding="rgb8",
                                             is_bigendian=0, step=WIDTH * 3, data=rgb.reshape(-1))
         self._write(camera, msg, bag_format.IMAGE, t_ns)
+
+    def arm(self, t_ns: int, joint_model: JointModel, source: str = "sim") -> None:
+        """What the recorder writes first: the driver's description of the arm."""
+        self._write("arm", self.types[bag_format.STRING](data=describe(joint_model, source)), bag_format.STRING, t_ns)
 
     def marker(self, t_ns: int, text: str) -> None:
         self._write("marker", self.types[bag_format.STRING](data=text), bag_format.STRING, t_ns)
@@ -124,6 +130,7 @@ def test_unmarked_bag_is_one_episode_at_the_dataset_fps(tmp_path):
     bag_path = tmp_path / "fast"
     builder = BagBuilder(bag_path, compressed_overhead=True)
     t0 = 1_700_000_000_000_000_000
+    builder.arm(t0 - 1, JointModel.for_sim())  # so101 from-bags takes the arm from the bag by default
     for k in range(40):  # 60 Hz control: every other tick becomes a 30 fps frame
         builder.tick(t0 + k * 1_000_000_000 // 60, positions_at(k), positions_at(k), 5 * k)
     builder.close()
@@ -147,3 +154,25 @@ def test_a_bag_without_targets_is_refused_with_the_missing_topics(tmp_path):
         writer.write(connection, 1, store.serialize_cdr(msg, bag_format.JOINT_STATE))
     with pytest.raises(BagDatasetError, match=r"no messages on \['/so101/joint_targets', '/so101/overhead/image_raw'"):
         convert_bags([bag_path], tmp_path / "dataset", JointModel.for_sim())
+
+
+def test_the_arm_comes_from_the_bag_and_a_different_calibration_is_refused(tmp_path):
+    from test_joint_model import REAL_CALIBRATION
+
+    real = JointModel(REAL_CALIBRATION)
+    described, bare = tmp_path / "described", tmp_path / "bare"
+    for path, arm in ((described, real), (bare, None)):
+        builder = BagBuilder(path)
+        if arm is not None:
+            builder.arm(0, arm, "/calibration/lab_arm.json")
+        builder.tick(1, positions_at(0), positions_at(1), 0)
+        builder.close()
+    assert bag_joint_model(described, None) == real
+    assert bag_joint_model(described, JointModel(REAL_CALIBRATION)) == real
+    off = dict(REAL_CALIBRATION, wrist_roll=MotorCalibration(**{**vars(REAL_CALIBRATION["wrist_roll"]),
+                                                                 "homing_offset": 12}))
+    with pytest.raises(BagDatasetError, match="wrist_roll: homing_offset 12 vs"):
+        bag_joint_model(described, JointModel(off))
+    with pytest.raises(BagDatasetError, match="pass --calibration"):
+        bag_joint_model(bare, None)
+    assert bag_joint_model(bare, JointModel.for_sim()) == JointModel.for_sim()

@@ -53,7 +53,7 @@ def test_sim_eval_graph_and_its_parameters():
     policy = node_parameters(specs["so101_policy"])
     assert policy["checkpoint"] == "ckpt" and policy["mode"] == "async" and policy["enabled"] is False
     assert policy["cameras"] == "wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw"
-    assert policy["calibration"] == "sim" and policy["fps"] == 30.0
+    assert policy["calibration"] == "driver" and policy["fps"] == 30.0  # the units the driver publishes
     manager = node_parameters(specs["so101_eval_manager"])
     assert manager["episodes"] == 3 and manager["sim"] is True and manager["bags_dir"] == "outputs/eval/bags"
     assert node_parameters(specs["so101_recorder"])["output_dir"] == "outputs/eval/bags"
@@ -76,7 +76,7 @@ def test_real_arm_graph_smolvla_wrist_only():
     assert wrist["device"] == "/dev/video4" and wrist["topic"] == "/so101/wrist/image_raw" and wrist["fps"] == 30.0
     policy = node_parameters(specs["so101_policy"])
     assert policy["mode"] == "rtc" and policy["cameras"] == "wrist=/so101/wrist/image_raw"
-    assert policy["calibration"] == "my_arm"
+    assert policy["calibration"] == "driver"
     assert node_parameters(specs["so101_eval_manager"])["sim"] is False
 
 
@@ -297,6 +297,7 @@ def test_recorded_bags_are_readable_by_rosbags_and_mcap(eval_run):
     for topic in (*bag_format.CAMERA_TOPICS.values(), bag_format.JOINT_STATES, bag_format.JOINT_TARGETS,
                   bag_format.ACTION_CHUNK):
         assert counts[topic] > 0, topic
+    assert counts[bag_format.ARM] == 1  # the driver's description of the arm opens every bag
     assert markers[0].startswith("start episode=0") and markers[-1].startswith("end ")
     metadata = (bag / "metadata.yaml").read_text()
     assert "outcome:" in metadata and "policy: act" in metadata and "seed: '1'" in metadata

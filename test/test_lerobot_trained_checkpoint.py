@@ -55,7 +55,8 @@ def test_sim_dataset_is_read_by_lerobot_with_the_hub_layout(sim_dataset_root):
 
 def test_lerobot_trained_checkpoint_runs_in_the_policy_node(trained_checkpoint, tmp_path):
     domain = next_domain_id()
-    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={trained_checkpoint}", "-p", "device:=cpu"],
+    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={trained_checkpoint}", "-p", "device:=cpu",
+                                         "-p", "calibration:=sim", "-p", "arm_timeout:=0.5"],
                          isolated_ros_env(domain), tmp_path / "policy.log")
     probe = RosProbe(domain)
     chunks = []

@@ -80,8 +80,9 @@ def test_a_stale_camera_gives_no_chunk_and_a_diagnostic(tmp_path, recorder):
     domain, probe, record, processes = recorder
     # A wrist-only checkpoint, run with the overhead camera excluded.
     checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64))
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead"},
-                   domain, tmp_path)
+    # No driver here: the calibration is named, and acted on once no driver has spoken for arm_timeout.
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead",
+                                   "calibration": "sim", "arm_timeout": 0.5}, domain, tmp_path)
     processes.append(policy)
     joints = probe.node.create_publisher(JointState, "/joint_states", 10)
     wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)
@@ -119,6 +120,30 @@ def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
     output = policy.output
     assert "does not fit this SO-101 graph" in output and "found (7,)" in output
     assert "Traceback" not in output
+
+
+def test_a_policy_given_another_arms_calibration_refuses_to_act(tmp_path, recorder):
+    """The sim driver describes its arm on /so101/arm; a policy told it is a real arm's must not act."""
+    from std_srvs.srv import SetBool
+
+    from so101_driver.joint_model import save_calibration
+    from test_joint_model import REAL_CALIBRATION
+
+    domain, probe, record, processes = recorder
+    calibration = tmp_path / "lab_arm.json"
+    save_calibration(REAL_CALIBRATION, calibration)
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 224, 224), chunk_size=20)
+    processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "use_sim_time": "true",
+                                   "calibration": str(calibration)}, domain, tmp_path)
+    processes.append(policy)
+    probe.spin_until(lambda: "is not the arm's" in policy.output, STARTUP, f"the refusal (log:\n{policy.output})")
+    assert f"The calibration given here ({calibration}) is not the arm's (sim)" in policy.output
+    enable = probe.node.create_client(SetBool, "/so101/policy/enable")
+    reply = probe.call(enable, SetBool.Request(data=True))
+    assert not reply.success and "is not the arm's" in reply.message
+    probe.spin_until(lambda: len(record["joint_states"]) >= 30, 30, "the driver's ticks")
+    assert record["chunks"] == []
 
 
 def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, recorder):

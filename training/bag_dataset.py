@@ -20,7 +20,8 @@ from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
 from so101_bringup import bag_format
-from so101_driver.joint_model import JointModel, in_joint_order
+from so101_driver.arm_description import check_same_arm, joint_model_from
+from so101_driver.joint_model import JointModel, UnitError, in_joint_order
 from so101_policy.images import compressed_to_rgb, image_to_rgb
 
 from .sim_dataset import FPS, ROBOT_TYPE, TASK, dataset_features
@@ -134,9 +135,44 @@ class _TickPairing:
         self.frames.append(frame)
 
 
-def bag_episodes(bag: Path, joint_model: JointModel, config: BagDatasetConfig) -> Iterator[list[dict]]:
-    """Each episode of the bag as frames in LeRobot units (observation.state, action, images)."""
+FROM_BAG = "bag"  # a --calibration that means: the description of the arm the bag recorded
+
+
+def bag_joint_model(bag: Path, given: JointModel | None) -> JointModel:
+    """The joint model of the arm that recorded the bag: its /so101/arm description, checked against `given`.
+
+    Bags recorded before the driver described the arm have none: then `given` is used, and needed.
+    """
     from rosbags.highlevel import AnyReader
+
+    with AnyReader([Path(bag)], default_typestore=bag_format.typestore()) as reader:
+        arm = [c for c in reader.connections if c.topic == bag_format.ARM and c.msgcount]
+        described = None
+        if arm:  # (no connections would mean every message to rosbags)
+            connection, _, raw = next(reader.messages(connections=arm))
+            described = reader.deserialize(raw, connection.msgtype).data
+    if described is None:
+        if given is None:
+            raise BagDatasetError(f"{bag} does not say which arm recorded it (no {bag_format.ARM}, a bag older than "
+                                  "the driver's description): pass --calibration sim, an id or a JSON file")
+        return given
+    recorded, source = joint_model_from(described)
+    if given is not None:
+        try:
+            check_same_arm(given, "--calibration", recorded, f"recorded in {Path(bag).name}: {source}")
+        except UnitError as error:
+            raise BagDatasetError(str(error)) from None
+    return recorded
+
+
+def bag_episodes(bag: Path, joint_model: JointModel | None, config: BagDatasetConfig) -> Iterator[list[dict]]:
+    """Each episode of the bag as frames in LeRobot units (observation.state, action, images).
+
+    `joint_model`: None takes the arm's description the bag recorded (bag_joint_model).
+    """
+    from rosbags.highlevel import AnyReader
+
+    joint_model = bag_joint_model(bag, joint_model)
 
     camera_topics = {bag_format.CAMERA_TOPICS[camera]: camera for camera in config.cameras}
     wanted = {*camera_topics, bag_format.JOINT_STATES, bag_format.JOINT_TARGETS, bag_format.EPISODE_MARKER}
@@ -169,7 +205,7 @@ def bag_episodes(bag: Path, joint_model: JointModel, config: BagDatasetConfig) -
             yield frames
 
 
-def convert_bags(bags: list[Path], root: Path, joint_model: JointModel,
+def convert_bags(bags: list[Path], root: Path, joint_model: JointModel | None,
                  config: BagDatasetConfig = BagDatasetConfig()) -> LeRobotDataset:
     """One LeRobotDataset v3 from the bags, in order; the image size is the first frame's."""
     if not bags:
