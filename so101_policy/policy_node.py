@@ -32,6 +32,7 @@ from so101_driver.ros_messages import LATCHED_QOS, diagnostic_status, joint_traj
 
 from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility
+from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
@@ -103,13 +104,20 @@ class PolicyNode(Node):
         loaded = load_policy(p["checkpoint"], p["device"], p["policy_type"] or None,
                              real_time_chunking=mode is InferenceMode.RTC)
         check_compatibility(loaded.config, tuple(self.cameras))
+        self.fps = float(p["fps"])
+        data, why_not = training_data(p["checkpoint"])
+        if data is None:
+            self.get_logger().warning(f"joint names and fps of the training data not checked: {why_not}")
+        else:
+            check_training_data(data, self.fps)
+            self.get_logger().info(f"trained on {data.repo_id} ({data.robot_type or 'robot type not given'}, "
+                                   f"{data.fps:g} fps): joint names and order match the SO-101's")
         self.joint_model, self._arm_source = self._joint_model(p)
         self._wrong_arm: str | None = None
         # A calibration given here acts only once the driver's agrees, or when no driver has spoken
         # for arm_timeout (a graph without one).
         self._arm_confirmed = self._arm_source == FROM_DRIVER
         self._arm_wait_until = time.monotonic() + p["arm_timeout"]
-        self.fps = float(p["fps"])
         self.scheduler = ChunkScheduler(mode, self.fps, margin=p["async_margin"])
         self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
                                         full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE)

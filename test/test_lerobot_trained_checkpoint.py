@@ -1,5 +1,7 @@
 """A checkpoint written by lerobot's own training command loads and runs in the policy node."""
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +16,8 @@ from trajectory_msgs.msg import JointTrajectory
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
 from so101_driver.joint_model import JOINT_NAMES, LEROBOT_FEATURE_NAMES
 from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec
+from so101_policy.checkpoint import CheckpointError
+from so101_policy.dataset_contract import check_training_data, training_data
 from training.sim_dataset import TASK, SimDatasetConfig, record_sim_dataset
 
 REPO_ID = "local/so101_sim_test"
@@ -79,6 +83,44 @@ def test_lerobot_trained_checkpoint_runs_in_the_policy_node(trained_checkpoint, 
 
         probe.spin_until(publish, 30, f"a chunk (log:\n{policy.output})")
         assert len(chunks[0].points) == 10 and list(chunks[0].joint_names) == list(JOINT_NAMES)
+        assert f"trained on {REPO_ID}" in policy.output and "joint names and order match" in policy.output
     finally:
         probe.close()
         assert policy.stop() == 0, policy.output
+
+
+def test_the_training_datas_joint_names_and_fps_are_checked(trained_checkpoint, sim_dataset_root, tmp_path):
+    data, why_not = training_data(trained_checkpoint)
+    assert why_not == "" and data.repo_id == REPO_ID and data.fps == 30 and data.path == sim_dataset_root
+    assert data.names == {"observation.state": list(LEROBOT_FEATURE_NAMES), "action": list(LEROBOT_FEATURE_NAMES)}
+    check_training_data(data, fps=30.0)
+    with pytest.raises(CheckpointError, match=r"the dataset ran at 30 fps.*set fps:=30"):
+        check_training_data(data, fps=15.0)
+    assert training_data(tmp_path)[0] is None and "no train_config.json" in training_data(tmp_path)[1]
+
+
+def test_a_checkpoint_trained_on_another_joint_order_stops_the_policy_node(trained_checkpoint, sim_dataset_root,
+                                                                           tmp_path):
+    """A dataset whose action lists wrist_flex before elbow_flex: the same shapes, the wrong joints."""
+    swapped = list(LEROBOT_FEATURE_NAMES)
+    swapped[2], swapped[3] = swapped[3], swapped[2]
+    dataset = tmp_path / "swapped_dataset"
+    shutil.copytree(sim_dataset_root / "meta", dataset / "meta")
+    info = json.loads((dataset / "meta" / "info.json").read_text())
+    info["features"]["action"]["names"] = swapped
+    (dataset / "meta" / "info.json").write_text(json.dumps(info))
+    checkpoint = tmp_path / "pretrained_model"
+    shutil.copytree(trained_checkpoint, checkpoint)
+    train_config = json.loads((checkpoint / "train_config.json").read_text())
+    train_config["dataset"]["root"] = str(dataset)
+    (checkpoint / "train_config.json").write_text(json.dumps(train_config))
+
+    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
+                                         "-p", "calibration:=sim"],
+                         isolated_ros_env(next_domain_id()), tmp_path / "policy.log")
+    try:
+        assert policy.wait(timeout=90) == 1, policy.output
+    finally:
+        policy.stop()
+    assert "does not fit this graph" in policy.output and "'wrist_flex.pos', 'elbow_flex.pos'" in policy.output
+    assert "Traceback" not in policy.output

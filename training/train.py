@@ -108,7 +108,9 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
     resize = resolved.preset.resize_with_pad if request.resize_with_pad == "preset" else request.resize_with_pad
     settings = {**resolved.settings, "dataset.repo_id": source.repo_id, "output_dir": str(run_dir)}
     if source.root is not None:
-        settings["dataset.root"] = str(source.root)
+        # Absolute: the checkpoint's train_config.json names it, and the policy node reads the
+        # dataset's joint names and fps from there, from whatever directory it runs in.
+        settings["dataset.root"] = str(Path(source.root).resolve())
     info = RunInfo(
         preset=resolved.preset.name, policy_type=resolved.preset.policy_type, dataset=source.repo_id,
         dataset_root=None if source.root is None else str(source.root), dataset_converted=source.converted,
