@@ -27,7 +27,7 @@ from so101_driver.arm_description import ARM_TOPIC, describe
 from so101_driver.joint_model import in_joint_order, joint_model_for
 from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import LATCHED_QOS, duration_to_sec, sec_to_time, time_to_sec
-from training.bag_dataset import FROM_BAG, bag_joint_model
+from training.bag_dataset import FROM_BAG, BagDatasetError, bag_joint_model
 
 from . import bag_format
 from .replay import error_summary
@@ -143,7 +143,7 @@ class BagPlayer(Node):
 
 
 def main(args=None) -> int:
-    return run_node(BagPlayer, "so101_bag_player", (ValueError, FileNotFoundError), args,
+    return run_node(BagPlayer, "so101_bag_player", (ValueError, FileNotFoundError, BagDatasetError), args,
                     until=lambda node: node.finished)
 
 

@@ -37,7 +37,7 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
     from so101_driver.driver_node import DriverNode
     from so101_driver.stop_signals import stop_once
 
-    with stop_once("so101 sim", process_ends=False):
+    with stop_once("so101 sim", process_ends=False) as stop:
         rclpy.init(args=ros_args)
         driver = demo = None
         try:
@@ -53,6 +53,8 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         finally:
+            if stop is not None:
+                stop.now_stopping()
             if driver is not None:
                 driver.close()
             for node in (demo, driver):
@@ -111,11 +113,15 @@ def _dataset_sim(args: argparse.Namespace) -> int:
 
 def _dataset_from_bags(args: argparse.Namespace) -> int:
     from so101_driver.joint_model import joint_model_for
-    from training.bag_dataset import FROM_BAG, BagDatasetConfig, convert_bags
+    from training.bag_dataset import FROM_BAG, BagDatasetConfig, BagDatasetError, convert_bags
 
     config = BagDatasetConfig(repo_id=args.repo_id, fps=args.fps, task=args.task, use_videos=not args.images)
     joint_model = None if args.calibration == FROM_BAG else joint_model_for(args.calibration, args.arm_units)
-    dataset = convert_bags([Path(bag) for bag in args.bags], Path(args.root), joint_model, config)
+    try:
+        dataset = convert_bags([Path(bag) for bag in args.bags], Path(args.root), joint_model, config)
+    except BagDatasetError as error:
+        print(f"so101 dataset from-bags: {error}", file=sys.stderr)
+        return 1
     print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
     return 0
 
@@ -212,7 +218,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     from so101_bringup.replay import replay_bag, write_reports
     from so101_driver.joint_model import joint_model_for
-    from training.bag_dataset import FROM_BAG
+    from training.bag_dataset import FROM_BAG, BagDatasetError
     from so101_policy.checkpoint import load_policy
     from so101_policy.compatibility import check_compatibility
 
@@ -222,9 +228,13 @@ def _replay(args: argparse.Namespace) -> int:
     loaded = load_policy(args.checkpoint, args.device)
     check_compatibility(loaded.config, cameras)
     joint_model = None if args.calibration == FROM_BAG else joint_model_for(args.calibration, args.arm_units)
-    reports = [report for bag in args.bags
-               for report in replay_bag(Path(bag), loaded, joint_model, cameras, args.task, args.fps, args.stride,
-                                        args.seed)]
+    try:
+        reports = [report for bag in args.bags
+                   for report in replay_bag(Path(bag), loaded, joint_model, cameras, args.task, args.fps, args.stride,
+                                            args.seed)]
+    except BagDatasetError as error:
+        print(f"so101 replay: {error}", file=sys.stderr)
+        return 1
     path = write_reports(reports, Path(args.output))
     for report in reports:
         summary = report.summary()
@@ -272,6 +282,7 @@ def _record(args: argparse.Namespace) -> int:
 def _replay_through_the_graph(args: argparse.Namespace) -> int:
     from so101_bringup.graph import GraphArgs, replay_nodes
     from so101_bringup.in_process import run_graph
+    from training.bag_dataset import BagDatasetError
 
     from lerobot.configs.policies import PreTrainedConfig
 
@@ -281,7 +292,11 @@ def _replay_through_the_graph(args: argparse.Namespace) -> int:
                                device=args.device, task=args.task, bag=str(bag), rate=args.rate,
                                calibration=args.calibration,
                                output_dir=str(Path(args.output) / f"{Path(bag).name}_{index}"))
-        nodes = run_graph(replay_nodes(graph_args), until=lambda nodes: nodes["so101_bag_player"].finished)
+        try:
+            nodes = run_graph(replay_nodes(graph_args), until=lambda nodes: nodes["so101_bag_player"].finished)
+        except BagDatasetError as error:
+            print(f"so101 replay: {error}", file=sys.stderr)
+            return 1
         player = nodes["so101_bag_player"]
         if not player.finished:
             return 1

@@ -44,7 +44,7 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-    with stop_once("so101", process_ends=False):
+    with stop_once("so101", process_ends=False) as stop:
         rclpy.init(args=ros_args)
         nodes: dict = {}
         try:
@@ -62,6 +62,8 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
             if rclpy.ok():
                 raise
         finally:
+            if stop is not None:
+                stop.now_stopping()
             for node in reversed(list(nodes.values())):
                 release(node)
                 node.destroy_node()

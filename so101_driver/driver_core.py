@@ -96,6 +96,7 @@ class DriverCore:
         self._last_target: np.ndarray | None = None
         self._commands_began = False
         self._starved_run = 0
+        self._holding_after_following_error = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> np.ndarray:
@@ -108,9 +109,17 @@ class DriverCore:
         self.backend.connect()
 
     def activate(self) -> np.ndarray:
-        """Torque on, holding where the arm is; the first command starts from there (activate)."""
-        self.backend.enable()
-        positions = self.backend.read_positions()
+        """Torque on, holding where the arm is; the first command starts from there (activate).
+
+        When it fails (a servo that does not answer), torque goes off again: an arm that is not
+        active is never left holding.
+        """
+        try:
+            self.backend.enable()
+            positions = self.backend.read_positions()
+        except BaseException:
+            self.backend.disable()
+            raise
         self.new_episode(positions)
         return positions
 
@@ -128,6 +137,7 @@ class DriverCore:
     def new_episode(self, positions: np.ndarray) -> None:
         """Hold these positions and wait for the episode's first command (start-up, reset)."""
         self.hold_here(positions)
+        self._holding_after_following_error = False
         self._commands_began = False
         self._starved_run = 0
 
@@ -163,6 +173,7 @@ class DriverCore:
             )
         self.stats.chunks_accepted += 1
         self._commands_began = True
+        self._holding_after_following_error = False
         self.watchdog.feed(trajectory.end)
         return True
 
@@ -175,6 +186,7 @@ class DriverCore:
         self.executor.hold(target, commanded=True)
         self.stats.positions_accepted += 1
         self._commands_began = True
+        self._holding_after_following_error = False
         self.watchdog.feed(now)
         return True
 
@@ -200,7 +212,7 @@ class DriverCore:
             self.new_episode(positions)
 
         following_error = np.abs(positions - self._last_target)
-        if np.any(following_error > self.following_error_limit):
+        if np.any(following_error > self.following_error_limit) and not self._holding_after_following_error:
             # Pushed away from its goal (a collision, a hand): stop following and stop fighting.
             over = following_error > self.following_error_limit
             message = ", ".join(f"{name} {error:.2f} rad" for name, error in
@@ -209,7 +221,11 @@ class DriverCore:
             self.stats.last_following_error = message
             events.append("following_error")
             self.log.warning(f"following error past its limit ({message}): holding where the arm is")
-            self.hold_here(positions)
+            # The goal walks there a step a tick from the last one sent: a reading that jumped
+            # (rather than an arm that moved) must not yank it.
+            self.executor.hold(positions)
+            self.watchdog.disarm()
+            self._holding_after_following_error = True  # reported once, until the next command
         elif self.watchdog.expired(now):
             self.stats.watchdog_trips += 1
             events.append("watchdog")
@@ -227,7 +243,7 @@ class DriverCore:
         else:
             self._starved_run = 0
         target = output.target if output.target is not None else positions
-        safe, clamps = self.safety.clamp(target, positions)
+        safe, clamps = self.safety.clamp(target, self._last_target, positions)
         self.stats.limit_clamps += int(clamps.limit_clamped.any())
         self.stats.step_clamps += int(clamps.step_clamped.any())
         if output.active and clamps.step_clamped.any():

@@ -108,6 +108,7 @@ class DriverNode(LifecycleNode):
         self._lock = threading.Lock()
         self._active = False
         self._transition_error: Exception | None = None
+        self._autostarting = False
         self._sim_ticks = 0  # sim time = ticks / control rate, monotonic across episodes
         self._tick_timer = TickTimer()
         self._last_tick: list[tuple[object, object]] = []  # (publisher, message): lockstep re-publishes it
@@ -119,15 +120,18 @@ class DriverNode(LifecycleNode):
 
     def _autostart(self) -> None:
         """Configure, then activate; a failure stops start-up with its message and the arm released."""
+        self._autostarting = True
         try:
             for transition in (self.trigger_configure, self.trigger_activate):
                 if transition() != TransitionCallbackReturn.SUCCESS:
-                    raise self._transition_error or BackendError("the driver could not start; see the log above")
+                    raise self._transition_error or BackendError("the driver could not start")
         except BaseException:
             # A failed first read or a Ctrl-C during start-up: torque goes off before the error
             # leaves, since no close() will run for a node never built.
             self.close()
             raise
+        finally:
+            self._autostarting = False
 
     def _setup_ros_interfaces(self, p: dict) -> None:
         """Topics, services and timers, there in every state; commands move the arm only while active."""
@@ -178,10 +182,11 @@ class DriverNode(LifecycleNode):
     def _transition(self, name: str, action) -> TransitionCallbackReturn:
         try:
             action()
-        except (BackendError, ValueError, OSError) as error:
+        except Exception as error:  # noqa: BLE001 - rclpy would swallow it; the transition fails, said why
             self._transition_error = error
-            if not self.params["autostart"]:  # autostart raises it: the process ends with it as its one line
-                self.get_logger().error(f"{name} failed: {error}")
+            if not self._autostarting:  # autostart raises it: the process ends with it as its one line
+                user_error = isinstance(error, (BackendError, ValueError, OSError))
+                self.get_logger().error(f"{name} failed: {error if user_error else repr(error)}")
             return TransitionCallbackReturn.FAILURE
         return TransitionCallbackReturn.SUCCESS
 

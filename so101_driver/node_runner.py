@@ -44,7 +44,7 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
     which is where drivers turn torque off and cameras let go of their device; signals that
     arrive during it are ignored (stop_signals).
     """
-    with stop_once(name, process_ends=True):
+    with stop_once(name, process_ends=True) as stop:
         rclpy.init(args=args)
         node = None
         exit_code = 0
@@ -67,6 +67,8 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
             if node is None or node.context.ok():
                 raise
         finally:
+            if stop is not None:
+                stop.now_stopping()
             if node is not None:
                 release(node)
                 node.destroy_node()

@@ -4,7 +4,8 @@ Commands are first validated as a whole (names, shapes, finite values, monotonic
 rejected with a `CommandRejected` that says why; accepted ones are reordered to JOINT_NAMES.
 Every target sent to the arm is then clamped to the joint limits and to at most a step
 (max_relative_target, per joint) from the measured position, as lerobot's own max_relative_target
-does, so a blocked joint's goal cannot run away from it. A `Watchdog` tells the driver when
+does, so a blocked joint's goal cannot run away from it, and from the previous target, so that a
+reading that jumps cannot move the goal more than a step. A `Watchdog` tells the driver when
 commands have stopped.
 """
 
@@ -87,15 +88,19 @@ class SafetyFilter:
         return Trajectory(times=stamp + times, positions=positions[:, order])
 
     # -- clamping ---------------------------------------------------------------------------------
-    def clamp(self, target: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, ClampReport]:
-        """Clamp to the joint limits, then to at most max_step from the measured position.
+    def clamp(self, target: np.ndarray, previous: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, ClampReport]:
+        """Clamp to the joint limits, to at most max_step from the measured position, then from the previous target.
 
-        A joint found outside its limits (a calibrated range wider than the model's) is neither
-        pulled in unasked nor pushed further out: its limits stretch to where it is.
+        The measured bound keeps a blocked joint's goal from running away from it; the previous
+        target's bound, which wins where the two disagree, keeps a reading that jumps (or an arm
+        pushed far in one tick) from moving the goal more than a step. A joint found outside its
+        limits (a calibrated range wider than the model's) is neither pulled in unasked nor pushed
+        further out: its limits stretch to where it is.
         """
         lower, upper = np.minimum(self.lower, measured), np.maximum(self.upper, measured)
         within_limits = np.clip(target, lower, upper)
-        safe = np.clip(within_limits, measured - self.max_step, measured + self.max_step)
+        near_arm = np.clip(within_limits, measured - self.max_step, measured + self.max_step)
+        safe = np.clip(near_arm, previous - self.max_step, previous + self.max_step)
         return safe, ClampReport(
             limit_clamped=within_limits != target,
             step_clamped=np.abs(safe - within_limits) > 1e-12,

@@ -24,10 +24,16 @@ class StopOnce:
     def __init__(self, name: str):
         self.name = name
         self.received: list[str] = []
+        self.stopping = False
+
+    def now_stopping(self) -> None:
+        """The clean-up begins (however the run ended): from here on every signal is ignored."""
+        self.stopping = True
 
     def __call__(self, signum, frame) -> None:
         self.received.append(signal.Signals(signum).name)
-        if len(self.received) == 1:
+        if not self.stopping:
+            self.stopping = True
             raise KeyboardInterrupt
         print(f"[{self.name}] {self.received[-1]} while stopping: ignored, the clean-up finishes first",
               file=sys.stderr, flush=True)

@@ -134,8 +134,11 @@ def test_an_arm_pushed_off_its_target_is_held_where_it_is():
     result = core.tick(DT)
     assert "following_error" in result.events and core.stats.following_error_trips == 1
     assert "shoulder_lift 0.50 rad" in core.stats.last_following_error
-    np.testing.assert_allclose(result.target, arm.positions)  # stops fighting: holds where it is
     assert not result.following_chunk
+    # Stops fighting: the goal walks to where the arm is, a step a tick (a jumped reading cannot yank it).
+    targets = [result.target[1]] + [core.tick(k * DT).target[1] for k in range(2, 7)]
+    np.testing.assert_allclose(targets, [0.1, 0.2, 0.3, 0.4, 0.5, 0.5])
+    assert core.stats.following_error_trips == 1  # reported once
 
 
 def test_a_joint_resting_outside_its_limits_does_not_move_at_start_up():
@@ -195,6 +198,16 @@ def test_lifecycle_connect_leaves_torque_off_activate_holds_deactivate_holds_the
     np.testing.assert_allclose(arm.writes[-1], 0.35)  # a last hold where the arm is, then torque off
     core.stop()
     assert not arm.connected
+
+
+def test_a_failed_activation_leaves_torque_off():
+    arm = InstantArm()
+    core = DriverCore(arm, JointModel.for_sim(), DriverConfig())
+    core.connect()
+    arm.failing = True  # torque goes on, then the first read fails
+    with pytest.raises(BackendError):
+        core.activate()
+    assert not arm.torque
 
 
 def test_stop_turns_torque_off():

@@ -162,3 +162,21 @@ def test_torque_goes_off_after_a_transfer_cut_short(calibration_file):
         backend.robot.bus.port_handler.is_using = True  # what an exception inside txRxPacket leaves behind
         backend.disconnect()
         assert not any(servo.torque_enabled for servo in emulator.servos.values())
+
+
+def test_a_ctrl_c_inside_lerobots_configure_leaves_torque_off(calibration_file):
+    """lerobot's configure() ends by turning torque on; a signal landing there must not leave it on."""
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file)
+        configure = backend.robot.configure
+
+        def configure_then_ctrl_c():
+            configure()
+            assert all(servo.torque_enabled for servo in emulator.servos.values())  # what lerobot leaves
+            raise KeyboardInterrupt
+
+        backend.robot.configure = configure_then_ctrl_c
+        with pytest.raises(KeyboardInterrupt):
+            backend.connect()
+        assert not any(servo.torque_enabled for servo in emulator.servos.values())
+        assert not backend.robot.bus.is_connected

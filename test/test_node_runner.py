@@ -67,12 +67,17 @@ SLOW_TO_CLOSE = textwrap.dedent("""
     from rclpy.node import Node
     from so101_driver.node_runner import run_node
 
-    spinning, closing, may_finish = (Path(p) for p in sys.argv[1:4])
+    spinning, closing, may_finish, stop_yourself = (Path(p) for p in sys.argv[1:5])
 
     class SlowToClose(Node):
         def __init__(self):
             super().__init__("slow_to_close")
-            self.create_timer(0.05, lambda: spinning.touch())
+            self.create_timer(0.05, self._tick)
+
+        def _tick(self):
+            spinning.touch()
+            if stop_yourself.exists():  # the run ends without a signal (as a failed control loop ends it)
+                self.context.try_shutdown()
 
         def close(self):
             closing.touch()
@@ -93,17 +98,25 @@ def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 30.0) 
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("signals", [("SIGINT", "SIGINT"), ("SIGINT", "SIGTERM"), ("SIGTERM", "SIGINT")])
+@pytest.mark.parametrize("signals", [("SIGINT", "SIGINT"), ("SIGINT", "SIGTERM"), ("SIGTERM", "SIGINT"),
+                                     ("itself", "SIGINT")])
 def test_signals_that_land_in_the_clean_up_are_ignored(tmp_path, signals):
-    """A terminal's Ctrl-C under ros2 launch: SIGINT to the whole group, then launch sends the node another."""
-    spinning, closing, may_finish = (tmp_path / name for name in ("spinning", "closing", "may_finish"))
+    """A terminal's Ctrl-C under ros2 launch: SIGINT to the whole group, then launch sends the node another.
+
+    ("itself", ...): the run ends without a signal (a failed control loop), and a Ctrl-C lands in the clean-up.
+    """
+    paths = [tmp_path / name for name in ("spinning", "closing", "may_finish", "stop_yourself")]
+    spinning, closing, may_finish, stop_yourself = paths
     env = dict(isolated_ros_env(next_domain_id()), PYTHONPATH=str(REPO))
-    process = subprocess.Popen([sys.executable, "-c", SLOW_TO_CLOSE, str(spinning), str(closing), str(may_finish)],
+    process = subprocess.Popen([sys.executable, "-c", SLOW_TO_CLOSE, *map(str, paths)],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
         wait_for_file(spinning, process)
-        os.killpg(process.pid, getattr(signal, signals[0]))
+        if signals[0] == "itself":
+            stop_yourself.touch()
+        else:
+            os.killpg(process.pid, getattr(signal, signals[0]))
         wait_for_file(closing, process)
         for name in signals[1:]:
             process.send_signal(getattr(signal, name))

@@ -63,42 +63,48 @@ def test_bad_trajectories_are_rejected(safety, times, points, message):
         safety.check_trajectory(NAMES, 0.0, times, points)
 
 
-def test_clamp_to_limits_then_per_joint_step_from_the_measured_position(safety):
+def test_clamp_to_limits_then_per_joint_step(safety):
     previous = np.zeros(6)  # an arm that reaches every target: measured = the previous target
     far = np.array([10.0, -10.0, 0.05, 0.0, 1.0, 1.0])
-    safe, report = safety.clamp(far, previous)
+    safe, report = safety.clamp(far, previous, previous)
     np.testing.assert_allclose(safe, [0.1, -0.1, 0.05, 0.0, 0.2, 0.3])
     assert report.limit_clamped.tolist() == [True, True, False, False, False, False]
     assert report.step_clamped.tolist() == [True, True, False, False, True, True]
     # Walking towards a far target never passes the joint limit.
     for _ in range(100):
-        previous, _ = safety.clamp(far, previous)
+        previous, _ = safety.clamp(far, previous, previous)
     np.testing.assert_allclose(previous[:2], [safety.upper[0], safety.lower[1]])
 
 
 def test_a_blocked_joints_target_stays_a_step_from_where_it_is(safety):
-    measured = np.zeros(6)
-    target = np.full(6, 0.05)
+    measured, target = np.zeros(6), np.zeros(6)
     for _ in range(50):  # the arm never moves; the goal must not run away from it
-        target, _ = safety.clamp(np.full(6, 1.0), measured)
+        target, _ = safety.clamp(np.full(6, 1.0), target, measured)
     np.testing.assert_allclose(target, [0.1, 0.1, 0.1, 0.1, 0.2, 0.3])
+
+
+def test_a_reading_that_jumps_moves_the_goal_one_step_at_most(safety):
+    previous = np.zeros(6)
+    jumped = np.full(6, 1.0)  # one bad read, or an arm knocked far within a tick
+    safe, _ = safety.clamp(jumped, previous, jumped)
+    np.testing.assert_allclose(safe, safety.max_step)
 
 
 def test_a_joint_outside_its_limits_is_neither_pulled_in_nor_pushed_out(safety):
     measured = np.zeros(6)
     measured[4] = safety.upper[4] + 0.2  # wrist_roll resting past the model's limit
-    held, report = safety.clamp(measured, measured)
+    held, report = safety.clamp(measured, measured, measured)
     np.testing.assert_array_equal(held, measured)  # no command: no motion
     assert not report.any
-    further, _ = safety.clamp(measured + 0.05, measured)
+    further, _ = safety.clamp(measured + 0.05, measured, measured)
     assert further[4] == measured[4]
-    back, _ = safety.clamp(np.zeros(6), measured)
+    back, _ = safety.clamp(np.zeros(6), measured, measured)
     assert back[4] == pytest.approx(measured[4] - 0.2)  # towards the range, one step at a time
 
 
 def test_in_range_small_steps_pass_untouched(safety):
     target = np.full(6, 0.05)
-    safe, report = safety.clamp(target, np.zeros(6))
+    safe, report = safety.clamp(target, np.zeros(6), np.zeros(6))
     np.testing.assert_array_equal(safe, target)
     assert not report.any
 

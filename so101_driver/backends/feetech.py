@@ -72,6 +72,10 @@ class FeetechBackend:
         except (ConnectionError, OSError, RuntimeError) as error:
             self.disconnect()
             raise BackendError(f"Could not connect to the SO-101 on {self.robot.config.port}: {error}") from error
+        except BaseException:
+            # A Ctrl-C inside lerobot's configure(), whose torque_disabled() turns torque back on.
+            self.disconnect()
+            raise
 
     def enable(self) -> None:
         """Torque on, each joint holding where it is."""
