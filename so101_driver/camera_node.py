@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 
+from builtin_interfaces.msg import Time
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from .frame_source import CameraError, CameraSettings, FrameSource
+from .frame_source import CameraError, CameraSettings, FrameSource, capture_stamp_ns
 from .node_runner import declare_parameters, run_node
 from .ros_messages import color_image_msg
 
@@ -41,12 +43,16 @@ class CameraNode(Node):
 
     def _on_timer(self) -> None:
         frame = self.source.read()
-        stamp = self.get_clock().now().to_msg()  # capture time: right after the frame arrived
         if frame is None:
             self.get_logger().warning(f"Camera {self.settings.device}: no more frames; stopping capture")
             self.timer.cancel()
             return
-        self.publisher.publish(color_image_msg(stamp, frame, self.frame_id, encoding="bgr8"))
+        # Stamped when the device captured it (V4L2's buffer time), not when the read returned:
+        # an old frame must look old to the policy's age check. Files: the time of the read.
+        now_ns = self.get_clock().now().nanoseconds
+        stamp_ns = capture_stamp_ns(now_ns, time.monotonic(), frame.captured)
+        stamp = Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000)
+        self.publisher.publish(color_image_msg(stamp, frame.image, self.frame_id, encoding="bgr8"))
 
     def close(self) -> None:
         self.source.close()

@@ -7,7 +7,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
-from so101_driver.frame_source import CameraError, CameraSettings, FrameSource
+from so101_driver.frame_source import CameraError, CameraSettings, FrameSource, capture_stamp_ns
 
 
 def write_video(path, frames=20, size=(320, 240)):
@@ -25,11 +25,53 @@ def test_frame_source_reads_resizes_and_loops(tmp_path):
     video = write_video(tmp_path / "cam.avi", frames=3)
     source = FrameSource(CameraSettings(device=str(video), width=160, height=120, loop=True))
     frames = [source.read() for _ in range(5)]
-    assert all(f is not None and f.shape == (120, 160, 3) for f in frames)
-    assert frames[0][60, 5, 2] > 150  # still red in BGR order
+    assert all(f is not None and f.image.shape == (120, 160, 3) for f in frames)
+    assert frames[0].image[60, 5, 2] > 150  # still red in BGR order
+    assert all(f.captured is None for f in frames)  # a file's position is not a capture time
     source.close()
     once = FrameSource(CameraSettings(device=str(video), width=320, height=240))
     assert [once.read() is None for _ in range(4)] == [False, False, False, True]
+
+
+class V4L2StandIn:
+    """What OpenCV's V4L2 capture reports: POS_MSEC is the buffer's CLOCK_MONOTONIC timestamp, in ms."""
+
+    def __init__(self, source, captured_ms):
+        self.settings, self.captured_ms = {}, captured_ms
+
+    def isOpened(self):
+        return True
+
+    def set(self, prop, value):
+        self.settings[prop] = value
+
+    def read(self):
+        return True, np.zeros((480, 640, 3), np.uint8)
+
+    def get(self, prop):
+        return self.captured_ms if prop == cv2.CAP_PROP_POS_MSEC else 0.0
+
+
+@pytest.mark.parametrize("age_s, expected", [(0.05, "age"), (5.0, None), (None, None)])
+def test_device_frames_carry_their_capture_time(monkeypatch, age_s, expected):
+    """A frame 50 ms old is stamped 50 ms ago; a timestamp on another clock (or none) is not used."""
+    import time
+
+    import so101_driver.frame_source as frame_source
+
+    captured = None if age_s is None else time.monotonic() - age_s
+    monkeypatch.setattr(frame_source.cv2, "VideoCapture",
+                        lambda source: V4L2StandIn(source, 0.0 if captured is None else captured * 1e3))
+    source = FrameSource(CameraSettings(device="/dev/video0"))
+    assert source.capture.settings[cv2.CAP_PROP_BUFFERSIZE] == 1  # the newest frame, not a queued one
+    frame = source.read()
+    if expected is None:
+        assert frame.captured is None
+    else:
+        assert frame.captured == pytest.approx(captured, abs=1e-6)
+    now_ns = 1_700_000_000_000_000_000
+    assert capture_stamp_ns(now_ns, 100.0, 99.95) == now_ns - 50_000_000
+    assert capture_stamp_ns(now_ns, 100.0, None) == now_ns
 
 
 def test_missing_camera_is_explained():
