@@ -7,7 +7,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from lerobot.policies.utils import prepare_observation_for_inference
 
 from so101_driver.joint_model import JointModel
 from so101_policy.checkpoint import CheckpointError, load_policy, resolve_device
@@ -214,20 +213,6 @@ def test_mismatched_checkpoint_lists_expected_and_found(tmp_path):
     message = str(error.value)
     assert "trained on ['wrist']" in message and "['overhead', 'wrist']" in message
     assert "found (7,)" in message and "shoulder_pan.pos" in message
-
-
-def test_prediction_matches_lerobot_and_comes_back_in_radians(act_dir):
-    loaded = load_policy(act_dir, "cpu")
-    model = JointModel.for_sim()
-    predictor = ChunkPredictor(loaded, model, task="")
-    values = {STATE_KEY: np.zeros(6, np.float32), IMAGE_PREFIX + "wrist": RNG.integers(0, 256, (64, 64, 3), np.uint8),
-              IMAGE_PREFIX + "overhead": RNG.integers(0, 256, (64, 64, 3), np.uint8)}
-    chunk, latency = predictor.predict(Observation(stamp=0.0, values=values))
-    assert chunk.shape == (20, 6) and latency > 0
-    with torch.inference_mode():
-        batch = loaded.preprocessor(prepare_observation_for_inference(dict(values), loaded.device, "", "so101_follower"))
-        expected = loaded.postprocessor(loaded.policy.predict_action_chunk(batch))[0].numpy()
-    np.testing.assert_allclose([model.to_lerobot(row) for row in chunk], expected, rtol=1e-5, atol=1e-4)
 
 
 def test_frames_of_another_size_are_refused_when_nothing_resizes_them(act_dir):

@@ -16,7 +16,8 @@ STATE_STD = [20.0, 25.0, 25.0, 20.0, 30.0, 15.0]
 
 
 def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(3, 64, 64), chunk_size=20,
-                        state_dim=6, action_dim=6, seed=0) -> Path:
+                        state_dim=6, action_dim=6, seed=0, action_mean=STATE_MEAN, action_std=STATE_STD) -> Path:
+    """`action_mean`, `action_std`: the action's normalization stats (the state's by default)."""
     torch.manual_seed(seed)
     input_features = {"observation.state": PolicyFeature(FeatureType.STATE, (state_dim,))}
     for camera in cameras:
@@ -30,7 +31,8 @@ def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(
     policy = ACTPolicy(config)
     stats = {
         "observation.state": {"mean": torch.tensor(STATE_MEAN[:state_dim]), "std": torch.tensor(STATE_STD[:state_dim])},
-        "action": {"mean": torch.tensor(STATE_MEAN[:action_dim]), "std": torch.tensor(STATE_STD[:action_dim])},
+        "action": {"mean": torch.tensor(action_mean[:action_dim], dtype=torch.float32),
+                   "std": torch.tensor(action_std[:action_dim], dtype=torch.float32)},
     }
     for camera in cameras:
         stats[f"observation.images.{camera}"] = {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
