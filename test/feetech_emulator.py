@@ -4,7 +4,8 @@ lerobot's FeetechMotorsBus (through scservo_sdk and pyserial) opens the pty's sl
 were the arm's USB serial adapter. Implemented: PING, READ, WRITE, SYNC_READ, SYNC_WRITE, the
 broadcast id, status packets, and the registers lerobot uses, read from lerobot's own control
 table. A servo with torque on reaches its Goal_Position at once; a muted servo stops answering; a
-servo told `dies_at_read` goes silent for good at the first read of that register; `reply_delay`
+servo told `dies_at_read` goes silent for good at the first read of that register; a `blocked` one
+takes goals but does not move (an obstacle); `reply_delay`
 holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
 """
 
@@ -54,6 +55,7 @@ class EmulatedServo:
         self.set("Present_Position", position)
         self.set("Goal_Position", position)
         self.muted = False
+        self.blocked = False  # an obstacle: goals are taken, but the joint stays where it is
         self.dies_at_read: str | None = None
         self.writes: list[Write] = []
 
@@ -78,7 +80,7 @@ class EmulatedServo:
         names = [name for name, (a, _) in REGISTERS.items() if a == address]
         self.writes.extend(Write(name, self.get(name), self.torque_enabled, self.get("Lock") == 1)
                            for name in names[:1])
-        if self.torque_enabled:
+        if self.torque_enabled and not self.blocked:
             self.set("Present_Position", self.get("Goal_Position"))
 
     def read(self, address: int, length: int) -> bytes | None:

@@ -261,6 +261,34 @@ def test_a_terminals_ctrl_c_mid_read_turns_torque_off_and_exits_once(tmp_path, s
             graph.close()
 
 
+def test_a_joint_resting_outside_its_limits_is_not_moved_and_a_blocked_one_is_not_pushed(tmp_path):
+    """wrist_roll's calibrated range (0-4095) is wider than the model's limits; the elbow meets an obstacle."""
+    model = JointModel(REAL_CALIBRATION)
+    upper_tick = model.radians_to_ticks(model.limits[1])[4]
+    with calibrated_emulator() as emulator:
+        roll = emulator.servos[REAL_CALIBRATION["wrist_roll"].id]
+        outside = int(upper_tick) + 120
+        roll.set("Present_Position", outside)
+        roll.set("Goal_Position", outside)
+        elbow = emulator.servos[REAL_CALIBRATION["elbow_flex"].id]
+        graph = real_arm_driver(tmp_path, emulator)
+        try:
+            graph.wait_for_joint_states(count=30)  # a second of holding, and one watchdog timeout
+            assert roll.goal_position == outside and roll.get("Present_Position") == outside
+            elbow.blocked = True
+            start = elbow.get("Present_Position")
+            target = graph.latest_positions()
+            target[2] += 1.0  # far into the obstacle
+            graph.command_pub.publish(JointState(name=list(JOINT_NAMES), position=target.tolist()))
+            graph.probe.spin_until(lambda: elbow.goal_position != start, 10, "the elbow's Goal_Position")
+            graph.wait_for_joint_states(count=len(graph.joint_states) + 30)
+            # The goal stays a step (0.1 rad, 65 ticks) from where the blocked joint is, for good.
+            assert 0 < abs(elbow.goal_position - start) <= 0.1 * 4096 / (2 * np.pi) + 1
+            assert roll.goal_position == outside
+        finally:
+            graph.close()
+
+
 def test_a_servo_that_dies_at_the_first_read_stops_the_driver_with_torque_off(tmp_path):
     with calibrated_emulator() as emulator:
         elbow = emulator.servos[REAL_CALIBRATION["elbow_flex"].id]
