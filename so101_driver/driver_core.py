@@ -172,9 +172,7 @@ class DriverCore:
                 f"(stamp {stamp:.3f}, last point {trajectory.end:.3f}, now {now:.3f})"
             )
         self.stats.chunks_accepted += 1
-        self._commands_began = True
-        self._holding_after_following_error = False
-        self.watchdog.feed(trajectory.end)
+        self._command_taken(until=trajectory.end)
         return True
 
     def submit_position(self, names: Sequence[str], positions: Sequence[float], now: float) -> bool:
@@ -185,10 +183,14 @@ class DriverCore:
             return self._reject(f"joint command rejected: {error}")
         self.executor.hold(target, commanded=True)
         self.stats.positions_accepted += 1
+        self._command_taken(until=now)
+        return True
+
+    def _command_taken(self, until: float) -> None:
+        """A command covers the arm up to `until`: the watchdog is fed, a following-error hold ends."""
         self._commands_began = True
         self._holding_after_following_error = False
-        self.watchdog.feed(now)
-        return True
+        self.watchdog.feed(until)
 
     def _reject(self, message: str) -> bool:
         self.stats.commands_rejected += 1

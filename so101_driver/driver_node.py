@@ -99,7 +99,7 @@ class DriverNode(LifecycleNode):
             crossfade_ticks=p["crossfade_ticks"],
             ensemble_coeff=p["ensemble_coeff"],
         )
-        ArmUnits(p["arm_units"])
+        self.arm_units = ArmUnits(p["arm_units"])
         if p["lockstep"] and not self.is_sim:
             raise ValueError("lockstep:=true needs backend:=sim: the real arm runs on the wall clock.")
         self.backend = None
@@ -233,6 +233,7 @@ class DriverNode(LifecycleNode):
         with self._lock:
             if self.core is not None:
                 self.core.stop()
+            self.backend = self.core = None  # unconfigured: services and diagnostics say so
 
     def close(self) -> None:
         """Stop the control tick, torque off, release the bus, in whatever state. Safe to call more than once."""
@@ -246,7 +247,7 @@ class DriverNode(LifecycleNode):
         return self.backend_name == "sim"
 
     def _make_backend(self, p: dict):
-        arm_units = ArmUnits(p["arm_units"])
+        arm_units = self.arm_units
         if p["backend"] == "sim":
             from .backends.sim import SimBackend
             from .sim.scene import SceneConfig

@@ -343,9 +343,8 @@ class PolicyNode(Node):
                 self._arm_confirmed = True
         except UnitError as error:
             with self._lock:
-                self._wrong_arm = str(error)
-                self._enabled = False
-                self._episode += 1
+                self._wrong_arm = str(error)  # _acting() says no from now on
+                self._episode += 1  # and a chunk being computed is not published
             self.get_logger().error(f"{error} The policy stays paused.")
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
