@@ -142,8 +142,11 @@ class BagPlayer(Node):
         self.finished = True
 
 
+USER_ERRORS = (ValueError, FileNotFoundError, BagDatasetError)
+
+
 def main(args=None) -> int:
-    return run_node(BagPlayer, "so101_bag_player", (ValueError, FileNotFoundError, BagDatasetError), args,
+    return run_node(BagPlayer, "so101_bag_player", USER_ERRORS, args,
                     until=lambda node: node.finished)
 
 

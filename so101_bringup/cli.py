@@ -128,14 +128,14 @@ def _dataset_from_bags(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from so101_bringup.evaluation import EvalRun, comparison_table, results_table
-    from so101_bringup.graph import GraphArgs, eval_nodes
+    from so101_bringup.graph import eval_nodes
     from so101_bringup.in_process import operator_keyboard, run_graph
 
     if args.eval_command == "compare":
         runs = [EvalRun.load(Path(run)) for run in args.runs]
         print(comparison_table(runs))
         return 0
-    graph_args = GraphArgs(
+    graph_args = _graph_args(
         policy=args.policy, checkpoint=args.checkpoint, sim=args.sim, cameras=args.cameras, device=args.device,
         mode=args.mode, task=args.task, record=args.record, episodes=args.episodes, max_episode_s=args.max_episode_s,
         output_dir=args.output_dir, seed=args.seed, port=args.port, calibration_id=args.calibration_id,
@@ -198,7 +198,7 @@ def _add_eval(commands) -> None:
     evaluate.add_argument("--task", default=defaults.task, help=ARGUMENT_HELP["task"])
     evaluate.add_argument("--record", action="store_true", help=ARGUMENT_HELP["record"])
     evaluate.add_argument("--output-dir", default=defaults.output_dir, help=ARGUMENT_HELP["output_dir"])
-    evaluate.add_argument("--seed", type=int, default=defaults.seed, help=ARGUMENT_HELP["seed"])
+    evaluate.add_argument("--seed", default=defaults.seed, help=ARGUMENT_HELP["seed"])
     evaluate.add_argument("--sim-width", type=int, default=defaults.sim_width, help=ARGUMENT_HELP["sim_width"])
     evaluate.add_argument("--sim-height", type=int, default=defaults.sim_height, help=ARGUMENT_HELP["sim_height"])
     evaluate.add_argument("--realtime", action="store_true", help=ARGUMENT_HELP["realtime"])
@@ -251,10 +251,10 @@ def _replay(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     import threading
 
-    from so101_bringup.graph import GraphArgs, record_nodes
+    from so101_bringup.graph import record_nodes
     from so101_bringup.in_process import run_graph
 
-    graph_args = GraphArgs(sim=args.sim, output_dir=args.output_dir, seed=args.seed, port=args.port,
+    graph_args = _graph_args(sim=args.sim, output_dir=args.output_dir, seed=args.seed, port=args.port,
                            calibration_id=args.calibration_id, wrist_device=args.wrist_device,
                            overhead_device=args.overhead_device)
 
@@ -280,7 +280,7 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _replay_through_the_graph(args: argparse.Namespace) -> int:
-    from so101_bringup.graph import GraphArgs, replay_nodes
+    from so101_bringup.graph import replay_nodes
     from so101_bringup.in_process import run_graph
     from training.bag_dataset import BagDatasetError
 
@@ -288,7 +288,7 @@ def _replay_through_the_graph(args: argparse.Namespace) -> int:
 
     policy = PreTrainedConfig.from_pretrained(args.checkpoint).type  # what the checkpoint is
     for index, bag in enumerate(args.bags):
-        graph_args = GraphArgs(policy=policy, checkpoint=args.checkpoint, cameras=args.cameras,
+        graph_args = _graph_args(policy=policy, checkpoint=args.checkpoint, cameras=args.cameras,
                                device=args.device, task=args.task, bag=str(bag), rate=args.rate,
                                calibration=args.calibration,
                                output_dir=str(Path(args.output) / f"{Path(bag).name}_{index}"))
@@ -400,7 +400,7 @@ def _add_record(commands) -> None:
     )
     _add_robot_arguments(record)
     record.add_argument("--output-dir", default="outputs/record", help="bags go to OUTPUT_DIR/bags")
-    record.add_argument("--seed", type=int, default=defaults.seed, help=ARGUMENT_HELP["seed"])
+    record.add_argument("--seed", default=defaults.seed, help=ARGUMENT_HELP["seed"])
     record.set_defaults(run=_record)
 
 
@@ -533,6 +533,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageError(Exception):
+    """Options that do not make a graph (a negative seed, a real arm without its calibration)."""
+
+
+def _graph_args(**options):
+    from so101_bringup.graph import GraphArgs
+
+    try:
+        return GraphArgs(**options)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -542,8 +555,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "ros_args", None) and args.ros_args[:1] == ["--"]:
         args.ros_args = args.ros_args[1:]
+    from so101_bringup.in_process import GraphFailed
+
     try:
         return args.run(args)
+    except UsageError as error:
+        print(f"so101 {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except GraphFailed as error:
+        print(f"so101 {args.command}: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         # A Ctrl-C outside a running graph (the graphs stop cleanly on their own): no traceback.
         print(f"so101 {args.command}: stopped (Ctrl-C)", file=sys.stderr)

@@ -76,7 +76,7 @@ def _evaluate(config: DemoConfig, checkpoint: str, timings: dict):
 
     args = GraphArgs(policy=config.policy, checkpoint=checkpoint, device=config.device, record=True,
                      episodes=config.episodes, max_episode_s=config.max_episode_s,
-                     output_dir=str(config.output / "eval"), seed=config.eval_seed,
+                     output_dir=str(config.output / "eval"), seed=str(config.eval_seed),
                      sim_width=config.image_size, sim_height=config.image_size)
     started = time.monotonic()
     nodes = run_graph(eval_nodes(args), until=lambda nodes: nodes["so101_eval_manager"].finished)

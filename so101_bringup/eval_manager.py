@@ -34,10 +34,10 @@ from .episode_runner import EpisodeLimits, EpisodeRunner, Phase
 from .evaluation import EvalRun, Outcome
 
 PARAMETERS = {
-    "episodes": (10, "episodes to run"),
+    "episodes": (10, "episodes to run", (1, 1_000_000)),
     "sim": (True, "true: seeded sim resets and automatic success; false: the operator resets and judges"),
-    "max_episode_s": (30.0, "maximum episode length, s: the episode ends as a timeout"),
-    "stall_timeout_s": (5.0, "s without an action chunk before the episode ends as stalled"),
+    "max_episode_s": (30.0, "maximum episode length, s: the episode ends as a timeout", (0.1, 86400.0)),
+    "stall_timeout_s": (5.0, "s without an action chunk before the episode ends as stalled", (0.1, 86400.0)),
     "output_dir": ("outputs/eval", "where results.json and results.md go"),
     "run_name": ("", "name of this run in the results (default: the output directory's name)"),
     "bags_dir": ("", "where the recorder writes a bag per episode (empty: not recording)"),
@@ -298,8 +298,11 @@ class EvalManager(Node):
                                f"{self.output_dir / 'results.md'}")
 
 
+USER_ERRORS = (ValueError,)
+
+
 def main(args=None) -> int:
-    return run_node(EvalManager, "so101_eval_manager", (ValueError,), args, until=lambda node: node.finished)
+    return run_node(EvalManager, "so101_eval_manager", USER_ERRORS, args, until=lambda node: node.finished)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import yaml
 
+from so101_driver.episode_seeds import EpisodeSeeds
+
 PACKAGE = "so101_bringup"
 POLICY, EVAL_MANAGER, RECORDER = "so101_policy", "so101_eval_manager", "so101_recorder"
 CAMERAS = ("wrist", "overhead")
 CAMERA_TOPIC = "/so101/{camera}/image_raw"
+DEFAULT_EPISODES = 10
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,10 @@ class GraphArgs:
     mode: str = ""  # empty: async for ACT, rtc for SmolVLA
     task: str = ""  # empty: the policy node's default task string
     record: bool = False
-    episodes: int = 10
+    episodes: int = DEFAULT_EPISODES
     max_episode_s: float = 30.0
     output_dir: str = "outputs/eval"
-    seed: int = 0
+    seed: str = "0"  # sim: the first episode's (then counting up), or one per episode: "3,7,11"
     # hardware
     port: str = "/dev/ttyACM0"
     calibration_id: str = ""
@@ -68,6 +71,20 @@ class GraphArgs:
             raise ValueError(f"cameras must name some of {list(CAMERAS)}, got '{self.cameras}'")
         if not self.sim and not self.calibration_id:
             raise ValueError("the real arm needs calibration_id (the id given to lerobot-calibrate)")
+        seeds = self.episode_seeds  # refused here, with its one line, if it is not a seed
+        if seeds.is_list and self.episodes not in (len(seeds.listed), DEFAULT_EPISODES):
+            raise ValueError(f"episodes is {self.episodes} but seed lists {len(seeds.listed)} seeds ({seeds}); "
+                             "a list of seeds gives one episode per seed: leave episodes out or make them agree")
+
+    @property
+    def episode_seeds(self) -> EpisodeSeeds:
+        return EpisodeSeeds.parse(self.seed)
+
+    @property
+    def episode_count(self) -> int:
+        """One episode per seed listed; otherwise `episodes`, from the first seed up."""
+        seeds = self.episode_seeds
+        return len(seeds.listed) if seeds.is_list else self.episodes
 
     @property
     def camera_list(self) -> tuple[str, ...]:
@@ -100,8 +117,9 @@ def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) ->
     With `lockstep_participants`, the sim driver takes each tick once they have consumed the last.
     """
     if args.sim:
-        overrides = {"backend": "sim", "seed": args.seed, "camera_width": args.sim_width,
-                     "camera_height": args.sim_height, "lockstep": bool(lockstep_participants), **_merge_mode(args)}
+        seeds = args.episode_seeds
+        overrides = {"backend": "sim", "seed": list(seeds.listed) if seeds.is_list else seeds.listed[0],
+                     "camera_width": args.sim_width, "camera_height": args.sim_height, "lockstep": bool(lockstep_participants), **_merge_mode(args)}
         if lockstep_participants:
             overrides["lockstep_participants"] = ",".join(lockstep_participants)
         return _on_sim_time([NodeSpec("driver_node", "so101_driver", "driver.yaml", overrides)], args)
@@ -148,7 +166,7 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
     participants = (POLICY, EVAL_MANAGER, *((RECORDER,) if args.record else ())) if lockstep else ()
     nodes = [policy_node(args, enabled=False, lockstep=lockstep),
              NodeSpec("eval_manager", EVAL_MANAGER, "eval.yaml",
-                      {"episodes": args.episodes, "sim": args.sim, "max_episode_s": args.max_episode_s,
+                      {"episodes": args.episode_count, "sim": args.sim, "max_episode_s": args.max_episode_s,
                        "output_dir": args.output_dir, "policy": args.policy, "checkpoint": args.checkpoint,
                        "cameras": ",".join(args.camera_list), "lockstep": lockstep,
                        "bags_dir": str(Path(args.output_dir) / "bags") if args.record else ""})]
@@ -213,7 +231,7 @@ ARGUMENT_HELP = {
     "episodes": "episodes to evaluate",
     "max_episode_s": "maximum episode length, s",
     "output_dir": "results (and bags) directory",
-    "seed": "sim: seed of the first episode",
+    "seed": "sim: seed of the first episode, the next taking the next; or a list, one per episode (3,7,11)",
     "port": "real arm: serial port of the bus adapter",
     "calibration_id": "real arm: the id given to lerobot-calibrate",
     "wrist_device": "real arm: wrist camera (index, /dev/videoN or a video file)",

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from so101_driver.node_runner import release
+from so101_driver.node_runner import ParameterError, release
 from so101_driver.stop_signals import stop_once
 
 from .graph import NodeSpec, node_parameters
@@ -27,11 +27,23 @@ NODE_CLASSES = {
 }
 
 
+class GraphFailed(Exception):
+    """A node of the graph stopped on a problem the user can fix; the message names the node."""
+
+
+def _module(spec: NodeSpec):
+    return importlib.import_module(NODE_CLASSES[spec.executable].split(":")[0])
+
+
+def user_errors(spec: NodeSpec) -> tuple[type[Exception], ...]:
+    """What the node's own process reports in one line (its USER_ERRORS, a bad parameter)."""
+    return (ParameterError, *_module(spec).USER_ERRORS)
+
+
 def make_node(spec: NodeSpec):
     from rclpy.parameter import Parameter
 
-    module_name, class_name = NODE_CLASSES[spec.executable].split(":")
-    node_class = getattr(importlib.import_module(module_name), class_name)
+    node_class = getattr(_module(spec), NODE_CLASSES[spec.executable].split(":")[1])
     overrides = [Parameter(name, value=value) for name, value in node_parameters(spec).items()]
     if spec.executable == "camera_node":
         return node_class(spec.name, parameter_overrides=overrides)
@@ -40,7 +52,11 @@ def make_node(spec: NodeSpec):
 
 def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
               on_started: Callable[[dict], None] = lambda nodes: None, ros_args: list[str] | None = None) -> dict:
-    """Build the nodes in order, spin them until `until(nodes)`; returns the nodes by name (closed)."""
+    """Build the nodes in order, spin them until `until(nodes)`; returns the nodes by name (closed).
+
+    A node that fails on a problem the user can fix (a wrong checkpoint, a bad parameter) raises
+    GraphFailed with its one line, after every node built so far is closed.
+    """
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
@@ -50,11 +66,18 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
         try:
             executor = SingleThreadedExecutor()
             for spec in specs:
-                nodes[spec.name] = make_node(spec)
+                try:
+                    nodes[spec.name] = make_node(spec)
+                except user_errors(spec) as error:
+                    raise GraphFailed(f"[{spec.name}] {error}") from error
                 executor.add_node(nodes[spec.name])
             on_started(nodes)
+            every_user_error = tuple({kind for spec in specs for kind in user_errors(spec)})
             while rclpy.ok() and not until(nodes):
-                executor.spin_once(timeout_sec=0.05)
+                try:
+                    executor.spin_once(timeout_sec=0.05)
+                except every_user_error as error:  # a callback's (a camera's frame size, say)
+                    raise GraphFailed(str(error)) from error
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except Exception:

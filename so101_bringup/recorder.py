@@ -168,8 +168,11 @@ class Recorder(Node):
         self._close({"outcome": "interrupted"})
 
 
+USER_ERRORS = (ValueError, KeyError)
+
+
 def main(args=None) -> int:
-    return run_node(Recorder, "so101_recorder", (ValueError, KeyError), args)
+    return run_node(Recorder, "so101_recorder", USER_ERRORS, args)
 
 
 if __name__ == "__main__":

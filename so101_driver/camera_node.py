@@ -15,9 +15,9 @@ from .ros_messages import color_image_msg
 
 PARAMETERS = {
     "device": ("0", "camera index, /dev/videoN path, or a video file"),
-    "width": (640, "image width, pixels"),
-    "height": (480, "image height, pixels"),
-    "fps": (30.0, "frames per second"),
+    "width": (640, "image width, pixels", (16, 8192)),
+    "height": (480, "image height, pixels", (16, 8192)),
+    "fps": (30.0, "frames per second", (0.1, 1000.0)),
     "topic": ("image_raw", "topic to publish on (remap it, e.g. to /so101/wrist/image_raw)"),
     "frame_id": ("camera", "header.frame_id of the images"),
     "loop": (False, "video files: start again at the end"),
@@ -58,8 +58,11 @@ class CameraNode(Node):
         self.source.close()
 
 
+USER_ERRORS = (CameraError,)
+
+
 def main(args=None) -> int:
-    return run_node(CameraNode, "so101_camera", (CameraError,), args)
+    return run_node(CameraNode, "so101_camera", USER_ERRORS, args)
 
 
 if __name__ == "__main__":

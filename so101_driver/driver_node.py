@@ -40,6 +40,7 @@ from .arm_description import ARM_TOPIC, describe
 from .backends import BackendError
 from .control_loop import FixedRateLoop, TickTimer
 from .driver_core import DriverConfig, DriverCore, DriverStats
+from .episode_seeds import MAX_SEED, EpisodeSeeds
 from .joint_model import JOINT_NAMES, ArmUnits, JointModel, calibration_path_for_id
 from .lockstep import READY_TOPIC, LockstepBarrier, parse_participants
 from .lockstep_ros import READY_LISTENER_QOS, stamp_ns
@@ -65,28 +66,29 @@ PARAMETERS = {
     "calibration_file": ("", "feetech: path to a LeRobot calibration JSON (overrides calibration_id)"),
     "write_calibration": (False, "feetech: write the calibration file to the motors when they differ"),
     "arm_units": ("degrees", "LeRobot units of the arm joints: degrees or range_m100_100"),
-    "control_rate": (30.0, "control ticks per second"),
-    "camera_width": (224, "sim: camera image width"),
-    "camera_height": (224, "sim: camera image height"),
-    "seed": (0, "sim: seed of the first episode; each reset takes the next"),
-    "watchdog_timeout": (0.5, "seconds without a command, past the last one's end, before holding"),
+    "control_rate": (30.0, "control ticks per second", (1.0, 200.0)),
+    "camera_width": (224, "sim: camera image width", (16, 4096)),
+    "camera_height": (224, "sim: camera image height", (16, 4096)),
+    "seed": (0, "sim: seed of the first episode (the scene at start-up and the first reset), each reset "
+                "taking the next; or a list, one seed per episode", (0, MAX_SEED)),
+    "watchdog_timeout": (0.5, "seconds without a command, past the last one's end, before holding", (0.01, 10.0)),
     "merge_mode": ("replace", "how a new chunk meets the old one: replace, crossfade, temporal_ensemble"),
-    "crossfade_ticks": (5, "crossfade: ticks over which the new chunk fades in"),
-    "ensemble_coeff": (0.01, "temporal_ensemble: weight exp(-coeff * i), i = 0 for the oldest chunk"),
-    "diagnostics_period": (1.0, "seconds between /diagnostics messages"),
+    "crossfade_ticks": (5, "crossfade: ticks over which the new chunk fades in", (1, 300)),
+    "ensemble_coeff": (0.01, "temporal_ensemble: weight exp(-coeff * i), i = 0 for the oldest chunk", (-10.0, 10.0)),
+    "diagnostics_period": (1.0, "seconds between /diagnostics messages", (0.05, 3600.0)),
     "max_relative_target": (0.1, "largest distance of a target from the measured position, radians: one value or six"),
     "following_error_limit": (0.35, "largest distance of the measured position from the last target, radians "
                                     "(one value or six); beyond it the driver holds where the arm is"),
     "lockstep": (False, "sim: take the next tick only when every lockstep participant has consumed the last one"),
     "lockstep_participants": ("so101_policy", "lockstep: the nodes each tick waits for, comma separated"),
-    "lockstep_timeout": (30.0, "lockstep: wall s of silence before a participant is reported and not waited for"),
+    "lockstep_timeout": (30.0, "lockstep: wall s of silence before a participant is reported and not waited for", (0.1, 3600.0)),
 }
 
 
 class DriverNode(LifecycleNode):
     def __init__(self, **node_options):
         super().__init__("so101_driver", **node_options)
-        p = declare_parameters(self, PARAMETERS, dynamic=frozenset({"max_relative_target", "following_error_limit"}))
+        p = declare_parameters(self, PARAMETERS, dynamic=frozenset({"max_relative_target", "following_error_limit", "seed"}))
         self.params = p
         self.backend_name = p["backend"]
         # Checked now, so that a bad setting stops the node at start-up, before any transition.
@@ -100,6 +102,7 @@ class DriverNode(LifecycleNode):
             ensemble_coeff=p["ensemble_coeff"],
         )
         self.arm_units = ArmUnits(p["arm_units"])
+        self.seeds = EpisodeSeeds.parse(p["seed"])
         if p["lockstep"] and not self.is_sim:
             raise ValueError("lockstep:=true needs backend:=sim: the real arm runs on the wall clock.")
         self.backend = None
@@ -255,7 +258,7 @@ class DriverNode(LifecycleNode):
 
             arm = SimArm(SceneConfig(image_width=p["camera_width"], image_height=p["camera_height"],
                                      control_period=1.0 / p["control_rate"]))
-            return SimBackend(arm, seed=p["seed"]), JointModel.for_sim(arm_units)
+            return SimBackend(arm, self.seeds), JointModel.for_sim(arm_units)
         if p["backend"] == "feetech":
             from .backends.feetech import FeetechBackend
 
@@ -444,8 +447,11 @@ def _per_joint(name: str, value) -> float | list[float]:
     return values
 
 
+USER_ERRORS = (BackendError, ValueError)
+
+
 def main(args=None) -> int:
-    return run_node(DriverNode, "so101_driver", (BackendError, ValueError), args)
+    return run_node(DriverNode, "so101_driver", USER_ERRORS, args)
 
 
 if __name__ == "__main__":

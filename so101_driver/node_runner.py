@@ -6,24 +6,44 @@ import sys
 from collections.abc import Callable
 
 import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 
 from .stop_signals import stop_once
 
 
-def declare_parameters(node: Node, parameters: dict[str, tuple[object, str]],
-                       dynamic: frozenset[str] = frozenset()) -> dict[str, object]:
-    """Declare {name: (default, description)} on the node and return their values.
+class ParameterError(ValueError):
+    """A parameter given a value of the wrong type or outside its declared range."""
 
-    Names in `dynamic` take any type (one number or a list, say). Every one is read-only: the nodes
-    read their parameters once, at start-up, so `ros2 param set` is refused rather than accepted
-    and ignored.
+
+def declare_parameters(node: Node, parameters: dict[str, tuple], dynamic: frozenset[str] = frozenset()) -> dict[str, object]:
+    """Declare {name: (default, description[, (low, high)])} on the node and return their values.
+
+    A (low, high) pair becomes the descriptor's range (inclusive, as `ros2 param describe` shows
+    it), so a value outside it stops the node at start-up with one line. Names in `dynamic` take
+    any type (one number or a list, say). Every one is read-only: the nodes read their parameters
+    once, at start-up, so `ros2 param set` is refused rather than accepted and ignored.
     """
-    for name, (default, description) in parameters.items():
-        node.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=True,
-                                                                  dynamic_typing=name in dynamic))
+    for name, (default, description, *valid_range) in parameters.items():
+        descriptor = ParameterDescriptor(description=description, read_only=True, dynamic_typing=name in dynamic)
+        if valid_range:
+            low, high = valid_range[0]
+            if isinstance(default, float):
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(low), to_value=float(high))]
+            else:
+                descriptor.integer_range = [IntegerRange(from_value=low, to_value=high)]
+        try:
+            node.declare_parameter(name, default, descriptor)
+        except InvalidParameterValueException:
+            # Only an override (-p, a params file) can be out of range; rclpy has no public getter for it.
+            given = node._parameter_overrides[name].value
+            raise ParameterError(f"{name} must be within [{low}, {high}] ({description}), got {given}.") from None
+        except InvalidParameterTypeException:
+            given = node._parameter_overrides[name].value
+            raise ParameterError(f"{name} takes a {type(default).__name__} like {default!r} ({description}), "
+                                 f"got {given!r}.") from None
     return {name: node.get_parameter(name).value for name in parameters}
 
 
@@ -57,7 +77,7 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
                     rclpy.spin_once(node, timeout_sec=0.1)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
-        except user_errors as error:
+        except (ParameterError, *user_errors) as error:
             # Problems the user can fix (a wrong port, a missing calibration): one message, no traceback.
             print(f"[{name}] {error}", file=sys.stderr)
             exit_code = 1

@@ -72,6 +72,12 @@ def load_policy(checkpoint: str | Path, device: str = "auto", expected_type: str
                 f"{local} is not a LeRobot checkpoint: it has no config.json. Point checkpoint at the "
                 "`pretrained_model` folder of a training run (outputs/train/<run>/checkpoints/last/pretrained_model)."
             )
+    elif source.startswith(("/", "./", "../", "~")) or source.count("/") != 1:
+        raise CheckpointError(
+            f"No checkpoint at {local}: there is no such folder, and it is not a hub repo id (owner/name). Point "
+            "checkpoint at the `pretrained_model` folder of a training run "
+            "(outputs/train/<run>/checkpoints/last/pretrained_model) or give a hub id such as lerobot/smolvla_base."
+        )
     try:
         config = PreTrainedConfig.from_pretrained(source)
     except (FileNotFoundError, OSError, ValueError) as error:

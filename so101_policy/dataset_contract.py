@@ -1,10 +1,11 @@
-"""What a checkpoint's training data says about the arm: joint names and order, and fps.
+"""What a checkpoint's training data says about the arm: joint names and order, fps, camera sizes.
 
 A LeRobot checkpoint folder holds train_config.json, which names the dataset it was trained on; that
 dataset's meta/info.json (on this machine: where training read it, or lerobot's local cache of hub
 datasets) names each state and action dimension and gives the fps. The policy node checks them at
-start-up against the SO-101's joints and its own fps, so a checkpoint trained on another joint
-order or rate stops before it moves anything. Where the dataset is not on this machine the check
+start-up against the SO-101's joints and its own fps, and each camera's first frame against the
+dataset's frame size, so a checkpoint trained on another joint order, rate or camera resolution
+stops before it moves anything. Where the dataset is not on this machine the check
 cannot run, and the node says so.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from so101_driver.joint_model import LEROBOT_FEATURE_NAMES
 
 from .checkpoint import CheckpointError
+from .observation import IMAGE_PREFIX
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class TrainingData:
     fps: float
     robot_type: str
     names: dict[str, list[str] | None]  # observation.state and action: their dimensions' names
+    frame_sizes: dict[str, tuple[int, int]]  # camera name -> (height, width) of the dataset's frames
 
 
 def training_data(checkpoint: str | Path) -> tuple[TrainingData | None, str]:
@@ -46,9 +49,21 @@ def training_data(checkpoint: str | Path) -> tuple[TrainingData | None, str]:
             info = json.loads(info_path.read_text())
             features = info.get("features", {})
             names = {key: (features.get(key) or {}).get("names") for key in ("observation.state", "action")}
-            return TrainingData(repo_id, path, float(info["fps"]), info.get("robot_type") or "", names), ""
+            return TrainingData(repo_id, path, float(info["fps"]), info.get("robot_type") or "", names,
+                                _frame_sizes(features)), ""
     where = " or ".join(str(path) for path in candidates) or "nowhere"
     return None, f"its dataset {repo_id or '(unnamed)'} is not on this machine ({where})"
+
+
+def _frame_sizes(features: dict) -> dict[str, tuple[int, int]]:
+    """observation.images.<camera> -> (height, width), by the shape's names where lerobot gives them."""
+    sizes = {}
+    for key, feature in features.items():
+        if not key.startswith(IMAGE_PREFIX) or feature.get("dtype") not in ("image", "video"):
+            continue
+        shape, names = list(feature["shape"]), list(feature.get("names") or ["height", "width", "channels"])
+        sizes[key.removeprefix(IMAGE_PREFIX)] = (int(shape[names.index("height")]), int(shape[names.index("width")]))
+    return sizes
 
 
 def _train_config(checkpoint: str | Path) -> Path | None:

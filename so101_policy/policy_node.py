@@ -50,18 +50,18 @@ PARAMETERS = {
                 "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage"),
     "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),
     "task": (DEFAULT_TASK, "language instruction (SmolVLA)"),
-    "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps"),
+    "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps", (1.0, 1000.0)),
     "mode": ("async", "sync, async, temporal_ensemble, or rtc (SmolVLA real-time chunking)"),
-    "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out"),
-    "max_obs_age": (0.2, "s: older images or joint states mean no inference"),
-    "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts"),
+    "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out", (0.0, 10.0)),
+    "max_obs_age": (0.2, "s: older images or joint states mean no inference", (0.001, 60.0)),
+    "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts", (0.0, 60.0)),
     "calibration": ("driver", "the arm's LeRobot calibration: driver (the one the driver publishes on "
                               "/so101/arm), or sim, a calibration id, a JSON path (checked against the driver's)"),
     "arm_units": ("degrees", "with a calibration given here: LeRobot units of the arm joints, degrees or range_m100_100"),
-    "arm_timeout": (30.0, "calibration driver: s to wait at start-up for the driver's description of the arm"),
+    "arm_timeout": (30.0, "calibration driver: s to wait at start-up for the driver's description of the arm", (0.0, 3600.0)),
     "enabled": (True, "act from start-up; false waits for so101/policy/enable (the eval manager's start)"),
     "lockstep": (False, "sim: consume every tick of a lockstep sim driver, inference charged latency_ticks"),
-    "latency_ticks": (3, "lockstep: control ticks each inference is charged (-1: the latency measured here)"),
+    "latency_ticks": (3, "lockstep: control ticks each inference is charged (-1: the latency measured here)", (-1, 1000)),
 }
 
 
@@ -110,8 +110,10 @@ class PolicyNode(Node):
             self.get_logger().warning(f"joint names and fps of the training data not checked: {why_not}")
         else:
             check_training_data(data, self.fps)
+            sizes = ", ".join(f"{camera} {w}x{h}" for camera, (h, w) in sorted(data.frame_sizes.items()))
             self.get_logger().info(f"trained on {data.repo_id} ({data.robot_type or 'robot type not given'}, "
-                                   f"{data.fps:g} fps): joint names and order match the SO-101's")
+                                   f"{data.fps:g} fps, {sizes or 'no cameras'}): joint names and order match "
+                                   "the SO-101's; each camera must send its training frame size")
         self.joint_model, self._arm_source = self._joint_model(p)
         self._wrong_arm: str | None = None
         # A calibration given here acts only once the driver's agrees, or when no driver has spoken
@@ -120,7 +122,8 @@ class PolicyNode(Node):
         self._arm_wait_until = time.monotonic() + p["arm_timeout"]
         self.scheduler = ChunkScheduler(mode, self.fps, margin=p["async_margin"])
         self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
-                                        full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE)
+                                        full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE,
+                                        training_frame_sizes=data.frame_sizes if data else None)
         self.assembler = ObservationAssembler(tuple(self.cameras), self.joint_model, p["max_obs_age"],
                                               p["max_obs_skew"])
         self.stats = PolicyStats()
@@ -182,6 +185,9 @@ class PolicyNode(Node):
         except ImageFormatError as error:
             self._note_stale(f"camera '{camera}': {error}")
             return
+        # A frame size the checkpoint was not trained on stops the node before anything is inferred
+        # from it (the first frame, at start-up).
+        self.predictor.check_frame_size(camera, rgb)
         self.assembler.update_image(camera, time_to_sec(msg.header.stamp), rgb)
         if self.lockstep:
             self._on_tick_input(camera, stamp_ns(msg.header.stamp))
@@ -380,8 +386,11 @@ class PolicyNode(Node):
         self._worker.shutdown(wait=True, cancel_futures=True)
 
 
+USER_ERRORS = (CheckpointError, UnitError, ValueError, FileNotFoundError)
+
+
 def main(args=None) -> int:
-    return run_node(PolicyNode, "so101_policy", (CheckpointError, UnitError, ValueError, FileNotFoundError), args)
+    return run_node(PolicyNode, "so101_policy", USER_ERRORS, args)
 
 
 if __name__ == "__main__":

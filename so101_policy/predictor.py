@@ -20,12 +20,17 @@ ROBOT_TYPE = "so101_follower"
 
 
 class FrameSizeError(ValueError):
-    """Frames of a size the checkpoint was not trained on, with nothing in its pipeline to resize them."""
+    """Frames of another size than the checkpoint was trained on."""
 
 
 class ChunkPredictor:
-    def __init__(self, loaded: LoadedPolicy, joint_model: JointModel, task: str, full_chunk: bool = False):
-        """`full_chunk`: publish all chunk_size predictions (temporal ensembling), not n_action_steps."""
+    def __init__(self, loaded: LoadedPolicy, joint_model: JointModel, task: str, full_chunk: bool = False,
+                 training_frame_sizes: dict[str, tuple[int, int]] | None = None):
+        """`full_chunk`: publish all chunk_size predictions (temporal ensembling), not n_action_steps.
+
+        `training_frame_sizes`: camera -> (height, width) of the training dataset's frames, where
+        its metadata is on this machine (dataset_contract); each camera must send that size.
+        """
         self.loaded = loaded
         self.joint_model = joint_model
         self.task = task
@@ -37,18 +42,29 @@ class ChunkPredictor:
             isinstance(step, ResizeWithPadStep) for step in loaded.preprocessor.steps
         )
         self._last_raw: tuple[float, torch.Tensor] | None = None  # RTC: the last chunk, normalized
+        cameras = checkpoint_cameras(config)
+        if training_frame_sizes:
+            # What the model learned from, before any resize in its pipeline: a camera with another
+            # resolution (even one the pipeline resizes) is not what it was trained on.
+            self.frame_sizes = {camera: training_frame_sizes[camera] for camera in cameras
+                                if camera in training_frame_sizes}
+            self.frame_sizes_from = "its training data"
+        else:
+            self.frame_sizes = {} if self.resizes_images else {c: expected_image_size(config, c) for c in cameras}
+            self.frame_sizes_from = "its model"
+
+    def check_frame_size(self, camera: str, frame: np.ndarray) -> None:
+        expected = self.frame_sizes.get(camera)
+        if expected is not None and tuple(frame.shape[:2]) != expected:
+            found = frame.shape[:2]
+            raise FrameSizeError(
+                f"camera '{camera}' sends {found[1]}x{found[0]} frames; the checkpoint was trained on "
+                f"{expected[1]}x{expected[0]} ({self.frame_sizes_from}). Set the camera (or sim) resolution to match."
+            )
 
     def check_frame_sizes(self, observation: Observation) -> None:
-        if self.resizes_images:
-            return
-        for camera in checkpoint_cameras(self.loaded.config):
-            expected = expected_image_size(self.loaded.config, camera)
-            found = observation.values[IMAGE_PREFIX + camera].shape[:2]
-            if tuple(found) != expected:
-                raise FrameSizeError(
-                    f"camera '{camera}' sends {found[1]}x{found[0]} frames; this checkpoint was trained on "
-                    f"{expected[1]}x{expected[0]} and does not resize. Set the camera (or sim) resolution to match."
-                )
+        for camera in self.frame_sizes:
+            self.check_frame_size(camera, observation.values[IMAGE_PREFIX + camera])
 
     @property
     def real_time_chunking(self) -> bool:

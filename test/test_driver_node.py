@@ -155,8 +155,9 @@ def test_reset_and_episode_status_services(sim_graph):
     initial = json.loads(sim_graph.probe.call(status, Trigger.Request()).message)
     first = json.loads(sim_graph.probe.call(reset, Trigger.Request()).message)
     second = json.loads(sim_graph.probe.call(reset, Trigger.Request()).message)
-    # The driver starts in the episode of its seed parameter; each reset takes the next seed.
-    assert (initial["seed"], first["seed"], second["seed"]) == (7, 8, 9)
+    # The driver starts in the scene of its seed parameter, and the first reset lays that seed out
+    # again (the first episode gets the seed asked for); each later reset takes the next.
+    assert (initial["seed"], first["seed"], second["seed"]) == (7, 7, 8)
     assert first["cube_position"] != second["cube_position"]
     distance = np.linalg.norm(np.subtract(second["cube_position"][:2], second["target_position"][:2]))
     assert distance == pytest.approx(0.10, abs=1e-3)
@@ -335,6 +336,19 @@ def test_real_arm_driver_without_calibration_stops_with_a_message(tmp_path, cali
         graph.close()
 
 
+def test_a_parameter_outside_its_range_stops_the_driver_before_it_connects(tmp_path):
+    with calibrated_emulator() as emulator:
+        graph = real_arm_driver(tmp_path, emulator, watchdog_timeout=-1.0)
+        try:
+            assert graph.process.wait(timeout=STARTUP_TIMEOUT) == 1, graph.process.output
+            assert graph.process.output.strip() == (
+                "[so101_driver] watchdog_timeout must be within [0.01, 10.0] (seconds without a command, "
+                "past the last one's end, before holding), got -1.0.")
+            assert not any(servo.writes for servo in emulator.servos.values()), "nothing may be written to the bus"
+        finally:
+            graph.close()
+
+
 def _stat(graph: Graph, key: str) -> int:
     if not graph.diagnostics:
         return 0
@@ -349,4 +363,4 @@ def test_shipped_parameter_file_names_every_driver_parameter():
 
     shipped = yaml.safe_load(DRIVER_YAML.read_text())["so101_driver"]["ros__parameters"]
     assert set(shipped) == {*PARAMETERS, "max_relative_target"}
-    assert all(shipped[name] == default for name, (default, _) in PARAMETERS.items())
+    assert all(shipped[name] == default for name, (default, *_) in PARAMETERS.items())

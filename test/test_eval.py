@@ -28,6 +28,7 @@ from so101_bringup.graph import (
     robot_nodes,
 )
 from so101_bringup.in_process import NODE_CLASSES
+from so101_driver.episode_seeds import EpisodeSeeds
 from so101_driver.joint_model import JOINT_NAMES
 from so101_driver.ros_messages import joint_trajectory_msg
 
@@ -62,6 +63,9 @@ def test_sim_eval_graph_and_its_parameters():
         for name, value in node_parameters(spec).items():
             assert name in table, (spec.name, name)
             assert type(value) is type(table[name][0]) or name == "max_relative_target", (spec.name, name, value)
+            default, _, *valid_range = table[name]
+            for low, high in valid_range:
+                assert low <= value <= high, (spec.name, name, value)
 
 
 def test_real_arm_graph_smolvla_wrist_only():
@@ -108,6 +112,44 @@ def test_arguments_are_checked_and_typed():
     assert (args.sim, args.episodes, args.max_episode_s) == (False, 4, 12.5)
     with pytest.raises(ValueError, match="expected true or false"):
         graph_args_from_strings({"sim": "maybe"})
+
+
+@pytest.mark.parametrize("seed, expected", [("5", [5, 6, 7, 8]), ("3,7,11", [3, 7, 11, 12]),
+                                            ("[3, 7, 11]", [3, 7, 11, 12]), (9, [9, 10, 11, 12])])
+def test_episode_seeds_count_up_from_the_first_or_follow_a_list(seed, expected):
+    seeds = EpisodeSeeds.parse(seed)
+    assert [seeds[k] for k in range(4)] == expected
+
+
+@pytest.mark.parametrize("seed", ["-1", "two", "", "3,,x", "2147483648", [1, -2], True])
+def test_a_seed_that_is_not_one_is_refused_in_one_line(seed):
+    with pytest.raises(ValueError, match=r"seed (takes integers from 0 to 2147483647|needs at least one value)"):
+        EpisodeSeeds.parse(seed)
+
+
+def test_a_list_of_seeds_is_one_episode_each_and_reaches_the_driver():
+    specs = by_name(eval_nodes(GraphArgs(checkpoint="ckpt", seed="3,7,11")))
+    assert node_parameters(specs["so101_driver"])["seed"] == [3, 7, 11]
+    assert node_parameters(specs["so101_eval_manager"])["episodes"] == 3
+    specs = by_name(eval_nodes(GraphArgs(checkpoint="ckpt", seed="4", episodes=2)))
+    assert node_parameters(specs["so101_driver"])["seed"] == 4
+    assert node_parameters(specs["so101_eval_manager"])["episodes"] == 2
+    with pytest.raises(ValueError, match="episodes is 5 but seed lists 2 seeds"):
+        GraphArgs(seed="3,7", episodes=5)
+
+
+def test_so101_eval_refuses_a_bad_seed_and_a_missing_checkpoint_in_one_line(tmp_path):
+    env = isolated_ros_env(next_domain_id())
+    bad_seed = subprocess.run([SO101, "eval", "--checkpoint", "x/y", "--seed", "-1"], capture_output=True, text=True,
+                              timeout=120, env=env)
+    assert (bad_seed.returncode, bad_seed.stderr.strip()) == (
+        2, "so101 eval: error: seed takes integers from 0 to 2147483647 (one, or a list), got -1.")
+    missing = subprocess.run([SO101, "eval", "--checkpoint", str(tmp_path / "nothing"), "--episodes", "1",
+                              "--output-dir", str(tmp_path / "eval")], capture_output=True, text=True, timeout=300,
+                             env=env)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr, missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith(
+        f"so101 eval: [so101_policy] No checkpoint at {tmp_path / 'nothing'}: there is no such folder")
 
 
 def _stub_launch_modules(monkeypatch):
@@ -279,7 +321,7 @@ def test_so101_eval_runs_episodes_and_writes_results(eval_run):
         assert episode["outcome"] in ("success", "timeout", "stalled")
         assert episode["chunks"] > 0 and episode["latency_p50_ms"] > 0
         assert episode["bag"].endswith(f"episode_{episode['index']:03d}")
-    assert [e["seed"] for e in results["episodes"]] == [1, 2]
+    assert [e["seed"] for e in results["episodes"]] == [7, 3]  # the seeds asked for, in order
     assert "95% Wilson interval" in (output / "results.md").read_text() and "Success rate" in stdout
 
 
@@ -300,7 +342,7 @@ def test_recorded_bags_are_readable_by_rosbags_and_mcap(eval_run):
     assert counts[bag_format.ARM] == 1  # the driver's description of the arm opens every bag
     assert markers[0].startswith("start episode=0") and markers[-1].startswith("end ")
     metadata = (bag / "metadata.yaml").read_text()
-    assert "outcome:" in metadata and "policy: act" in metadata and "seed: '1'" in metadata
+    assert "outcome:" in metadata and "policy: act" in metadata and "seed: '7'" in metadata
     with open(next(bag.glob("*.mcap")), "rb") as file:
         summary = make_reader(file).get_summary()
     assert {channel.topic for channel in summary.channels.values()} >= set(counts)

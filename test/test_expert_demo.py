@@ -28,7 +28,7 @@ def test_expert_episodes_through_ros_succeed_and_are_reported(tmp_path):
     finally:
         process.stop()
     results = json.loads((output / "results.json").read_text())
-    assert [r["seed"] for r in results] == [1, 2]
+    assert [r["seed"] for r in results] == [0, 1]  # --seed 0 (the default) is the first episode's
     assert all(r["success"] for r in results), process.output
     assert all(r["chunks"] >= 5 for r in results)
     assert "Success: 2/2" in process.output

@@ -93,6 +93,7 @@ def test_the_training_datas_joint_names_and_fps_are_checked(trained_checkpoint, 
     data, why_not = training_data(trained_checkpoint)
     assert why_not == "" and data.repo_id == REPO_ID and data.fps == 30 and data.path == sim_dataset_root
     assert data.names == {"observation.state": list(LEROBOT_FEATURE_NAMES), "action": list(LEROBOT_FEATURE_NAMES)}
+    assert data.frame_sizes == {"wrist": (64, 64), "overhead": (64, 64)}
     check_training_data(data, fps=30.0)
     with pytest.raises(CheckpointError, match=r"the dataset ran at 30 fps.*set fps:=30"):
         check_training_data(data, fps=15.0)
@@ -124,3 +125,38 @@ def test_a_checkpoint_trained_on_another_joint_order_stops_the_policy_node(train
         policy.stop()
     assert "does not fit this graph" in policy.output and "'wrist_flex.pos', 'elbow_flex.pos'" in policy.output
     assert "Traceback" not in policy.output
+
+
+def test_a_camera_at_another_resolution_than_the_training_data_stops_the_policy_node(trained_checkpoint, tmp_path):
+    """Stopped at the first frame, before any inference: not an error logged at every chunk."""
+    domain = next_domain_id()
+    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={trained_checkpoint}", "-p", "device:=cpu",
+                                         "-p", "calibration:=sim", "-p", "arm_timeout:=0.5"],
+                         isolated_ros_env(domain), tmp_path / "policy.log")
+    probe = RosProbe(domain)
+    chunks = []
+    probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", chunks.append, 10)
+    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
+    cameras = {c: probe.node.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data)
+               for c in ("wrist", "overhead")}
+    frames = {"wrist": np.zeros((64, 64, 3), np.uint8), "overhead": np.zeros((48, 64, 3), np.uint8)}
+    try:
+        probe.spin_until(lambda: all(p.get_subscription_count() for p in cameras.values()), 90,
+                         f"the policy node (log:\n{policy.output})")
+
+        def publish():
+            stamp = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
+            joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
+            for camera, publisher in cameras.items():
+                publisher.publish(color_image_msg(stamp, frames[camera], camera))
+            probe.spin_for(1 / 30)
+            return policy.process.poll() is not None
+
+        probe.spin_until(publish, 30, f"the policy node to stop (log:\n{policy.output})")
+        assert policy.wait(timeout=10) == 1, policy.output
+        assert "camera 'overhead' sends 64x48 frames; the checkpoint was trained on 64x64 (its training data)" \
+            in policy.output
+        assert "Traceback" not in policy.output and chunks == []
+    finally:
+        probe.close()
+        policy.stop()

@@ -12,7 +12,7 @@ import pytest
 from rclpy.node import Node
 
 from ros_harness import isolated_ros_env, next_domain_id
-from so101_driver.node_runner import run_node
+from so101_driver.node_runner import ParameterError, declare_parameters, run_node
 
 REPO = Path(__file__).parents[1]
 
@@ -65,7 +65,7 @@ SLOW_TO_CLOSE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from rclpy.node import Node
-    from so101_driver.node_runner import run_node
+    from so101_driver.node_runner import ParameterError, declare_parameters, run_node
 
     spinning, closing, may_finish, stop_yourself = (Path(p) for p in sys.argv[1:5])
 
@@ -88,6 +88,50 @@ SLOW_TO_CLOSE = textwrap.dedent("""
 
     sys.exit(run_node(SlowToClose, "slow_to_close", ()))
 """)
+
+
+RATE = {"rate": (30.0, "ticks per second", (1.0, 200.0)), "ticks": (5, "ticks to fade over", (1, 300))}
+
+
+@pytest.fixture
+def ros_context():
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    yield context
+    rclpy.shutdown(context=context)
+
+
+def node_given(context, **overrides) -> Node:
+    from rclpy.parameter import Parameter
+
+    return Node("ranged", context=context,
+                parameter_overrides=[Parameter(name, value=value) for name, value in overrides.items()])
+
+
+def test_declared_ranges_are_shown_and_bound_what_a_user_may_give(ros_context):
+    node = node_given(ros_context, rate=200.0, ticks=1)  # both ends are inside
+    assert declare_parameters(node, RATE) == {"rate": 200.0, "ticks": 1}
+    rate, ticks = node.describe_parameters(["rate", "ticks"])
+    assert (rate.floating_point_range[0].from_value, rate.floating_point_range[0].to_value) == (1.0, 200.0)
+    assert (ticks.integer_range[0].from_value, ticks.integer_range[0].to_value) == (1, 300)
+    assert rate.read_only and ticks.read_only
+    node.destroy_node()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"rate": -1.0}, "rate must be within [1.0, 200.0] (ticks per second), got -1.0."),
+    ({"ticks": 301}, "ticks must be within [1, 300] (ticks to fade over), got 301."),
+    # `-p rate:=30` is an integer to ROS: say so rather than rclpy's type error.
+    ({"rate": 30}, "rate takes a float like 30.0 (ticks per second), got 30."),
+])
+def test_a_value_outside_the_range_or_of_the_wrong_type_is_one_line(ros_context, overrides, message):
+    node = node_given(ros_context, **overrides)
+    with pytest.raises(ParameterError) as error:
+        declare_parameters(node, RATE)
+    assert str(error.value) == message
+    node.destroy_node()
 
 
 def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 30.0) -> None:

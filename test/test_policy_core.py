@@ -184,6 +184,10 @@ def test_checkpoint_errors_say_what_to_do(act_dir, tmp_path):
         load_policy(tmp_path, "cpu")
     with pytest.raises(CheckpointError, match="policy_type:=act"):
         load_policy(act_dir, "cpu", expected_type="smolvla")
+    # A mistyped path is said to be one, not taken for a malformed hub id.
+    with pytest.raises(CheckpointError, match=r"No checkpoint at /nonexistent/pretrained_model: there is no such "
+                                              r"folder, and it is not a hub repo id"):
+        load_policy("/nonexistent/pretrained_model", "cpu")
     with pytest.raises(CheckpointError, match="auto"):
         resolve_device("tpu")
     old = tmp_path / "old"
@@ -221,6 +225,20 @@ def test_frames_of_another_size_are_refused_when_nothing_resizes_them(act_dir):
               IMAGE_PREFIX + "overhead": np.zeros((64, 64, 3), np.uint8)}
     with pytest.raises(FrameSizeError, match="camera 'wrist' sends 224x224 frames; .* trained on 64x64"):
         predictor.predict(Observation(stamp=0.0, values=values))
+
+
+def test_frames_are_checked_against_the_training_datas_size_even_when_the_pipeline_resizes(smolvla_dir):
+    """SmolVLA resizes any frame; a camera at another resolution than the dataset's is still refused."""
+    loaded = load_policy(smolvla_dir, "cpu")
+    trained_on = {"wrist": (480, 640), "overhead": (480, 640), "side": (120, 160)}
+    predictor = ChunkPredictor(loaded, JointModel.for_sim(), task="", training_frame_sizes=trained_on)
+    assert predictor.frame_sizes == {"wrist": (480, 640), "overhead": (480, 640)}  # the checkpoint's cameras only
+    predictor.check_frame_size("wrist", np.zeros((480, 640, 3), np.uint8))
+    with pytest.raises(FrameSizeError, match=r"camera 'overhead' sends 1280x720 frames; the checkpoint was "
+                                             r"trained on 640x480 \(its training data\)"):
+        predictor.check_frame_size("overhead", np.zeros((720, 1280, 3), np.uint8))
+    # Without the dataset's metadata a resizing pipeline takes any size.
+    ChunkPredictor(loaded, JointModel.for_sim(), task="").check_frame_size("overhead", np.zeros((720, 1280, 3), np.uint8))
 
 
 # -- SmolVLA ------------------------------------------------------------------------------------

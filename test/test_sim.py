@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from so101_driver.backends.sim import SimBackend
+from so101_driver.episode_seeds import EpisodeSeeds
 from so101_driver.joint_model import JOINT_NAMES, NOMINAL_LIMITS_RAD
 from so101_driver.sim.expert import ScriptedExpert, run_expert_episode
 from so101_driver.sim.scene import CUBE_HALF_SIZE, SceneConfig
@@ -68,6 +69,16 @@ def test_resets_are_seeded_and_the_target_is_10_cm_from_the_cube(arm):
         layouts.append(np.concatenate([status.cube_position, status.target_position]))
     np.testing.assert_array_equal(layouts[0], layouts[2])
     assert not np.allclose(layouts[0], layouts[1])
+
+
+def test_the_first_episode_gets_the_first_seed_however_the_backend_started(arm):
+    """The scene at start-up is the first episode's, and the first reset lays that seed out again."""
+    backend = SimBackend(arm, EpisodeSeeds((7, 3)))
+    backend.connect()
+    assert arm.status.seed == 7
+    arm.step(HOME_POSITION + 0.2)  # the arm moved before the first episode
+    assert [backend.reset().seed for _ in range(3)] == [7, 3, 4]
+    np.testing.assert_allclose(arm.joint_positions, HOME_POSITION)
 
 
 def test_gravity_feed_forward_holds_the_commanded_pose(arm):

@@ -5,19 +5,26 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from ..episode_seeds import EpisodeSeeds
 from ..sim.sim_arm import SimArm, TaskStatus
 
 
 class SimBackend:
-    """Each write holds the targets for one control period of simulated time."""
+    """Each write holds the targets for one control period of simulated time.
 
-    def __init__(self, arm: SimArm, seed: int = 0):
+    Episodes are laid out by `seeds`: the scene at start-up is the first episode's, and the first
+    reset lays it out again (the arm back home), so the seeds a user asks for are the seeds the
+    episodes get.
+    """
+
+    def __init__(self, arm: SimArm, seeds: EpisodeSeeds = EpisodeSeeds((0,))):
         self.arm = arm
-        self.next_seed = seed
+        self.seeds = seeds
+        self.episode = 0  # the episode the next reset starts
         self.torque_enabled = False
 
     def connect(self) -> None:
-        self.reset()
+        self.arm.reset(seed=self.seeds[self.episode])
 
     def enable(self) -> None:
         self._set_torque(True)
@@ -47,12 +54,11 @@ class SimBackend:
             self.arm.model.opt.disableflags |= int(flag)
         self.torque_enabled = enabled
 
-    def reset(self, seed: int | None = None) -> TaskStatus:
-        """A new seeded episode; without a seed, the next one in sequence."""
-        if seed is None:
-            seed = self.next_seed
-        self.next_seed = seed + 1
-        return self.arm.reset(seed=seed)
+    def reset(self) -> TaskStatus:
+        """The next episode, laid out by its seed."""
+        status = self.arm.reset(seed=self.seeds[self.episode])
+        self.episode += 1
+        return status
 
     @property
     def status(self) -> TaskStatus:
