@@ -3,12 +3,9 @@
     ros2 launch so101_bringup record.launch.py output_dir:=outputs/teleop
 """
 
-from so101_bringup.graph import record_nodes
+from so101_bringup.graph import RECORD_ARGUMENTS, RECORD_DEFAULTS, record_nodes
 from so101_bringup.launch_support import graph_launch_description
-
-ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibration_id", "wrist_device", "overhead_device",
-             "camera_width", "camera_height", "output_dir", "policy", "checkpoint")
 
 
 def generate_launch_description():
-    return graph_launch_description(ARGUMENTS, record_nodes)
+    return graph_launch_description(RECORD_ARGUMENTS, record_nodes, defaults=RECORD_DEFAULTS)

@@ -3,12 +3,9 @@
     ros2 launch so101_bringup robot.launch.py sim:=false calibration_id:=my_arm wrist_device:=/dev/video0
 """
 
-from so101_bringup.graph import robot_nodes
+from so101_bringup.graph import ROBOT_ARGUMENTS, robot_nodes
 from so101_bringup.launch_support import graph_launch_description
-
-ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibration_id", "wrist_device", "overhead_device",
-             "camera_width", "camera_height")
 
 
 def generate_launch_description():
-    return graph_launch_description(ARGUMENTS, robot_nodes)
+    return graph_launch_description(ROBOT_ARGUMENTS, robot_nodes)

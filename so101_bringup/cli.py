@@ -128,27 +128,20 @@ def _dataset_from_bags(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from so101_bringup.evaluation import EvalRun, comparison_table, results_table
-    from so101_bringup.graph import eval_nodes
+    from so101_bringup.graph import EVAL_ARGUMENTS, eval_nodes
     from so101_bringup.in_process import operator_keyboard, run_graph
 
     if args.eval_command == "compare":
         runs = [EvalRun.load(Path(run)) for run in args.runs]
         print(comparison_table(runs))
         return 0
-    graph_args = _graph_args(
-        policy=args.policy, checkpoint=args.checkpoint, sim=args.sim, cameras=args.cameras, device=args.device,
-        mode=args.mode, task=args.task, record=args.record, episodes=args.episodes, max_episode_s=args.max_episode_s,
-        output_dir=args.output_dir, seed=args.seed, port=args.port, calibration_id=args.calibration_id,
-        wrist_device=args.wrist_device, overhead_device=args.overhead_device, sim_width=args.sim_width,
-        sim_height=args.sim_height, realtime=args.realtime, latency_ticks=args.latency_ticks,
-    )
+    graph_args, specs = _graph(args, EVAL_ARGUMENTS, eval_nodes)
 
     def started(nodes: dict) -> None:
         if not graph_args.sim:
             operator_keyboard(nodes["so101_eval_manager"])
 
-    nodes = run_graph(eval_nodes(graph_args), until=lambda nodes: nodes["so101_eval_manager"].finished,
-                      on_started=started)
+    nodes = run_graph(specs, until=lambda nodes: nodes["so101_eval_manager"].finished, on_started=started)
     manager = nodes.get("so101_eval_manager")
     if manager is None or not manager.run.episodes:
         print("No episode finished.", file=sys.stderr)
@@ -159,55 +152,25 @@ def _eval(args: argparse.Namespace) -> int:
     return 0 if manager.finished else 1
 
 
-def _add_robot_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sim or real arm, and the real arm's bus and cameras: the same for eval and record."""
-    from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
-
-    defaults = GraphArgs()
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--sim", dest="sim", action="store_true", default=True, help="the MuJoCo arm (default)")
-    where.add_argument("--real", dest="sim", action="store_false", help="the real arm (needs --calibration-id)")
-    parser.add_argument("--port", default=defaults.port, help=ARGUMENT_HELP["port"])
-    parser.add_argument("--calibration-id", default=defaults.calibration_id, help=ARGUMENT_HELP["calibration_id"])
-    parser.add_argument("--wrist-device", default=defaults.wrist_device, help=ARGUMENT_HELP["wrist_device"])
-    parser.add_argument("--overhead-device", default=defaults.overhead_device, help=ARGUMENT_HELP["overhead_device"])
-
-
 def _add_eval(commands) -> None:
-    from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
+    from so101_bringup.graph import EVAL_ARGUMENTS
+    from so101_bringup.graph_options import add_graph_options
 
-    defaults = GraphArgs()
     evaluate = commands.add_parser(
         "eval", help="evaluate a policy over the ROS graph, in the sim or on the real arm",
         description="Run the nodes of eval.launch.py composed in one process: the sim driver (or the Feetech "
                     "driver and two cameras), policy_node, eval_manager and, with --record, the recorder. Sim "
                     "episodes reset by seed and end on success, at --max-episode-s, or when no chunk comes for 5 s; "
                     "on the real arm the operator starts each episode (Enter) and judges it (y/n). Writes "
-                    "results.json and results.md (success rate with its 95%% Wilson interval, mean time to "
-                    "success) to --output-dir. `so101 eval compare RUN...` puts runs side by side.",
+                    "results.json and results.md (success rate with its 95% Wilson interval, mean time to "
+                    "success) to --output-dir. `so101 eval compare RUN...` puts runs side by side. The options are "
+                    "eval.launch.py's arguments.",
     )
-    evaluate.add_argument("--policy", default=defaults.policy, choices=["act", "smolvla"], help=ARGUMENT_HELP["policy"])
-    evaluate.add_argument("--checkpoint", default="", help=ARGUMENT_HELP["checkpoint"] + " (required)")
-    _add_robot_arguments(evaluate)
-    evaluate.add_argument("--episodes", type=int, default=defaults.episodes, help=ARGUMENT_HELP["episodes"])
-    evaluate.add_argument("--max-episode-s", type=float, default=defaults.max_episode_s,
-                          help=ARGUMENT_HELP["max_episode_s"])
-    evaluate.add_argument("--cameras", default=defaults.cameras, help=ARGUMENT_HELP["cameras"])
-    evaluate.add_argument("--device", default=defaults.device, help=ARGUMENT_HELP["device"])
-    evaluate.add_argument("--mode", default=defaults.mode, help=ARGUMENT_HELP["mode"])
-    evaluate.add_argument("--task", default=defaults.task, help=ARGUMENT_HELP["task"])
-    evaluate.add_argument("--record", action="store_true", help=ARGUMENT_HELP["record"])
-    evaluate.add_argument("--output-dir", default=defaults.output_dir, help=ARGUMENT_HELP["output_dir"])
-    evaluate.add_argument("--seed", default=defaults.seed, help=ARGUMENT_HELP["seed"])
-    evaluate.add_argument("--sim-width", type=int, default=defaults.sim_width, help=ARGUMENT_HELP["sim_width"])
-    evaluate.add_argument("--sim-height", type=int, default=defaults.sim_height, help=ARGUMENT_HELP["sim_height"])
-    evaluate.add_argument("--realtime", action="store_true", help=ARGUMENT_HELP["realtime"])
-    evaluate.add_argument("--latency-ticks", type=int, default=defaults.latency_ticks,
-                          help=ARGUMENT_HELP["latency_ticks"])
+    add_graph_options(evaluate, EVAL_ARGUMENTS)
     evaluate.set_defaults(run=_eval, eval_command="run")
     sub = evaluate.add_subparsers(dest="eval_command")
     compare = sub.add_parser("compare", help="put evaluation runs side by side",
-                             description="One row per run: policy, cameras, episodes, success rate with its 95%% "
+                             description="One row per run: policy, cameras, episodes, success rate with its 95% "
                                          "Wilson interval, mean time to success, inference latency.")
     compare.add_argument("runs", nargs="+", help="directories written by so101 eval")
     compare.set_defaults(run=_eval, eval_command="compare")
@@ -251,12 +214,10 @@ def _replay(args: argparse.Namespace) -> int:
 def _record(args: argparse.Namespace) -> int:
     import threading
 
-    from so101_bringup.graph import record_nodes
+    from so101_bringup.graph import RECORD_ARGUMENTS, record_nodes
     from so101_bringup.in_process import run_graph
 
-    graph_args = _graph_args(sim=args.sim, output_dir=args.output_dir, seed=args.seed, port=args.port,
-                           calibration_id=args.calibration_id, wrist_device=args.wrist_device,
-                           overhead_device=args.overhead_device)
+    _, specs = _graph(args, RECORD_ARGUMENTS, record_nodes)
 
     def keyboard(nodes: dict) -> None:
         recorder = nodes["so101_recorder"]
@@ -275,28 +236,22 @@ def _record(args: argparse.Namespace) -> int:
 
         threading.Thread(target=read, name="so101_record_keys", daemon=True).start()
 
-    run_graph(record_nodes(graph_args), until=lambda nodes: False, on_started=keyboard)
+    run_graph(specs, until=lambda nodes: False, on_started=keyboard)
     return 0
 
 
 def _replay_through_the_graph(args: argparse.Namespace) -> int:
+    from lerobot.configs.policies import PreTrainedConfig
+
     from so101_bringup.graph import replay_nodes
     from so101_bringup.in_process import run_graph
-    from training.bag_dataset import BagDatasetError
-
-    from lerobot.configs.policies import PreTrainedConfig
 
     policy = PreTrainedConfig.from_pretrained(args.checkpoint).type  # what the checkpoint is
     for index, bag in enumerate(args.bags):
-        graph_args = _graph_args(policy=policy, checkpoint=args.checkpoint, cameras=args.cameras,
-                               device=args.device, task=args.task, bag=str(bag), rate=args.rate,
-                               calibration=args.calibration,
-                               output_dir=str(Path(args.output) / f"{Path(bag).name}_{index}"))
-        try:
-            nodes = run_graph(replay_nodes(graph_args), until=lambda nodes: nodes["so101_bag_player"].finished)
-        except BagDatasetError as error:
-            print(f"so101 replay: {error}", file=sys.stderr)
-            return 1
+        _, specs = _graph(args, (), replay_nodes, policy=policy, checkpoint=args.checkpoint, cameras=args.cameras,
+                          device=args.device, task=args.task, bag=str(bag), rate=args.rate,
+                          calibration=args.calibration, output_dir=str(Path(args.output) / f"{Path(bag).name}_{index}"))
+        nodes = run_graph(specs, until=lambda nodes: nodes["so101_bag_player"].finished)
         player = nodes["so101_bag_player"]
         if not player.finished:
             return 1
@@ -386,9 +341,9 @@ def _add_demo(commands) -> None:
 
 
 def _add_record(commands) -> None:
-    from so101_bringup.graph import ARGUMENT_HELP, GraphArgs
+    from so101_bringup.graph import RECORD_ARGUMENTS, RECORD_DEFAULTS
+    from so101_bringup.graph_options import add_graph_options
 
-    defaults = GraphArgs()
     record = commands.add_parser(
         "record", help="record bags of the arm and its cameras, an episode per Enter",
         description="Run the nodes of record.launch.py in one process: the sim driver (or the Feetech driver and "
@@ -398,9 +353,7 @@ def _add_record(commands) -> None:
                     "under --output-dir/bags. Episodes start and end with Enter here, or with start/end "
                     "std_msgs/String messages on /so101/episode_marker from anywhere.",
     )
-    _add_robot_arguments(record)
-    record.add_argument("--output-dir", default="outputs/record", help="bags go to OUTPUT_DIR/bags")
-    record.add_argument("--seed", default=defaults.seed, help=ARGUMENT_HELP["seed"])
+    add_graph_options(record, RECORD_ARGUMENTS, RECORD_DEFAULTS)
     record.set_defaults(run=_record)
 
 
@@ -537,12 +490,14 @@ class UsageError(Exception):
     """Options that do not make a graph (a negative seed, a real arm without its calibration)."""
 
 
-def _graph_args(**options):
-    from so101_bringup.graph import GraphArgs
+def _graph(options: argparse.Namespace, names: tuple[str, ...], build, **fixed):
+    """(GraphArgs, node specs) of the parsed `names` (and `fixed` values); a user's mistake in them as a UsageError."""
+    from so101_bringup.graph_options import graph_args
 
     try:
-        return GraphArgs(**options)
-    except ValueError as error:
+        args = graph_args(options, names, **fixed)
+        return args, build(args)
+    except ValueError as error:  # a seed that is not one, a real arm without calibration, no checkpoint
         raise UsageError(str(error)) from None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -45,7 +46,13 @@ PARAMETERS = {
     "checkpoint": ("", "for the results: the checkpoint evaluated"),
     "cameras": ("wrist,overhead", "for the results: the cameras the policy sees"),
     "lockstep": (False, "sim: a lockstep participant; episodes start, are watched and end on exact ticks"),
+    "graph_timeout": (180.0, "wall s to wait for the services of the policy (and the sim) before giving up",
+                      (1.0, 86400.0)),
 }
+
+
+class GraphIncomplete(RuntimeError):
+    """A node the evaluation needs never answered (the policy node died at start-up, say)."""
 
 
 class EvalManager(Node):
@@ -67,6 +74,8 @@ class EvalManager(Node):
         self._status_pending: Future | None = None
         self._reset_reply: Future | None = None
         self._waiting_logged: set[str] = set()
+        self._graph_timeout = float(p["graph_timeout"])
+        self._waiting_since: float | None = None  # steady s, while a service of the graph is missing
         self._processing = self._again = False
         self._round_open = False
         self._round_now = 0.0
@@ -95,6 +104,8 @@ class EvalManager(Node):
             self.create_timer(0.05, self._process, clock=Clock(clock_type=ClockType.STEADY_TIME))
         else:
             self.create_timer(0.1, self._on_timer)
+        # On the steady clock: with no driver there is no /clock, and a dead graph must still be noticed.
+        self.create_timer(1.0, self._check_graph, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"evaluating {self.runner.episodes} episodes ({'sim' if self.sim else 'real arm, operator-judged'}), "
             f"at most {self.runner.limits.max_episode_s:g} s each; results in {self.output_dir}"
@@ -222,10 +233,28 @@ class EvalManager(Node):
             self.get_logger().info(f"waiting for the service {client.srv_name}")
         return False
 
+    def _graph_clients(self) -> list:
+        return [self.policy_reset, self.policy_enable] + ([self.sim_reset, self.sim_status] if self.sim else [])
+
+    def _check_graph(self) -> None:
+        """Give up, in one line, when the services an episode needs have been missing for graph_timeout."""
+        if self.finished or self.runner.phase is not Phase.BETWEEN:
+            self._waiting_since = None
+            return
+        missing = [client.srv_name for client in self._graph_clients() if not client.service_is_ready()]
+        now = time.monotonic()
+        if not missing:
+            self._waiting_since = None
+        elif self._waiting_since is None:
+            self._waiting_since = now
+        elif now - self._waiting_since > self._graph_timeout:
+            raise GraphIncomplete(
+                f"no {', '.join(missing)} after {self._graph_timeout:g} s: the node that serves it is not running "
+                f"(its log says why, e.g. a wrong checkpoint); {len(self.run.episodes)} episodes were evaluated")
+
     def _maybe_begin(self) -> bool:
         """Queue the calls that start the next episode; False while its services or the operator are not ready."""
-        clients = [self.policy_reset, self.policy_enable] + ([self.sim_reset, self.sim_status] if self.sim else [])
-        if not all(self._ready(client) for client in clients):
+        if not all(self._ready(client) for client in self._graph_clients()):
             return False
         with self._lock:
             if not self.sim and not self._operator_start:
@@ -298,7 +327,7 @@ class EvalManager(Node):
                                f"{self.output_dir / 'results.md'}")
 
 
-USER_ERRORS = (ValueError,)
+USER_ERRORS = (ValueError, GraphIncomplete)
 
 
 def main(args=None) -> int:

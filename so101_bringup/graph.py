@@ -7,6 +7,7 @@ the same overrides. ROS-free, so it is tested here without launch installed.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -30,38 +31,51 @@ class NodeSpec:
     package: str = PACKAGE
 
 
+def _argument(default, help: str):
+    """A GraphArgs field: a launch argument and a `so101` option, both with this default and help."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class GraphArgs:
-    """The launch arguments; `so101 eval` options carry the same names."""
+    """The graphs' options: each is a launch argument (name:=value) and a `so101` option (--name-with-dashes)."""
 
-    policy: str = "act"  # act | smolvla
-    checkpoint: str = ""
-    sim: bool = True
-    cameras: str = "wrist,overhead"  # the cameras the policy sees
-    device: str = "auto"
-    mode: str = ""  # empty: async for ACT, rtc for SmolVLA
-    task: str = ""  # empty: the policy node's default task string
-    record: bool = False
-    episodes: int = DEFAULT_EPISODES
-    max_episode_s: float = 30.0
-    output_dir: str = "outputs/eval"
-    seed: str = "0"  # sim: the first episode's (then counting up), or one per episode: "3,7,11"
+    policy: str = _argument("act", "act or smolvla")
+    checkpoint: str = _argument("", "pretrained_model folder or hub repo id (default: the newest checkpoint of "
+                                    "that policy trained here, under outputs/train or outputs/demo/train)")
+    sim: bool = _argument(True, "true: the MuJoCo arm and cameras; false: the real arm")
+    cameras: str = _argument("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint")
+    device: str = _argument("auto", "auto, cuda, mps or cpu")
+    mode: str = _argument("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
+    merge_mode: str = _argument("", "how the driver meets a new chunk: replace, crossfade or temporal_ensemble "
+                                    "(default: temporal_ensemble with mode temporal_ensemble, else replace)")
+    task: str = _argument("", "language instruction (SmolVLA; default: the policy node's)")
+    record: bool = _argument(False, "true: a bag per episode under output_dir/bags")
+    episodes: int = _argument(DEFAULT_EPISODES, "episodes to evaluate (a list of seeds gives one per seed)")
+    max_episode_s: float = _argument(30.0, "maximum episode length, s")
+    output_dir: str = _argument("outputs/eval", "results (and bags) directory")
+    seed: str = _argument("0", "sim: seed of the first episode, each next one taking the next; or a list, "
+                               "one per episode (3,7,11)")
     # hardware
-    port: str = "/dev/ttyACM0"
-    calibration_id: str = ""
-    wrist_device: str = "/dev/video0"
-    overhead_device: str = "/dev/video2"
-    camera_width: int = 640
-    camera_height: int = 480
-    sim_width: int = 224
-    sim_height: int = 224
+    port: str = _argument("/dev/ttyACM0", "real arm: serial port of the bus adapter")
+    calibration_id: str = _argument("", "real arm: the id given to lerobot-calibrate")
+    arm_units: str = _argument("degrees", "LeRobot units of the arm joints: degrees or range_m100_100")
+    wrist_device: str = _argument("/dev/video0", "real arm: wrist camera (index, /dev/videoN or a video file)")
+    overhead_device: str = _argument("/dev/video2", "real arm: overhead camera")
+    camera_width: int = _argument(640, "real arm: camera width")
+    camera_height: int = _argument(480, "real arm: camera height")
+    sim_width: int = _argument(224, "sim: camera width")
+    sim_height: int = _argument(224, "sim: camera height")
     # time (sim)
-    realtime: bool = False  # sim on the wall clock instead of lockstep
-    latency_ticks: int = 3  # lockstep: control ticks each inference is charged (-1: measured here)
+    realtime: bool = _argument(False, "sim: run on the wall clock (the machine's speed and load shape the result) "
+                                      "instead of lockstep")
+    latency_ticks: int = _argument(3, "sim lockstep: control ticks each inference is charged (-1: the latency "
+                                      "measured here)")
     # replay
-    bag: str = ""
-    rate: float = 1.0
-    calibration: str = "bag"  # the arm that recorded the bag: its recorded description, or sim, an id, a JSON
+    bag: str = _argument("", "replay: the bag directory to play")
+    rate: float = _argument(1.0, "replay: playback speed (1.0: the recorded timing)")
+    calibration: str = _argument("bag", "replay: bag (the arm's description the bag recorded), or sim, a "
+                                        "calibration id or a JSON file for a bag recorded without one")
 
     def __post_init__(self):
         if self.policy not in ("act", "smolvla"):
@@ -106,9 +120,22 @@ def _on_sim_time(nodes: list[NodeSpec], args: GraphArgs) -> list[NodeSpec]:
     return [replace(spec, overrides={**spec.overrides, "use_sim_time": True}) for spec in nodes]
 
 
-def _merge_mode(args: GraphArgs) -> dict:
-    """The policy's temporal_ensemble mode sends a chunk every tick; only the driver can merge them."""
-    return {"merge_mode": "temporal_ensemble"} if args.mode == "temporal_ensemble" else {}
+def _driver_settings(args: GraphArgs) -> dict:
+    """The arm's units, and how the driver merges chunks: the policy's temporal_ensemble mode sends
+    a chunk every tick, which only the driver can merge."""
+    merge_mode = args.merge_mode or ("temporal_ensemble" if args.mode == "temporal_ensemble" else "")
+    return {"arm_units": args.arm_units, **({"merge_mode": merge_mode} if merge_mode else {})}
+
+
+def with_checkpoint(args: GraphArgs) -> GraphArgs:
+    """The args with a checkpoint: the one given, else the newest of args.policy trained here (said on stderr)."""
+    if args.checkpoint:
+        return args
+    from so101_policy.trained_checkpoints import newest_trained_checkpoint
+
+    checkpoint = newest_trained_checkpoint(args.policy)
+    print(f"[so101] no checkpoint given: taking the newest {args.policy} trained here, {checkpoint}", file=sys.stderr)
+    return replace(args, checkpoint=str(checkpoint))
 
 
 def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) -> list[NodeSpec]:
@@ -119,13 +146,13 @@ def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) ->
     if args.sim:
         seeds = args.episode_seeds
         overrides = {"backend": "sim", "seed": list(seeds.listed) if seeds.is_list else seeds.listed[0],
-                     "camera_width": args.sim_width, "camera_height": args.sim_height, "lockstep": bool(lockstep_participants), **_merge_mode(args)}
+                     "camera_width": args.sim_width, "camera_height": args.sim_height, "lockstep": bool(lockstep_participants), **_driver_settings(args)}
         if lockstep_participants:
             overrides["lockstep_participants"] = ",".join(lockstep_participants)
         return _on_sim_time([NodeSpec("driver_node", "so101_driver", "driver.yaml", overrides)], args)
     nodes = [NodeSpec("driver_node", "so101_driver", "driver.yaml",
                       {"backend": "feetech", "port": args.port, "calibration_id": args.calibration_id,
-                       **_merge_mode(args)})]
+                       **_driver_settings(args)})]
     for camera, device in (("wrist", args.wrist_device), ("overhead", args.overhead_device)):
         nodes.append(NodeSpec("camera_node", f"so101_{camera}_camera", "cameras.yaml",
                               {"device": device, "width": args.camera_width, "height": args.camera_height,
@@ -136,7 +163,7 @@ def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) ->
 def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False, calibration: str = "driver") -> NodeSpec:
     """`calibration`: "driver" takes the one the graph's driver publishes; a graph without one names it."""
     if not args.checkpoint:
-        raise ValueError("checkpoint is required: a pretrained_model folder or a hub repo id")
+        raise ValueError("checkpoint is required: a pretrained_model folder or a hub repo id")  # see with_checkpoint
     overrides = {
         "checkpoint": args.checkpoint, "policy_type": args.policy, "device": args.device,
         "mode": args.mode or ("rtc" if args.policy == "smolvla" else "async"),
@@ -152,8 +179,9 @@ def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False, calibrat
 
 def recorder_node(args: GraphArgs, lockstep: bool = False) -> NodeSpec:
     return NodeSpec("recorder", RECORDER, None,
-                    {"output_dir": str(Path(args.output_dir) / "bags"), "policy": args.policy,
-                     "checkpoint": args.checkpoint, "cameras": ",".join(CAMERAS), "lockstep": lockstep})
+                    {"output_dir": str(Path(args.output_dir) / "bags"),
+                     # What drives the arm, for the bags' metadata: a policy only when a checkpoint is named.
+                     "policy": args.policy if args.checkpoint else "", "checkpoint": args.checkpoint, "cameras": ",".join(CAMERAS), "lockstep": lockstep})
 
 
 def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
@@ -162,6 +190,7 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
     A sim evaluation runs in lockstep unless `realtime`: the policy, the eval manager and the
     recorder are the participants whose consumption of each tick the sim driver waits for.
     """
+    args = with_checkpoint(args)
     lockstep = _lockstep(args)
     participants = (POLICY, EVAL_MANAGER, *((RECORDER,) if args.record else ())) if lockstep else ()
     nodes = [policy_node(args, enabled=False, lockstep=lockstep),
@@ -188,8 +217,9 @@ def replay_nodes(args: GraphArgs) -> list[NodeSpec]:
     """
     if not args.bag:
         raise ValueError("bag is required: a bag directory recorded by so101 eval --record or so101 record")
+    args = with_checkpoint(args)
     nodes = [NodeSpec("bag_player", "so101_bag_player", None,
-                      {"bag": args.bag, "rate": args.rate, "output_dir": str(Path(args.output_dir) / "replay"),
+                      {"bag": args.bag, "rate": args.rate, "output_dir": args.output_dir,
                        "calibration": args.calibration}),
              policy_node(args, enabled=True)]
     return [replace(spec, overrides={**spec.overrides, "use_sim_time": True}) for spec in nodes]
@@ -219,34 +249,21 @@ def node_parameters(spec: NodeSpec, directory: Path | None = None) -> dict:
     return parameters
 
 
-ARGUMENT_HELP = {
-    "policy": "act or smolvla",
-    "checkpoint": "pretrained_model folder or hub repo id",
-    "sim": "true: the MuJoCo arm and cameras; false: the real arm",
-    "cameras": "cameras the policy sees, e.g. wrist for a wrist-only checkpoint",
-    "device": "auto, cuda, mps or cpu",
-    "mode": "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)",
-    "task": "language instruction (SmolVLA)",
-    "record": "true: a bag per episode under output_dir/bags",
-    "episodes": "episodes to evaluate",
-    "max_episode_s": "maximum episode length, s",
-    "output_dir": "results (and bags) directory",
-    "seed": "sim: seed of the first episode, the next taking the next; or a list, one per episode (3,7,11)",
-    "port": "real arm: serial port of the bus adapter",
-    "calibration_id": "real arm: the id given to lerobot-calibrate",
-    "wrist_device": "real arm: wrist camera (index, /dev/videoN or a video file)",
-    "overhead_device": "real arm: overhead camera",
-    "camera_width": "real arm: camera width",
-    "camera_height": "real arm: camera height",
-    "sim_width": "sim: camera width",
-    "sim_height": "sim: camera height",
-    "realtime": "sim: run on the wall clock (the machine's speed and load shape the result) instead of lockstep",
-    "latency_ticks": "sim lockstep: control ticks each inference is charged (-1: the latency measured here)",
-    "bag": "replay: the bag directory to play",
-    "rate": "replay: playback speed (1.0: the recorded timing)",
-    "calibration": "replay: bag (the arm's description the bag recorded), or sim, a calibration id or a JSON "
-                   "file for a bag recorded without one",
-}
+ARGUMENT_HELP = {arg.name: arg.metadata["help"] for arg in fields(GraphArgs)}
+
+# What each graph takes: its launch file's arguments, and the options of the `so101` command that runs it.
+ROBOT_ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibration_id", "arm_units", "wrist_device",
+                   "overhead_device", "camera_width", "camera_height")
+EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "mode", "merge_mode", "task", "record", "episodes",
+                  "max_episode_s", "output_dir", "realtime", "latency_ticks", *ROBOT_ARGUMENTS)
+RECORD_ARGUMENTS = (*ROBOT_ARGUMENTS, "output_dir", "policy", "checkpoint")
+RECORD_DEFAULTS = {"output_dir": "outputs/record"}  # where a graph's defaults differ from GraphArgs'
+REPLAY_ARGUMENTS = ("bag", "rate", "calibration", "policy", "checkpoint", "cameras", "device", "mode", "task",
+                    "output_dir")
+REPLAY_DEFAULTS = {"output_dir": "outputs/replay"}
+
+
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
 
 
 def _parse_bool(text: str) -> bool:
@@ -264,12 +281,20 @@ def graph_args_from_strings(values: dict[str, str]) -> GraphArgs:
         if name not in defaults:
             raise ValueError(f"unknown argument '{name}'; arguments are {sorted(defaults)}")
         kind = type(defaults[name])
-        typed[name] = _parse_bool(text) if kind is bool else kind(text)
+        try:
+            typed[name] = _parse_bool(text) if kind is bool else kind(text)
+        except ValueError:
+            raise ValueError(f"{name} takes {_KIND_NAMES[kind]}, got '{text}'") from None
     return GraphArgs(**typed)
 
 
-def launch_defaults(names: tuple[str, ...]) -> dict[str, str]:
+def argument_defaults(names: tuple[str, ...], overrides: dict | None = None) -> dict:
+    """Each argument's default: GraphArgs', or the graph's own where it has one."""
+    defaults = {arg.name: arg.default for arg in fields(GraphArgs)} | (overrides or {})
+    return {name: defaults[name] for name in names}
+
+
+def launch_defaults(names: tuple[str, ...], overrides: dict | None = None) -> dict[str, str]:
     """Each argument's default as launch writes it (booleans in lower case)."""
-    defaults = {arg.name: arg.default for arg in fields(GraphArgs)}
-    return {name: str(defaults[name]).lower() if isinstance(defaults[name], bool) else str(defaults[name])
-            for name in names}
+    return {name: str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in argument_defaults(names, overrides).items()}

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
-from launch.event_handlers import OnProcessExit
-from launch.events import Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -19,29 +17,27 @@ from .graph import ARGUMENT_HELP, GraphArgs, NodeSpec, config_dir, graph_args_fr
 
 
 def launch_node(spec: NodeSpec) -> Node:
+    """Every node of a graph is required: when one exits, whatever the reason (the eval manager's
+    last episode, a policy node refusing its checkpoint), the launch shuts the others down cleanly."""
     parameters = ([str(config_dir() / spec.config)] if spec.config else []) + [spec.overrides]
     return Node(package=spec.package, executable=spec.executable, name=spec.name, parameters=parameters,
-                output="screen", emulate_tty=True)
+                output="screen", emulate_tty=True, on_exit=Shutdown(reason=f"{spec.name} exited"))
 
 
 def graph_launch_description(names: tuple[str, ...], build: Callable[[GraphArgs], list[NodeSpec]],
-                             shutdown_after: str | None = None) -> LaunchDescription:
-    """Declare `names` as launch arguments; the nodes `build` makes of them; end with `shutdown_after`."""
+                             defaults: dict | None = None) -> LaunchDescription:
+    """Declare `names` as launch arguments and launch the nodes `build` makes of them.
+
+    `defaults`: the graph's own defaults where they differ from GraphArgs' (as its `so101` command has them).
+    """
 
     def nodes(context):
         args = graph_args_from_strings({name: LaunchConfiguration(name).perform(context) for name in names})
-        actions = []
-        for spec in build(args):
-            node = launch_node(spec)
-            actions.append(node)
-            if spec.name == shutdown_after:
-                actions.append(RegisterEventHandler(OnProcessExit(target_action=node,
-                                                                  on_exit=[EmitEvent(event=Shutdown())])))
-        return actions
+        return [launch_node(spec) for spec in build(args)]
 
-    defaults = launch_defaults(names)
+    declared = launch_defaults(names, defaults)
     return LaunchDescription([
-        *(DeclareLaunchArgument(name, default_value=defaults[name], description=ARGUMENT_HELP[name])
+        *(DeclareLaunchArgument(name, default_value=declared[name], description=ARGUMENT_HELP[name])
           for name in names),
         OpaqueFunction(function=nodes),
     ])

@@ -1,5 +1,6 @@
 """Evaluation: the graph builder behind the launch files and `so101 eval`, results, the eval manager, bags."""
 
+import argparse
 import importlib
 import importlib.util
 import json
@@ -19,7 +20,7 @@ from so101_bringup import bag_format
 from so101_bringup.episode_runner import EpisodeLimits, EpisodeRunner, Phase
 from so101_bringup.evaluation import EpisodeResult, EvalRun, Outcome, comparison_table, wilson_interval
 from so101_bringup.graph import (
-    ARGUMENT_HELP,
+    EVAL_ARGUMENTS,
     GraphArgs,
     eval_nodes,
     graph_args_from_strings,
@@ -27,6 +28,7 @@ from so101_bringup.graph import (
     record_nodes,
     robot_nodes,
 )
+from so101_bringup.graph_options import graph_args
 from so101_bringup.in_process import NODE_CLASSES
 from so101_driver.episode_seeds import EpisodeSeeds
 from so101_driver.joint_model import JOINT_NAMES
@@ -106,12 +108,12 @@ def test_arguments_are_checked_and_typed():
         GraphArgs(cameras="top")
     with pytest.raises(ValueError, match="needs calibration_id"):
         GraphArgs(sim=False)
-    with pytest.raises(ValueError, match="checkpoint is required"):
-        eval_nodes(GraphArgs())
     args = graph_args_from_strings({"sim": "false", "calibration_id": "a", "episodes": "4", "max_episode_s": "12.5"})
     assert (args.sim, args.episodes, args.max_episode_s) == (False, 4, 12.5)
-    with pytest.raises(ValueError, match="expected true or false"):
+    with pytest.raises(ValueError, match="sim takes true or false, got 'maybe'"):
         graph_args_from_strings({"sim": "maybe"})
+    with pytest.raises(ValueError, match="episodes takes an integer, got 'two'"):  # the argument is named
+        graph_args_from_strings({"episodes": "two"})
 
 
 @pytest.mark.parametrize("seed, expected", [("5", [5, 6, 7, 8]), ("3,7,11", [3, 7, 11, 12]),
@@ -164,10 +166,7 @@ def _stub_launch_modules(monkeypatch):
 
     modules = {
         "launch": {"LaunchDescription": Recorded},
-        "launch.actions": {n: Recorded for n in ("DeclareLaunchArgument", "EmitEvent", "OpaqueFunction",
-                                                 "RegisterEventHandler")},
-        "launch.event_handlers": {"OnProcessExit": Recorded},
-        "launch.events": {"Shutdown": Recorded},
+        "launch.actions": {n: Recorded for n in ("DeclareLaunchArgument", "OpaqueFunction", "Shutdown")},
         "launch.substitutions": {"LaunchConfiguration": LaunchConfiguration},
         "launch_ros": {}, "launch_ros.actions": {"Node": Recorded},
     }
@@ -185,7 +184,8 @@ def test_eval_launch_file_maps_the_builder_to_launch_ros_nodes(monkeypatch):
     spec.loader.exec_module(launch_file)
     description = launch_file.generate_launch_description()
     *declarations, opaque = description.args[0]
-    assert [d.args[0] for d in declarations] == list(ARGUMENT_HELP)
+    assert [d.args[0] for d in declarations] == list(EVAL_ARGUMENTS)
+    assert "bag" not in EVAL_ARGUMENTS and "rate" not in EVAL_ARGUMENTS  # replay's, which do nothing here
     defaults = {d.args[0]: d.kwargs["default_value"] for d in declarations}
     assert defaults["policy"] == "act" and defaults["sim"] == "true"
     context = {**defaults, "checkpoint": "ckpt", "record": "true"}
@@ -195,8 +195,10 @@ def test_eval_launch_file_maps_the_builder_to_launch_ros_nodes(monkeypatch):
     policy = nodes[1].kwargs
     assert policy["package"] == "so101_bringup" and policy["name"] == "so101_policy"
     assert policy["parameters"][0].endswith("config/policy.yaml") and policy["parameters"][1]["checkpoint"] == "ckpt"
-    handlers = [a for a in actions if not a.kwargs.get("executable")]
-    assert len(handlers) == 1 and handlers[0].args[0].kwargs["target_action"] is nodes[2]  # ends with the manager
+    assert len(actions) == len(nodes)
+    # Any node that exits ends the launch: the eval manager after its episodes, a node that fails at once.
+    assert [n.kwargs["on_exit"].kwargs["reason"] for n in nodes] == [
+        f"{name} exited" for name in ("so101_driver", "so101_policy", "so101_eval_manager", "so101_recorder")]
 
 
 def test_every_launch_file_builds(monkeypatch):
@@ -209,6 +211,93 @@ def test_every_launch_file_builds(monkeypatch):
         context = {d.args[0]: d.kwargs["default_value"] for d in declarations}
         context.update({key: value for key, value in (("checkpoint", "ckpt"), ("bag", "a_bag")) if key in context})
         assert opaque.kwargs["function"](context), path.name
+
+
+def _launch_arguments(monkeypatch, name: str) -> dict[str, str]:
+    """{argument: default} that a launch file declares."""
+    _stub_launch_modules(monkeypatch)
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), REPO / "launch" / f"{name}.launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    *declarations, _ = module.generate_launch_description().args[0]
+    return {d.args[0]: d.kwargs["default_value"] for d in declarations}
+
+
+def _command_options(command: str) -> dict[str, object]:
+    """{option as a launch argument name: default} of a `so101` command."""
+    from so101_bringup.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    return {action.dest: action.default for action in sub._actions
+            if action.option_strings and action.dest != "help" and action.option_strings != ["--real"]}
+
+
+@pytest.mark.parametrize("launch, command", [("eval", "eval"), ("record", "record")])
+def test_a_launch_file_and_its_so101_command_take_the_same_options_and_defaults(monkeypatch, launch, command):
+    arguments, options = _launch_arguments(monkeypatch, launch), _command_options(command)
+    assert set(arguments) == set(options)
+    for name, default in options.items():
+        assert arguments[name] == (str(default).lower() if isinstance(default, bool) else str(default)), name
+
+
+def test_every_so101_eval_option_reaches_the_graph():
+    """Options that were once dropped on the way: merge_mode, arm_units, calibration_id, the seed list."""
+    from so101_bringup.cli import build_parser
+
+    options = build_parser().parse_args(
+        ["eval", "--checkpoint", "ckpt", "--no-sim", "--calibration-id", "lab", "--arm-units", "range_m100_100",
+         "--merge-mode", "crossfade", "--camera-width", "320", "--episodes", "3", "--policy", "smolvla"])
+    specs = by_name(eval_nodes(graph_args(options, EVAL_ARGUMENTS)))
+    driver = node_parameters(specs["so101_driver"])
+    assert (driver["backend"], driver["calibration_id"], driver["arm_units"], driver["merge_mode"]) == (
+        "feetech", "lab", "range_m100_100", "crossfade")
+    assert node_parameters(specs["so101_wrist_camera"])["width"] == 320
+    assert node_parameters(specs["so101_eval_manager"])["episodes"] == 3
+    assert node_parameters(specs["so101_policy"])["mode"] == "rtc"  # SmolVLA's default
+
+
+def test_without_a_checkpoint_the_newest_trained_for_the_policy_is_taken(tmp_path, monkeypatch, capsys):
+    import os
+
+    def trained(run: str, policy_type: str, age_s: float) -> Path:
+        checkpoint = tmp_path / run / "checkpoints" / "last" / "pretrained_model"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "config.json").write_text(json.dumps({"type": policy_type}))
+        os.utime(checkpoint / "config.json", (1e9 - age_s, 1e9 - age_s))
+        return checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"No checkpoint given, and no act checkpoint at .*outputs/train/\*/checkpoints"
+                                         r"/last/pretrained_model.* Train one \(so101 train act_dual"):
+        eval_nodes(GraphArgs())
+    trained("outputs/train/act_old", "act", age_s=100)
+    newest = trained("outputs/demo/train", "act", age_s=10)
+    trained("outputs/train/smolvla_newer", "smolvla", age_s=1)
+    specs = by_name(eval_nodes(GraphArgs(policy="act")))
+    assert node_parameters(specs["so101_policy"])["checkpoint"] == str(newest.relative_to(tmp_path))
+    assert f"taking the newest act trained here, {newest.relative_to(tmp_path)}" in capsys.readouterr().err
+
+
+def test_recordings_without_a_policy_do_not_claim_one():
+    """Teleop bags once recorded `policy: act`, GraphArgs' default."""
+    assert node_parameters(by_name(record_nodes(GraphArgs()))["so101_recorder"])["policy"] == ""
+    with_policy = record_nodes(GraphArgs(policy="smolvla", checkpoint="ckpt"))
+    assert node_parameters(by_name(with_policy)["so101_recorder"])["policy"] == "smolvla"
+
+
+def test_the_eval_manager_gives_up_in_one_line_when_the_policy_never_answers(tmp_path):
+    """A policy node that died at start-up (a wrong checkpoint) once left the evaluation waiting for ever."""
+    manager = NodeProcess("eval_manager", ["--ros-args", "-p", "graph_timeout:=2.0", "-p", f"output_dir:={tmp_path}"],
+                          isolated_ros_env(next_domain_id()), tmp_path / "manager.log")
+    try:
+        assert manager.wait(timeout=60) == 1, manager.output
+    finally:
+        manager.stop()
+    last = manager.output.strip().splitlines()[-1]
+    assert last.startswith("[so101_eval_manager] no so101/policy/reset, so101/policy/enable, so101/reset, "
+                           "so101/episode_status after 2 s: the node that serves it is not running"), manager.output
+    assert "Traceback" not in manager.output
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -467,7 +556,7 @@ def test_realtime_replay_plays_the_bag_through_policy_node(eval_run, tmp_path):
                              "--realtime", "--rate", "1.0", "--output", str(tmp_path / "replay")],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    report = json.loads(next((tmp_path / "replay").glob("*/replay/replay.json")).read_text())[0]
+    report = json.loads(next((tmp_path / "replay").glob("*/replay.json")).read_text())[0]
     assert report["chunks"] > 0 and report["points_compared"] > 0
     assert all(np.isfinite(v) for v in report["mean_abs_error"].values())
     assert "through policy_node" in result.stdout
