@@ -64,6 +64,8 @@ class GraphArgs:
     overhead_device: str = _argument("/dev/video2", "real arm: overhead camera")
     camera_width: int = _argument(640, "real arm: camera width")
     camera_height: int = _argument(480, "real arm: camera height")
+    robot_description: bool = _argument(True, "publish the arm's URDF on /robot_description and its links on /tf "
+                                              "with robot_state_publisher (RViz, Foxglove), where it is installed")
     sim_width: int = _argument(224, "sim: camera width")
     sim_height: int = _argument(224, "sim: camera height")
     # time (sim)
@@ -138,11 +140,41 @@ def with_checkpoint(args: GraphArgs) -> GraphArgs:
     return replace(args, checkpoint=str(checkpoint))
 
 
+def package_installed(package: str) -> bool:
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        get_package_share_directory(package)
+    except (ImportError, LookupError, ValueError, OSError):
+        return False
+    return True
+
+
+def state_publisher_nodes(args: GraphArgs) -> list[NodeSpec]:
+    """robot_state_publisher with the SO-101's URDF, turning /joint_states into /tf, where it is installed."""
+    if not args.robot_description:
+        return []
+    if not package_installed("robot_state_publisher"):
+        print("[so101] robot_state_publisher is not installed, so no /robot_description or /tf for RViz and Foxglove "
+              "(apt install ros-$ROS_DISTRO-robot-state-publisher; robot_description:=false says nothing)",
+              file=sys.stderr)
+        return []
+    from so101_driver.robot_description import robot_description
+
+    return [NodeSpec("robot_state_publisher", "robot_state_publisher", None,
+                     {"robot_description": robot_description()}, package="robot_state_publisher")]
+
+
 def robot_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...] = ()) -> list[NodeSpec]:
-    """The arm and its cameras: the sim driver (it renders both cameras), or the Feetech driver and two camera nodes.
+    """The arm and its cameras: the sim driver (it renders both cameras), or the Feetech driver and two camera
+    nodes; and robot_state_publisher (state_publisher_nodes).
 
     With `lockstep_participants`, the sim driver takes each tick once they have consumed the last.
     """
+    return [*_arm_nodes(args, lockstep_participants), *_on_sim_time(state_publisher_nodes(args), args)]
+
+
+def _arm_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...]) -> list[NodeSpec]:
     if args.sim:
         seeds = args.episode_seeds
         overrides = {"backend": "sim", "seed": list(seeds.listed) if seeds.is_list else seeds.listed[0],
@@ -253,7 +285,7 @@ ARGUMENT_HELP = {arg.name: arg.metadata["help"] for arg in fields(GraphArgs)}
 
 # What each graph takes: its launch file's arguments, and the options of the `so101` command that runs it.
 ROBOT_ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibration_id", "arm_units", "wrist_device",
-                   "overhead_device", "camera_width", "camera_height")
+                   "overhead_device", "camera_width", "camera_height", "robot_description")
 EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "mode", "merge_mode", "task", "record", "episodes",
                   "max_episode_s", "output_dir", "realtime", "latency_ticks", *ROBOT_ARGUMENTS)
 RECORD_ARGUMENTS = (*ROBOT_ARGUMENTS, "output_dir", "policy", "checkpoint")

@@ -66,13 +66,18 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
         try:
             executor = SingleThreadedExecutor()
             for spec in specs:
+                if spec.executable not in NODE_CLASSES:  # not a node of this package (robot_state_publisher)
+                    print(f"[so101] {spec.name} runs under ros2 launch only (a {spec.package} executable); "
+                          "not started here", file=sys.stderr)
+                    continue
                 try:
                     nodes[spec.name] = make_node(spec)
                 except user_errors(spec) as error:
                     raise GraphFailed(f"[{spec.name}] {error}") from error
                 executor.add_node(nodes[spec.name])
             on_started(nodes)
-            every_user_error = tuple({kind for spec in specs for kind in user_errors(spec)})
+            every_user_error = tuple({kind for spec in specs if spec.executable in NODE_CLASSES
+                                      for kind in user_errors(spec)})
             while rclpy.ok() and not until(nodes):
                 try:
                     executor.spin_once(timeout_sec=0.05)
