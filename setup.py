@@ -34,6 +34,7 @@ setup(
         "console_scripts": [
             "driver_node = so101_driver.driver_node:main",
             "camera_node = so101_driver.camera_node:main",
+            "teleop_node = so101_driver.teleop_node:main",
             "policy_node = so101_policy.policy_node:main",
             "eval_manager = so101_bringup.eval_manager:main",
             "recorder = so101_bringup.recorder:main",

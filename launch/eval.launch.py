@@ -1,6 +1,7 @@
 """Evaluate a policy: the arm (or the sim), its cameras, the policy node, the eval manager, the recorder.
 
-    ros2 launch so101_bringup eval.launch.py policy:=act [checkpoint:=<path or hub id>] [sim:=false calibration_id:=my_arm]
+    ros2 launch so101_bringup eval.launch.py policy:=act [checkpoint:=<path or hub id>] \
+        [sim:=false calibration_id:=my_arm]
 
 Without a checkpoint it takes the newest one trained here for that policy. The launch ends when the
 eval manager has run its episodes; results go to output_dir. `so101 eval` takes the same options.

@@ -340,6 +340,30 @@ def _add_demo(commands) -> None:
     demo.set_defaults(run=_demo)
 
 
+def _teleop(args: argparse.Namespace) -> int:
+    from so101_bringup.graph import TELEOP_ARGUMENTS, teleop_nodes
+    from so101_bringup.in_process import run_graph
+
+    _, specs = _graph(args, TELEOP_ARGUMENTS, teleop_nodes)
+    run_graph(specs, until=lambda nodes: False)
+    return 0
+
+
+def _add_teleop(commands) -> None:
+    from so101_bringup.graph import TELEOP_ARGUMENTS
+    from so101_bringup.graph_options import add_graph_options
+
+    teleop = commands.add_parser(
+        "teleop", help="drive the arm (or the sim) with the SO-101 leader arm",
+        description="Run the nodes of teleop.launch.py in one process: the sim driver (or the Feetech driver and "
+                    "two cameras) and teleop_node, which reads the leader arm through lerobot's SO101Leader with "
+                    "its calibration (lerobot-calibrate --teleop.type=so101_leader) and streams "
+                    "/so101/joint_command at the control rate, until Ctrl-C. `so101 record --teleop` records it.",
+    )
+    add_graph_options(teleop, TELEOP_ARGUMENTS)
+    teleop.set_defaults(run=_teleop)
+
+
 def _add_record(commands) -> None:
     from so101_bringup.graph import RECORD_ARGUMENTS, RECORD_DEFAULTS
     from so101_bringup.graph_options import add_graph_options
@@ -482,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(commands)
     _add_replay(commands)
     _add_record(commands)
+    _add_teleop(commands)
     _add_demo(commands)
     return parser
 

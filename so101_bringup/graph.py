@@ -64,6 +64,10 @@ class GraphArgs:
     overhead_device: str = _argument("/dev/video2", "real arm: overhead camera")
     camera_width: int = _argument(640, "real arm: camera width")
     camera_height: int = _argument(480, "real arm: camera height")
+    # teleop
+    teleop: bool = _argument(False, "record: the SO-101 leader arm drives the follower (teleop_node)")
+    leader_port: str = _argument("/dev/ttyACM1", "teleop: serial port of the leader arm's bus adapter")
+    leader_calibration_id: str = _argument("", "teleop: the id given to lerobot-calibrate --teleop.type=so101_leader")
     robot_description: bool = _argument(True, "publish the arm's URDF on /robot_description and its links on /tf "
                                               "with robot_state_publisher (RViz, Foxglove), where it is installed")
     sim_width: int = _argument(224, "sim: camera width")
@@ -178,7 +182,8 @@ def _arm_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...]) -> list[
     if args.sim:
         seeds = args.episode_seeds
         overrides = {"backend": "sim", "seed": list(seeds.listed) if seeds.is_list else seeds.listed[0],
-                     "camera_width": args.sim_width, "camera_height": args.sim_height, "lockstep": bool(lockstep_participants), **_driver_settings(args)}
+                     "camera_width": args.sim_width, "camera_height": args.sim_height,
+                     "lockstep": bool(lockstep_participants), **_driver_settings(args)}
         if lockstep_participants:
             overrides["lockstep_participants"] = ",".join(lockstep_participants)
         return _on_sim_time([NodeSpec("driver_node", "so101_driver", "driver.yaml", overrides)], args)
@@ -213,7 +218,8 @@ def recorder_node(args: GraphArgs, lockstep: bool = False) -> NodeSpec:
     return NodeSpec("recorder", RECORDER, None,
                     {"output_dir": str(Path(args.output_dir) / "bags"),
                      # What drives the arm, for the bags' metadata: a policy only when a checkpoint is named.
-                     "policy": args.policy if args.checkpoint else "", "checkpoint": args.checkpoint, "cameras": ",".join(CAMERAS), "lockstep": lockstep})
+                     "policy": args.policy if args.checkpoint else "", "checkpoint": args.checkpoint,
+                     "cameras": ",".join(CAMERAS), "lockstep": lockstep})
 
 
 def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
@@ -236,9 +242,25 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
     return [*robot_nodes(args, participants), *_on_sim_time(nodes, args)]
 
 
+def teleop_node(args: GraphArgs) -> NodeSpec:
+    """The leader arm streaming /so101/joint_command, in the follower's units (from the driver's /so101/arm)."""
+    if not args.leader_calibration_id:
+        raise ValueError("teleop needs leader_calibration_id: the id given to lerobot-calibrate "
+                         "--teleop.type=so101_leader")
+    return NodeSpec("teleop_node", "so101_teleop", None,
+                    {"port": args.leader_port, "calibration_id": args.leader_calibration_id})
+
+
+def teleop_nodes(args: GraphArgs) -> list[NodeSpec]:
+    """The robot and the leader arm driving it."""
+    return [*robot_nodes(args), *_on_sim_time([teleop_node(args)], args)]
+
+
 def record_nodes(args: GraphArgs) -> list[NodeSpec]:
-    """The robot and the recorder: bags of whatever drives the arm (teleop, a policy), episodes by marker."""
-    return [*robot_nodes(args), *_on_sim_time([recorder_node(args)], args)]
+    """The robot and the recorder: bags of whatever drives the arm (the leader arm with `teleop`, a
+    policy), episodes by marker."""
+    driving = [teleop_node(args)] if args.teleop else []
+    return [*robot_nodes(args), *_on_sim_time([*driving, recorder_node(args)], args)]
 
 
 def replay_nodes(args: GraphArgs) -> list[NodeSpec]:
@@ -288,7 +310,8 @@ ROBOT_ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibratio
                    "overhead_device", "camera_width", "camera_height", "robot_description")
 EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "mode", "merge_mode", "task", "record", "episodes",
                   "max_episode_s", "output_dir", "realtime", "latency_ticks", *ROBOT_ARGUMENTS)
-RECORD_ARGUMENTS = (*ROBOT_ARGUMENTS, "output_dir", "policy", "checkpoint")
+TELEOP_ARGUMENTS = (*ROBOT_ARGUMENTS, "leader_port", "leader_calibration_id")
+RECORD_ARGUMENTS = (*TELEOP_ARGUMENTS, "teleop", "output_dir", "policy", "checkpoint")
 RECORD_DEFAULTS = {"output_dir": "outputs/record"}  # where a graph's defaults differ from GraphArgs'
 REPLAY_ARGUMENTS = ("bag", "rate", "calibration", "policy", "checkpoint", "cameras", "device", "mode", "task",
                     "output_dir")

@@ -20,6 +20,7 @@ from .graph import NodeSpec, node_parameters
 NODE_CLASSES = {
     "driver_node": "so101_driver.driver_node:DriverNode",
     "camera_node": "so101_driver.camera_node:CameraNode",
+    "teleop_node": "so101_driver.teleop_node:TeleopNode",
     "policy_node": "so101_policy.policy_node:PolicyNode",
     "eval_manager": "so101_bringup.eval_manager:EvalManager",
     "recorder": "so101_bringup.recorder:Recorder",

@@ -20,6 +20,7 @@ from trajectory_msgs.msg import JointTrajectory
 from so101_driver.lockstep import TickInputs
 from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant
 from so101_driver.node_runner import declare_parameters, run_node
+from so101_driver.stop_signals import uninterrupted
 from so101_driver.ros_messages import LATCHED_QOS
 
 from . import bag_format
@@ -139,7 +140,8 @@ class Recorder(Node):
         if fields["event"] == bag_format.EPISODE_START:
             self._close({})
             self._episode_fields = fields
-            self.bag = EpisodeBag(self._new_bag_path(fields.get("episode")), self.topics)
+            with uninterrupted():  # a Ctrl-C here must not leave a bag half opened
+                self.bag = EpisodeBag(self._new_bag_path(fields.get("episode")), self.topics)
             if self._arm_description is not None:
                 self.bag.write(bag_format.ARM, self._now_ns(), self._arm_description)
             self.bag.write(bag_format.EPISODE_MARKER, self._now_ns(), serialize_message(msg))
@@ -156,13 +158,15 @@ class Recorder(Node):
         return path
 
     def _close(self, extra: dict[str, str]) -> None:
+        """Finalise the open bag, once: a Ctrl-C that lands meanwhile stops the node right after."""
         if self.bag is None:
             return
         metadata = {**self.metadata, "seed": self._episode_fields.get("seed", ""), **extra}
-        self.bag.close(metadata)
-        self.bags.append(self.bag.path)
-        self.get_logger().info(f"bag {self.bag.path} ({metadata.get('outcome') or 'unfinished'})")
-        self.bag = None
+        with uninterrupted():
+            bag, self.bag = self.bag, None
+            bag.close(metadata)
+            self.bags.append(bag.path)
+        self.get_logger().info(f"bag {bag.path} ({metadata.get('outcome') or 'unfinished'})")
 
     def close(self) -> None:
         self._close({"outcome": "interrupted"})

@@ -81,14 +81,16 @@ PARAMETERS = {
                                     "(one value or six); beyond it the driver holds where the arm is"),
     "lockstep": (False, "sim: take the next tick only when every lockstep participant has consumed the last one"),
     "lockstep_participants": ("so101_policy", "lockstep: the nodes each tick waits for, comma separated"),
-    "lockstep_timeout": (30.0, "lockstep: wall s of silence before a participant is reported and not waited for", (0.1, 3600.0)),
+    "lockstep_timeout": (30.0, "lockstep: wall s of silence before a participant is reported and not waited for",
+                         (0.1, 3600.0)),
 }
 
 
 class DriverNode(LifecycleNode):
     def __init__(self, **node_options):
         super().__init__("so101_driver", **node_options)
-        p = declare_parameters(self, PARAMETERS, dynamic=frozenset({"max_relative_target", "following_error_limit", "seed"}))
+        p = declare_parameters(self, PARAMETERS,
+                               dynamic=frozenset({"max_relative_target", "following_error_limit", "seed"}))
         self.params = p
         self.backend_name = p["backend"]
         # Checked now, so that a bad setting stops the node at start-up, before any transition.

@@ -18,7 +18,8 @@ class ParameterError(ValueError):
     """A parameter given a value of the wrong type or outside its declared range."""
 
 
-def declare_parameters(node: Node, parameters: dict[str, tuple], dynamic: frozenset[str] = frozenset()) -> dict[str, object]:
+def declare_parameters(node: Node, parameters: dict[str, tuple],
+                       dynamic: frozenset[str] = frozenset()) -> dict[str, object]:
     """Declare {name: (default, description[, (low, high)])} on the node and return their values.
 
     A (low, high) pair becomes the descriptor's range (inclusive, as `ros2 param describe` shows

@@ -25,6 +25,8 @@ class StopOnce:
         self.name = name
         self.received: list[str] = []
         self.stopping = False
+        self._shielding = 0  # depth of uninterrupted() blocks running
+        self._stop_pending = False
 
     def now_stopping(self) -> None:
         """The clean-up begins (however the run ended): from here on every signal is ignored."""
@@ -34,9 +36,37 @@ class StopOnce:
         self.received.append(signal.Signals(signum).name)
         if not self.stopping:
             self.stopping = True
+            if self._shielding:
+                self._stop_pending = True  # raised when the block ends
+                return
             raise KeyboardInterrupt
         print(f"[{self.name}] {self.received[-1]} while stopping: ignored, the clean-up finishes first",
               file=sys.stderr, flush=True)
+
+
+    @contextmanager
+    def shielded(self):
+        self._shielding += 1
+        try:
+            yield
+        finally:
+            self._shielding -= 1
+        if not self._shielding and self._stop_pending:
+            self._stop_pending = False
+            raise KeyboardInterrupt
+
+
+_active: StopOnce | None = None  # the handler of the stop_once block running, if any
+
+
+@contextmanager
+def uninterrupted():
+    """A block that a stop signal does not cut in two (closing a bag): the stop comes right after it."""
+    if _active is None:
+        yield
+        return
+    with _active.shielded():
+        yield
 
 
 @contextmanager
@@ -50,10 +80,12 @@ def stop_once(name: str, process_ends: bool):
     if threading.current_thread() is not threading.main_thread():
         yield None
         return
-    handler = StopOnce(name)
+    global _active
+    handler = _active = StopOnce(name)
     previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield handler
     finally:
+        _active = None
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN if process_ends else previous[signum])

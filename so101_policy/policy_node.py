@@ -52,16 +52,19 @@ PARAMETERS = {
     "task": (DEFAULT_TASK, "language instruction (SmolVLA)"),
     "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps", (1.0, 1000.0)),
     "mode": ("async", "sync, async, temporal_ensemble, or rtc (SmolVLA real-time chunking)"),
-    "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out", (0.0, 10.0)),
+    "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out",
+                     (0.0, 10.0)),
     "max_obs_age": (0.2, "s: older images or joint states mean no inference", (0.001, 60.0)),
     "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts", (0.0, 60.0)),
     "calibration": ("driver", "the arm's LeRobot calibration: driver (the one the driver publishes on "
                               "/so101/arm), or sim, a calibration id, a JSON path (checked against the driver's)"),
     "arm_units": ("degrees", "with a calibration given here: LeRobot units of the arm joints, degrees or range_m100_100"),
-    "arm_timeout": (30.0, "calibration driver: s to wait at start-up for the driver's description of the arm", (0.0, 3600.0)),
+    "arm_timeout": (30.0, "calibration driver: s to wait at start-up for the driver's description of the arm",
+                    (0.0, 3600.0)),
     "enabled": (True, "act from start-up; false waits for so101/policy/enable (the eval manager's start)"),
     "lockstep": (False, "sim: consume every tick of a lockstep sim driver, inference charged latency_ticks"),
-    "latency_ticks": (3, "lockstep: control ticks each inference is charged (-1: the latency measured here)", (-1, 1000)),
+    "latency_ticks": (3, "lockstep: control ticks each inference is charged (-1: the latency measured here)",
+                      (-1, 1000)),
 }
 
 

@@ -12,12 +12,12 @@ SO101 = str(Path(sys.executable).parent / "so101")
 
 
 def so101_eval(checkpoint: Path, output: Path, hog: int = 0) -> subprocess.CompletedProcess:
-    """Two recorded 2 s episodes (seeds 7 and 3) in lockstep, with `hog` busy processes competing for the CPU meanwhile."""
+    """Two recorded 2 s episodes (seeds 7 and 3) in lockstep, with `hog` busy processes competing for the CPU."""
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(hog)]
     try:
         result = subprocess.run([SO101, "eval", "--policy", "act", "--checkpoint", str(checkpoint), "--episodes", "2",
-                                 "--max-episode-s", "2", "--seed", "7,3", "--record", "--sim-width", "64", "--sim-height", "64",
-                                 "--device", "cpu", "--output-dir", str(output)],
+                                 "--max-episode-s", "2", "--seed", "7,3", "--record", "--sim-width", "64",
+                                 "--sim-height", "64", "--device", "cpu", "--output-dir", str(output)],
                                 capture_output=True, text=True, timeout=600, env=isolated_ros_env(next_domain_id()))
     finally:
         for process in hogs:

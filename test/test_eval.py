@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from so101_bringup.graph import (
     node_parameters,
     record_nodes,
     robot_nodes,
+    teleop_nodes,
 )
 from so101_bringup.graph_options import graph_args
 from so101_bringup.in_process import NODE_CLASSES
@@ -209,7 +211,8 @@ def test_every_launch_file_builds(monkeypatch):
         spec.loader.exec_module(module)
         *declarations, opaque = module.generate_launch_description().args[0]
         context = {d.args[0]: d.kwargs["default_value"] for d in declarations}
-        context.update({key: value for key, value in (("checkpoint", "ckpt"), ("bag", "a_bag")) if key in context})
+        required = (("checkpoint", "ckpt"), ("bag", "a_bag"), ("leader_calibration_id", "my_leader"))
+        context.update({key: value for key, value in required if key in context})
         assert opaque.kwargs["function"](context), path.name
 
 
@@ -233,7 +236,7 @@ def _command_options(command: str) -> dict[str, object]:
             if action.option_strings and action.dest != "help" and action.option_strings != ["--real"]}
 
 
-@pytest.mark.parametrize("launch, command", [("eval", "eval"), ("record", "record")])
+@pytest.mark.parametrize("launch, command", [("eval", "eval"), ("record", "record"), ("teleop", "teleop")])
 def test_a_launch_file_and_its_so101_command_take_the_same_options_and_defaults(monkeypatch, launch, command):
     arguments, options = _launch_arguments(monkeypatch, launch), _command_options(command)
     assert set(arguments) == set(options)
@@ -277,6 +280,18 @@ def test_without_a_checkpoint_the_newest_trained_for_the_policy_is_taken(tmp_pat
     specs = by_name(eval_nodes(GraphArgs(policy="act")))
     assert node_parameters(specs["so101_policy"])["checkpoint"] == str(newest.relative_to(tmp_path))
     assert f"taking the newest act trained here, {newest.relative_to(tmp_path)}" in capsys.readouterr().err
+
+
+def test_teleop_graphs_add_the_leader_arm_to_the_robot():
+    args = GraphArgs(sim=False, calibration_id="my_arm", leader_port="/dev/ttyACM3", leader_calibration_id="my_leader",
+                     teleop=True)
+    for specs in (teleop_nodes(args), record_nodes(args)):
+        teleop = by_name(specs)["so101_teleop"]
+        assert teleop.executable == "teleop_node"
+        assert node_parameters(teleop) == {"port": "/dev/ttyACM3", "calibration_id": "my_leader"}
+    assert "so101_teleop" not in by_name(record_nodes(replace(args, teleop=False)))
+    with pytest.raises(ValueError, match="teleop needs leader_calibration_id"):
+        teleop_nodes(GraphArgs())
 
 
 def test_recordings_without_a_policy_do_not_claim_one():

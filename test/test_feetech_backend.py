@@ -18,13 +18,14 @@ def calibration_file(tmp_path):
     return path
 
 
-def mid_ticks():
-    return {cal.id: (cal.range_min + cal.range_max) // 2 for cal in REAL_CALIBRATION.values()}
+def mid_ticks(calibration=REAL_CALIBRATION):
+    return {cal.id: (cal.range_min + cal.range_max) // 2 for cal in calibration.values()}
 
 
-def calibrated_emulator(reply_delay: float = 0.0):
-    emulator = FeetechEmulator(mid_ticks(), reply_delay=reply_delay)
-    for name, cal in REAL_CALIBRATION.items():
+def calibrated_emulator(reply_delay: float = 0.0, calibration=REAL_CALIBRATION):
+    """An arm whose motors hold `calibration` (offsets and limits), resting at the middle of each range."""
+    emulator = FeetechEmulator(mid_ticks(calibration), reply_delay=reply_delay)
+    for name, cal in calibration.items():
         servo = emulator.servos[cal.id]
         servo.set("Min_Position_Limit", cal.range_min)
         servo.set("Max_Position_Limit", cal.range_max)

@@ -172,3 +172,36 @@ def test_signals_that_land_in_the_clean_up_are_ignored(tmp_path, signals):
     assert process.returncode == 0, output
     assert "clean-up finished" in output and "Traceback" not in output, output
     assert output.count("while stopping: ignored") == len(signals) - 1, output
+
+
+def test_a_stop_signal_that_lands_as_a_bag_closes_lets_it_close_once(tmp_path, monkeypatch):
+    """Ctrl-C right after an episode's end: the bag was once closed a second time in the clean-up, a traceback."""
+    from rclpy.parameter import Parameter
+
+    from so101_bringup import recorder as recorder_module
+
+    close = recorder_module.EpisodeBag.close
+
+    def close_then_ctrl_c(bag, metadata):
+        close(bag, metadata)
+        os.kill(os.getpid(), signal.SIGINT)  # lands before the recorder has let go of the bag
+
+    monkeypatch.setattr(recorder_module.EpisodeBag, "close", close_then_ctrl_c)
+    recorders = []
+
+    def recorder_that_records_one_episode():
+        node = recorder_module.Recorder(parameter_overrides=[Parameter("output_dir", value=str(tmp_path))])
+        recorders.append(node)
+
+        def step():  # start once the recorder hears markers, end once the bag is open
+            if node.bag is None and not node.bags:
+                node.mark("start")
+            elif node.bag is not None:
+                node.mark("end", "success")
+
+        node.create_timer(0.1, step)
+        return node
+
+    assert run_node(recorder_that_records_one_episode, "so101_recorder", recorder_module.USER_ERRORS, args=[]) == 0
+    assert recorders[0].bags == [tmp_path / "episode_000"]
+    assert "outcome: success" in (tmp_path / "episode_000" / "metadata.yaml").read_text()

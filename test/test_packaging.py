@@ -10,7 +10,8 @@ import pytest
 
 REPO = Path(__file__).parents[1]
 VENV_BIN = Path(sys.executable).parent
-EXECUTABLES = ("driver_node", "camera_node", "policy_node", "eval_manager", "recorder", "bag_player", "so101")
+EXECUTABLES = ("driver_node", "camera_node", "teleop_node", "policy_node", "eval_manager", "recorder", "bag_player",
+               "so101")
 
 
 def copy_package(destination: Path) -> Path:
@@ -47,7 +48,8 @@ def test_colcon_install_layout_is_what_ros2_run_and_launch_need(colcon_workspace
     assert (share / "package.xml").is_file()
     for config in ("driver", "policy", "eval", "cameras"):
         assert (share / "config" / f"{config}.yaml").is_file(), config
-    for launch in ("eval", "robot", "record", "replay"):
+    assert (share / "config" / "so101.rviz").is_file()
+    for launch in ("eval", "robot", "record", "replay", "teleop"):
         assert (share / "launch" / f"{launch}.launch.py").is_file(), launch
     assert (prefix / "share" / "ament_index" / "resource_index" / "packages" / "so101_bringup").is_file()
     found = subprocess.run(
