@@ -7,6 +7,8 @@ videos encoded with lerobot's own encoder (AV1), degrees and gripper 0..100 as o
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,23 @@ def _image_stats(frames: np.ndarray) -> dict:
 
     return {"min": channel(per_channel.min(0)), "max": channel(per_channel.max(0)),
             "mean": channel(per_channel.mean(0)), "std": channel(per_channel.std(0)), "count": [len(frames)]}
+
+
+@contextmanager
+def scheduling_kept():
+    """Put this thread back on its scheduling policy after the block.
+
+    lerobot's encode_video_frames, called here in the test process's main thread (lerobot's own
+    datasets encode on a thread of their own), runs SVT-AV1, which makes the calling thread SCHED_FIFO
+    when it may (as root) and leaves it so: every process the tests start afterwards inherits it, and
+    a busy one (the load of the sim-time tests) then starves the suite for minutes.
+    """
+    policy, parameters = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            os.sched_setscheduler(0, policy, parameters)
 
 
 def write_v21_dataset(root: Path, episodes: int = 2, frames_per_episode: int = 12, height: int = 48,
@@ -82,7 +101,8 @@ def write_v21_dataset(root: Path, episodes: int = 2, frames_per_episode: int = 1
             staging.mkdir(parents=True, exist_ok=True)
             for t, frame in enumerate(frames):
                 Image.fromarray(frame).save(staging / f"frame-{t:06d}.png")
-            encode_video_frames(staging, root / f"videos/chunk-000/{key}/episode_{episode:06d}.mp4", fps)
+            with scheduling_kept():
+                encode_video_frames(staging, root / f"videos/chunk-000/{key}/episode_{episode:06d}.mp4", fps)
             episode_stats[key] = _image_stats(frames)
         for name in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
             episode_stats[name] = _stats(frame_table[name].to_numpy(dtype=np.float64)[:, None])
