@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
 
-from .backends.base import BackendError
-from .joint_model import LEROBOT_FEATURE_NAMES, ArmUnits, JointModel
+from .backends.base import BackendError, calibrated_joint_model, give_lerobot_the_calibration
+from .joint_model import LEROBOT_FEATURE_NAMES, ArmUnits
 
 
 def leader_calibration_path(calibration_id: str) -> Path:
@@ -26,19 +26,12 @@ def leader_calibration_path(calibration_id: str) -> Path:
 
 class LeaderArm:
     def __init__(self, port: str, calibration_file: str | Path, arm_units: ArmUnits | str = ArmUnits.DEGREES):
-        calibration_file = Path(calibration_file).expanduser()
-        self.calibration_file = calibration_file
-        try:
-            self.joint_model = JointModel.from_file(calibration_file, arm_units)
-        except (OSError, ValueError) as error:  # missing, unreadable, not JSON, motors missing
-            raise BackendError(str(error)) from None
+        self.calibration_file, self.joint_model = calibrated_joint_model(calibration_file, arm_units)
         self.leader = SO101Leader(SO101LeaderConfig(
-            port=port, id=calibration_file.stem, calibration_dir=calibration_file.parent,
+            port=port, id=self.calibration_file.stem, calibration_dir=self.calibration_file.parent,
             use_degrees=self.joint_model.arm_units is ArmUnits.DEGREES,
         ))
-        # As for the follower: the calibration the joint model read, whatever the file's name.
-        self.leader.calibration = dict(self.joint_model.calibration)
-        self.leader.bus.calibration = self.leader.calibration
+        give_lerobot_the_calibration(self.leader, self.joint_model)
 
     @property
     def port(self) -> str:

@@ -103,3 +103,35 @@ class RosProbe:
 
 def next_domain_id() -> int:
     return next(_domains) % 100 + 1
+
+
+class TerminalSession:
+    """A `so101` command as typed in a terminal: its own process group, lines on stdin, output as it comes."""
+
+    def __init__(self, command: list[str], env: dict[str, str]):
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        self.log = ""
+
+    def read_until(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log:
+            assert time.monotonic() < deadline and self.process.poll() is None, f"no '{text}' in:\n{self.log}"
+            self.log += self.process.stdout.readline()
+
+    def type_line(self, line: str = "") -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def ctrl_c(self, timeout: float = 30.0) -> int:
+        """A terminal's Ctrl-C (SIGINT to the whole group), then the one `ros2 launch` sends on; the exit code."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.process.send_signal(signal.SIGINT)
+        output, _ = self.process.communicate(timeout=timeout)
+        self.log += output
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()

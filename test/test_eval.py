@@ -16,7 +16,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
+from ros_harness import NodeProcess, RosProbe, TerminalSession, isolated_ros_env, next_domain_id
 from so101_bringup import bag_format
 from so101_bringup.episode_runner import EpisodeLimits, EpisodeRunner, Phase
 from so101_bringup.evaluation import EpisodeResult, EvalRun, Outcome, comparison_table, wilson_interval
@@ -559,59 +559,38 @@ def test_replay_is_deterministic_and_reports_action_error(eval_run, tmp_path):
 
 def test_so101_record_writes_a_bag_per_keyboard_episode_and_survives_a_terminals_ctrl_c(tmp_path):
     """Two episodes by keyboard; the second is cut by Ctrl-C as a terminal under ros2 launch sends it."""
-    import os
-    import signal
-    import time
-
     from mcap.reader import make_reader
     from rosbags.highlevel import AnyReader
     from sensor_msgs.msg import JointState
 
     domain = next_domain_id()
     env = dict(isolated_ros_env(domain), MUJOCO_GL="egl", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([SO101, "record", "--output-dir", str(tmp_path)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                               start_new_session=True)
+    terminal = TerminalSession([SO101, "record", "--output-dir", str(tmp_path)], env)
     probe = RosProbe(domain)
     states: list = []
     probe.node.create_subscription(JointState, "/joint_states", states.append, 50)
-    log = ""
-
-    def read_until(text: str, timeout: float = 60.0) -> None:
-        nonlocal log
-        deadline = time.monotonic() + timeout
-        while text not in log:
-            assert time.monotonic() < deadline and process.poll() is None, f"no '{text}' in:\n{log}"
-            log += process.stdout.readline()
-
-    def type_line(line: str) -> None:
-        process.stdin.write(line + "\n")
-        process.stdin.flush()
 
     def wait_for_ticks(count: int) -> None:
         seen = len(states)
         probe.spin_until(lambda: len(states) >= seen + count, 30, f"{count} joint states")
 
     try:
-        read_until("recording")  # the recorder's start-up line
+        terminal.read_until("recording")  # the recorder's start-up line
         wait_for_ticks(1)
-        type_line("")  # start
-        read_until("start episode=0")
+        terminal.type_line()  # start
+        terminal.read_until("start episode=0")
         wait_for_ticks(40)
-        type_line("s")  # end, a success
-        read_until("(success)")  # the recorder closed the bag
-        type_line("")  # start another, cut short below
-        read_until("start episode=1")
+        terminal.type_line("s")  # end, a success
+        terminal.read_until("(success)")  # the recorder closed the bag
+        terminal.type_line()  # start another, cut short below
+        terminal.read_until("start episode=1")
         wait_for_ticks(15)
-        os.killpg(process.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole group...
-        process.send_signal(signal.SIGINT)  # ...and ros2 launch sends its own
-        output, _ = process.communicate(timeout=30)
+        exit_code = terminal.ctrl_c()
     finally:
         probe.close()
-        if process.poll() is None:
-            process.kill()
-    log += output
-    assert process.returncode == 0 and "Traceback" not in log, log
+        terminal.kill()
+    log = terminal.log
+    assert exit_code == 0 and "Traceback" not in log, log
     first, interrupted = tmp_path / "bags" / "episode_000", tmp_path / "bags" / "episode_001"
     assert "outcome: success" in (first / "metadata.yaml").read_text(), log
     assert "outcome: interrupted" in (interrupted / "metadata.yaml").read_text(), log

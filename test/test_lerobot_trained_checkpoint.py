@@ -57,36 +57,50 @@ def test_sim_dataset_is_read_by_lerobot_with_the_hub_layout(sim_dataset_root):
     assert gripper.min() >= 0 and gripper.max() <= 100  # LeRobot units, not radians
 
 
+class PolicyOnAStandInArm:
+    """policy_node on a checkpoint, fed joint states and camera frames as the driver and cameras publish them."""
+
+    def __init__(self, checkpoint: Path, tmp_path: Path):
+        domain = next_domain_id()
+        self.policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
+                                                  "-p", "calibration:=sim", "-p", "arm_timeout:=0.5"],
+                                  isolated_ros_env(domain), tmp_path / "policy.log")
+        self.probe = RosProbe(domain)
+        self.chunks = []
+        self.probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", self.chunks.append, 10)
+        self.joints = self.probe.node.create_publisher(JointState, "/joint_states", 10)
+        self.cameras = {c: self.probe.node.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data)
+                        for c in ("wrist", "overhead")}
+        self.probe.spin_until(lambda: all(p.get_subscription_count() for p in self.cameras.values()), 90,
+                              f"the policy node (log:\n{self.policy.output})")
+
+    def publish_until(self, done, frames: dict[str, np.ndarray], what: str) -> None:
+        """A tick's joint state and frames every 1/30 s until `done()`."""
+        def tick():
+            stamp = sec_to_time(time_to_sec(self.probe.node.get_clock().now().to_msg()))
+            self.joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
+            for camera, publisher in self.cameras.items():
+                publisher.publish(color_image_msg(stamp, frames[camera], camera))
+            self.probe.spin_for(1 / 30)
+            return done()
+
+        self.probe.spin_until(tick, 30, f"{what} (log:\n{self.policy.output})")
+
+    def close(self) -> int:
+        self.probe.close()
+        return self.policy.stop()
+
+
 def test_lerobot_trained_checkpoint_runs_in_the_policy_node(trained_checkpoint, tmp_path):
-    domain = next_domain_id()
-    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={trained_checkpoint}", "-p", "device:=cpu",
-                                         "-p", "calibration:=sim", "-p", "arm_timeout:=0.5"],
-                         isolated_ros_env(domain), tmp_path / "policy.log")
-    probe = RosProbe(domain)
-    chunks = []
-    probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", chunks.append, 10)
-    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
-    cameras = {c: probe.node.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data)
-               for c in ("wrist", "overhead")}
-    frame = np.full((64, 64, 3), 120, np.uint8)
+    arm = PolicyOnAStandInArm(trained_checkpoint, tmp_path)
     try:
-        probe.spin_until(lambda: all(p.get_subscription_count() for p in cameras.values()), 90,
-                         f"the policy node (log:\n{policy.output})")
-
-        def publish():
-            stamp = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
-            joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
-            for camera, publisher in cameras.items():
-                publisher.publish(color_image_msg(stamp, frame, camera))
-            probe.spin_for(1 / 30)
-            return chunks
-
-        probe.spin_until(publish, 30, f"a chunk (log:\n{policy.output})")
-        assert len(chunks[0].points) == 10 and list(chunks[0].joint_names) == list(JOINT_NAMES)
-        assert f"trained on {REPO_ID}" in policy.output and "joint names and order match" in policy.output
+        frame = np.full((64, 64, 3), 120, np.uint8)
+        arm.publish_until(lambda: arm.chunks, {"wrist": frame, "overhead": frame}, "a chunk")
+        assert len(arm.chunks[0].points) == 10 and list(arm.chunks[0].joint_names) == list(JOINT_NAMES)
+        output = arm.policy.output
+        assert f"trained on {REPO_ID}" in output and "joint names and order match" in output
     finally:
-        probe.close()
-        assert policy.stop() == 0, policy.output
+        assert arm.close() == 0, arm.policy.output
 
 
 def test_the_training_datas_joint_names_and_fps_are_checked(trained_checkpoint, sim_dataset_root, tmp_path):
@@ -129,34 +143,13 @@ def test_a_checkpoint_trained_on_another_joint_order_stops_the_policy_node(train
 
 def test_a_camera_at_another_resolution_than_the_training_data_stops_the_policy_node(trained_checkpoint, tmp_path):
     """Stopped at the first frame, before any inference: not an error logged at every chunk."""
-    domain = next_domain_id()
-    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={trained_checkpoint}", "-p", "device:=cpu",
-                                         "-p", "calibration:=sim", "-p", "arm_timeout:=0.5"],
-                         isolated_ros_env(domain), tmp_path / "policy.log")
-    probe = RosProbe(domain)
-    chunks = []
-    probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", chunks.append, 10)
-    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
-    cameras = {c: probe.node.create_publisher(Image, f"/so101/{c}/image_raw", qos_profile_sensor_data)
-               for c in ("wrist", "overhead")}
-    frames = {"wrist": np.zeros((64, 64, 3), np.uint8), "overhead": np.zeros((48, 64, 3), np.uint8)}
+    arm = PolicyOnAStandInArm(trained_checkpoint, tmp_path)
     try:
-        probe.spin_until(lambda: all(p.get_subscription_count() for p in cameras.values()), 90,
-                         f"the policy node (log:\n{policy.output})")
-
-        def publish():
-            stamp = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
-            joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
-            for camera, publisher in cameras.items():
-                publisher.publish(color_image_msg(stamp, frames[camera], camera))
-            probe.spin_for(1 / 30)
-            return policy.process.poll() is not None
-
-        probe.spin_until(publish, 30, f"the policy node to stop (log:\n{policy.output})")
-        assert policy.wait(timeout=10) == 1, policy.output
-        assert "camera 'overhead' sends 64x48 frames; the checkpoint was trained on 64x64 (its training data)" \
-            in policy.output
-        assert "Traceback" not in policy.output and chunks == []
+        frames = {"wrist": np.zeros((64, 64, 3), np.uint8), "overhead": np.zeros((48, 64, 3), np.uint8)}
+        arm.publish_until(lambda: arm.policy.process.poll() is not None, frames, "the policy node to stop")
+        output = arm.policy.output
+        assert arm.policy.wait(timeout=10) == 1, output
+        assert "camera 'overhead' sends 64x48 frames; the checkpoint was trained on 64x64 (its training data)" in output
+        assert "Traceback" not in output and arm.chunks == []
     finally:
-        probe.close()
-        policy.stop()
+        arm.close()

@@ -70,17 +70,14 @@ def test_the_leader_arm_drives_the_follower_through_the_driver(tmp_path):
 def test_so101_record_teleop_makes_a_dataset_in_the_leaders_degrees(tmp_path):
     """The leader drives the sim through `so101 record --teleop`; the bag becomes a LeRobotDataset whose
     actions are the leader's pose in degrees, as lerobot's own record loop would store it."""
-    import os
-    import signal
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     from lerobot.datasets import LeRobotDataset
     from sensor_msgs.msg import JointState
 
-    from ros_harness import RosProbe, next_domain_id
+    from ros_harness import RosProbe, TerminalSession, next_domain_id
 
     so101 = str(Path(sys.executable).parent / "so101")
     calibration_root = tmp_path / "calibration"
@@ -98,43 +95,27 @@ def test_so101_record_teleop_makes_a_dataset_in_the_leaders_degrees(tmp_path):
     with calibrated_emulator(calibration=LEADER_CALIBRATION) as leader:
         for servo_id, tick in ticks.items():
             leader.servos[servo_id].set("Present_Position", tick)
-        process = subprocess.Popen([so101, "record", "--teleop", "--leader-port", leader.port,
+        terminal = TerminalSession([so101, "record", "--teleop", "--leader-port", leader.port,
                                     "--leader-calibration-id", "my_leader", "--sim-width", "64", "--sim-height", "64",
-                                    "--output-dir", str(tmp_path / "record")],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   env=env, start_new_session=True)
+                                    "--output-dir", str(tmp_path / "record")], env)
         probe = RosProbe(domain)
         states: list = []
         probe.node.create_subscription(JointState, "/joint_states", states.append, 50)
-        log = ""
-
-        def read_until(text: str, timeout: float = 90.0) -> None:
-            nonlocal log
-            deadline = time.monotonic() + timeout
-            while text not in log:
-                assert time.monotonic() < deadline and process.poll() is None, f"no '{text}' in:\n{log}"
-                log += process.stdout.readline()
-
         try:
-            read_until("leader arm on")  # teleop_node is streaming
-            read_until("recording")
+            terminal.read_until("leader arm on", timeout=90)  # teleop_node is streaming
+            terminal.read_until("recording")
             probe.spin_until(lambda: states, 60, "/joint_states")
-            process.stdin.write("\n")
-            process.stdin.flush()
-            read_until("start episode=0")
+            terminal.type_line()
+            terminal.read_until("start episode=0")
             seen = len(states)
             probe.spin_until(lambda: len(states) >= seen + 45, 60, "1.5 s of teleoperation")
-            process.stdin.write("s\n")
-            process.stdin.flush()
-            read_until("(success)")
-            os.killpg(process.pid, signal.SIGINT)
-            output, _ = process.communicate(timeout=30)
+            terminal.type_line("s")
+            terminal.read_until("(success)")
+            exit_code = terminal.ctrl_c()
         finally:
             probe.close()
-            if process.poll() is None:
-                process.kill()
-    log += output
-    assert process.returncode == 0 and "Traceback" not in log, log
+            terminal.kill()
+    assert exit_code == 0 and "Traceback" not in terminal.log, terminal.log
     bag = tmp_path / "record" / "bags" / "episode_000"
     convert = subprocess.run([so101, "dataset", "from-bags", str(bag), "--root", str(tmp_path / "dataset"),
                               "--repo-id", "local/teleop", "--images"], capture_output=True, text=True, timeout=300)

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from ..joint_model import ArmUnits, JointModel
+
 
 class BackendError(RuntimeError):
     """The arm could not be read or commanded; the driver answers with a hold, not a crash."""
+
+
+def calibrated_joint_model(calibration_file: str | Path, arm_units: ArmUnits | str) -> tuple[Path, JointModel]:
+    """The file's path and the arm's joint model from it; a missing or broken file as one BackendError line."""
+    path = Path(calibration_file).expanduser()
+    try:
+        return path, JointModel.from_file(path, arm_units)
+    except (OSError, ValueError) as error:  # missing, unreadable, not JSON, motors missing
+        raise BackendError(str(error)) from None
+
+
+def give_lerobot_the_calibration(device, joint_model: JointModel) -> None:
+    """lerobot reads <calibration_dir>/<id>.json by itself; a robot or teleoperator is given the
+    calibration the joint model read instead, so any file name works and both hold the same numbers."""
+    device.calibration = dict(joint_model.calibration)
+    device.bus.calibration = device.calibration
 
 
 class Backend(Protocol):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
 
-from ..joint_model import ArmUnits, JointModel
-from .base import BackendError
+from ..joint_model import ArmUnits
+from .base import BackendError, calibrated_joint_model, give_lerobot_the_calibration
 
 log = logging.getLogger(__name__)
 
@@ -22,26 +22,18 @@ log = logging.getLogger(__name__)
 class FeetechBackend:
     def __init__(self, port: str, calibration_file: str | Path, arm_units: ArmUnits | str = ArmUnits.DEGREES,
                  write_calibration: bool = False, read_retries: int = 2):
-        calibration_file = Path(calibration_file).expanduser()
-        self.calibration_file = calibration_file
-        try:
-            self.joint_model = JointModel.from_file(calibration_file, arm_units)
-        except (OSError, ValueError) as error:  # missing, unreadable, not JSON, motors missing
-            raise BackendError(str(error)) from None
+        self.calibration_file, self.joint_model = calibrated_joint_model(calibration_file, arm_units)
         self.write_calibration = write_calibration
         self.robot = SO101Follower(SO101FollowerConfig(
             port=port,
-            id=calibration_file.stem,
-            calibration_dir=calibration_file.parent,
+            id=self.calibration_file.stem,
+            calibration_dir=self.calibration_file.parent,
             use_degrees=self.joint_model.arm_units is ArmUnits.DEGREES,
             max_relative_target=None,
             disable_torque_on_disconnect=True,
             num_read_retries=read_retries,
         ))
-        # lerobot reads <calibration_dir>/<id>.json by itself; the driver gives it the calibration the
-        # joint model read, so any file name works and both hold the very same numbers.
-        self.robot.calibration = dict(self.joint_model.calibration)
-        self.robot.bus.calibration = self.robot.calibration
+        give_lerobot_the_calibration(self.robot, self.joint_model)
 
     def connect(self) -> None:
         """Open the bus, check (or write) the calibration and configure the motors; torque ends off.
