@@ -154,7 +154,6 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _add_eval(commands) -> None:
     from so101_bringup.graph import EVAL_ARGUMENTS
-    from so101_bringup.graph_options import add_graph_options
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a policy over the ROS graph, in the sim or on the real arm",
@@ -298,18 +297,19 @@ def _add_replay(commands) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from so101_bringup.demo import DemoConfig, run_demo
+    from so101_bringup.options import from_options
 
-    return run_demo(DemoConfig(
-        output=Path(args.output), checkpoint=args.checkpoint, policy=args.policy, demonstrations=args.demonstrations,
-        image_size=args.image_size, workers=args.workers, train_minutes=args.train_minutes, episodes=args.episodes,
-        max_episode_s=args.max_episode_s, device=args.device,
-    ))
+    try:
+        config = from_options(DemoConfig, args)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return run_demo(config)
 
 
 def _add_demo(commands) -> None:
     from so101_bringup.demo import DemoConfig
+    from so101_bringup.options import add_options
 
-    defaults = DemoConfig()
     demo = commands.add_parser(
         "demo", help="the main job on the sim: demonstrations, a small ACT trained on CPU, evaluated over ROS",
         description="Make scripted demonstrations in the MuJoCo sim, one sim per core (reused when they exist), "
@@ -318,25 +318,10 @@ def _add_demo(commands) -> None:
                     "episodes on seeds no demonstration used, replay the first "
                     "bag open loop, and print the results and where the bags and plots are. Running it again "
                     "trains further from the last checkpoint. With --checkpoint (a path or a hub id) it skips "
-                    "the demonstrations and training and evaluates that checkpoint.",
+                    "the demonstrations and training and evaluates that checkpoint. The options are DemoConfig's "
+                    "fields.",
     )
-    demo.add_argument("--checkpoint", default=None, help="evaluate this checkpoint instead of training one")
-    demo.add_argument("--policy", default=defaults.policy, choices=["act", "smolvla"],
-                      help="the checkpoint's policy type (with --checkpoint)")
-    demo.add_argument("--demonstrations", type=int, default=defaults.demonstrations,
-                      help=f"scripted demonstrations to train on (default {defaults.demonstrations})")
-    demo.add_argument("--image-size", type=int, default=defaults.image_size,
-                      help=f"sim camera size, square, for demonstrations and evaluation (default {defaults.image_size})")
-    demo.add_argument("--workers", type=int, default=defaults.workers,
-                      help="sims recording the demonstrations in parallel (default 0: one per core)")
-    demo.add_argument("--train-minutes", type=float, default=defaults.train_minutes,
-                      help=f"training time budget (default {defaults.train_minutes:g})")
-    demo.add_argument("--episodes", type=int, default=defaults.episodes,
-                      help=f"evaluation episodes (default {defaults.episodes})")
-    demo.add_argument("--max-episode-s", type=float, default=defaults.max_episode_s,
-                      help=f"maximum evaluation episode length, s (default {defaults.max_episode_s:g})")
-    demo.add_argument("--device", default=defaults.device, help="device for training and evaluation (default cpu)")
-    demo.add_argument("--output", default=str(defaults.output), help="where everything goes (default outputs/demo)")
+    add_options(demo, DemoConfig)
     demo.set_defaults(run=_demo)
 
 
@@ -351,7 +336,6 @@ def _teleop(args: argparse.Namespace) -> int:
 
 def _add_teleop(commands) -> None:
     from so101_bringup.graph import TELEOP_ARGUMENTS
-    from so101_bringup.graph_options import add_graph_options
 
     teleop = commands.add_parser(
         "teleop", help="drive the arm (or the sim) with the SO-101 leader arm",
@@ -366,7 +350,6 @@ def _add_teleop(commands) -> None:
 
 def _add_record(commands) -> None:
     from so101_bringup.graph import RECORD_ARGUMENTS, RECORD_DEFAULTS
-    from so101_bringup.graph_options import add_graph_options
 
     record = commands.add_parser(
         "record", help="record bags of the arm and its cameras, an episode per Enter",
@@ -515,12 +498,23 @@ class UsageError(Exception):
     """Options that do not make a graph (a negative seed, a real arm without its calibration)."""
 
 
+def add_graph_options(parser: argparse.ArgumentParser, names: tuple[str, ...], defaults: dict | None = None) -> None:
+    """A graph's options: the GraphArgs fields its launch file declares, and --real for --no-sim."""
+    from so101_bringup.graph import GraphArgs
+    from so101_bringup.options import add_options
+
+    add_options(parser, GraphArgs, names, defaults)
+    if "sim" in names:  # the real arm, as users say it
+        parser.add_argument("--real", dest="sim", action="store_false", help="the real arm: --no-sim")
+
+
 def _graph(options: argparse.Namespace, names: tuple[str, ...], build, **fixed):
     """(GraphArgs, node specs) of the parsed `names` (and `fixed` values); a user's mistake in them as a UsageError."""
-    from so101_bringup.graph_options import graph_args
+    from so101_bringup.graph import GraphArgs
+    from so101_bringup.options import from_options
 
     try:
-        args = graph_args(options, names, **fixed)
+        args = from_options(GraphArgs, options, names, **fixed)
         return args, build(args)
     except ValueError as error:  # a seed that is not one, a real arm without calibration, no checkpoint
         raise UsageError(str(error)) from None

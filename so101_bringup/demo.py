@@ -14,22 +14,30 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .options import option
+
 DEMO_REPO_ID = "local/so101_demo"
 
 
 @dataclass
 class DemoConfig:
-    output: Path = Path("outputs/demo")
-    checkpoint: str | None = None  # given: evaluate it, no training
-    policy: str = "act"
-    demonstrations: int = 100
-    image_size: int = 64  # sim cameras in the demonstrations and the evaluation alike
-    workers: int = 0  # sims recording demonstrations in parallel; 0: one per core
-    train_minutes: float = 20.0
-    episodes: int = 10
-    max_episode_s: float = 25.0
-    eval_seed: int = 100_000  # far beyond the demonstrations' seeds (0, 1, ...)
-    device: str = "cpu"
+    """`so101 demo`'s options (`--name-with-dashes`), with their help."""
+
+    output: Path = option(Path("outputs/demo"), "where everything goes")
+    checkpoint: str | None = option(None, "evaluate this checkpoint (a path or a hub id) instead of training one")
+    policy: str = option("act", "the checkpoint's policy type with --checkpoint: act or smolvla")
+    demonstrations: int = option(100, "scripted demonstrations to train on")
+    image_size: int = option(64, "sim camera size, square, for the demonstrations and the evaluation alike")
+    workers: int = option(0, "sims recording the demonstrations in parallel (0: one per core)")
+    train_minutes: float = option(20.0, "training time budget, minutes")
+    episodes: int = option(10, "evaluation episodes")
+    max_episode_s: float = option(25.0, "maximum evaluation episode length, s")
+    eval_seed: int = option(100_000, "seed of the first evaluation episode, far beyond the demonstrations' (0, 1, ...)")
+    device: str = option("cpu", "device for training and evaluation")
+
+    def __post_init__(self):
+        if self.policy not in ("act", "smolvla"):
+            raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
 
 
 def _minutes(seconds: float) -> str:

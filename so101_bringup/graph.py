@@ -15,6 +15,8 @@ import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
 
+from .options import option
+
 PACKAGE = "so101_bringup"
 POLICY, EVAL_MANAGER, RECORDER = "so101_policy", "so101_eval_manager", "so101_recorder"
 CAMERAS = ("wrist", "overhead")
@@ -31,56 +33,51 @@ class NodeSpec:
     package: str = PACKAGE
 
 
-def _argument(default, help: str):
-    """A GraphArgs field: a launch argument and a `so101` option, both with this default and help."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass(frozen=True)
 class GraphArgs:
     """The graphs' options: each is a launch argument (name:=value) and a `so101` option (--name-with-dashes)."""
 
-    policy: str = _argument("act", "act or smolvla")
-    checkpoint: str = _argument("", "pretrained_model folder or hub repo id (default: the newest checkpoint of "
+    policy: str = option("act", "act or smolvla")
+    checkpoint: str = option("", "pretrained_model folder or hub repo id (default: the newest checkpoint of "
                                     "that policy trained here, under outputs/train or outputs/demo/train)")
-    sim: bool = _argument(True, "true: the MuJoCo arm and cameras; false: the real arm")
-    cameras: str = _argument("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint")
-    device: str = _argument("auto", "auto, cuda, mps or cpu")
-    mode: str = _argument("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
-    merge_mode: str = _argument("", "how the driver meets a new chunk: replace, crossfade or temporal_ensemble "
+    sim: bool = option(True, "true: the MuJoCo arm and cameras; false: the real arm")
+    cameras: str = option("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint")
+    device: str = option("auto", "auto, cuda, mps or cpu")
+    mode: str = option("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
+    merge_mode: str = option("", "how the driver meets a new chunk: replace, crossfade or temporal_ensemble "
                                     "(default: temporal_ensemble with mode temporal_ensemble, else replace)")
-    task: str = _argument("", "language instruction (SmolVLA; default: the policy node's)")
-    record: bool = _argument(False, "true: a bag per episode under output_dir/bags")
-    episodes: int = _argument(DEFAULT_EPISODES, "episodes to evaluate (a list of seeds gives one per seed)")
-    max_episode_s: float = _argument(30.0, "maximum episode length, s")
-    output_dir: str = _argument("outputs/eval", "results (and bags) directory")
-    seed: str = _argument("0", "sim: seed of the first episode, each next one taking the next; or a list, "
+    task: str = option("", "language instruction (SmolVLA; default: the policy node's)")
+    record: bool = option(False, "true: a bag per episode under output_dir/bags")
+    episodes: int = option(DEFAULT_EPISODES, "episodes to evaluate (a list of seeds gives one per seed)")
+    max_episode_s: float = option(30.0, "maximum episode length, s")
+    output_dir: str = option("outputs/eval", "results (and bags) directory")
+    seed: str = option("0", "sim: seed of the first episode, each next one taking the next; or a list, "
                                "one per episode (3,7,11)")
     # hardware
-    port: str = _argument("/dev/ttyACM0", "real arm: serial port of the bus adapter")
-    calibration_id: str = _argument("", "real arm: the id given to lerobot-calibrate")
-    arm_units: str = _argument("degrees", "LeRobot units of the arm joints: degrees or range_m100_100")
-    wrist_device: str = _argument("/dev/video0", "real arm: wrist camera (index, /dev/videoN or a video file)")
-    overhead_device: str = _argument("/dev/video2", "real arm: overhead camera")
-    camera_width: int = _argument(640, "real arm: camera width")
-    camera_height: int = _argument(480, "real arm: camera height")
+    port: str = option("/dev/ttyACM0", "real arm: serial port of the bus adapter")
+    calibration_id: str = option("", "real arm: the id given to lerobot-calibrate")
+    arm_units: str = option("degrees", "LeRobot units of the arm joints: degrees or range_m100_100")
+    wrist_device: str = option("/dev/video0", "real arm: wrist camera (index, /dev/videoN or a video file)")
+    overhead_device: str = option("/dev/video2", "real arm: overhead camera")
+    camera_width: int = option(640, "real arm: camera width")
+    camera_height: int = option(480, "real arm: camera height")
     # teleop
-    teleop: bool = _argument(False, "record: the SO-101 leader arm drives the follower (teleop_node)")
-    leader_port: str = _argument("/dev/ttyACM1", "teleop: serial port of the leader arm's bus adapter")
-    leader_calibration_id: str = _argument("", "teleop: the id given to lerobot-calibrate --teleop.type=so101_leader")
-    robot_description: bool = _argument(True, "publish the arm's URDF on /robot_description and its links on /tf "
+    teleop: bool = option(False, "record: the SO-101 leader arm drives the follower (teleop_node)")
+    leader_port: str = option("/dev/ttyACM1", "teleop: serial port of the leader arm's bus adapter")
+    leader_calibration_id: str = option("", "teleop: the id given to lerobot-calibrate --teleop.type=so101_leader")
+    robot_description: bool = option(True, "publish the arm's URDF on /robot_description and its links on /tf "
                                               "with robot_state_publisher (RViz, Foxglove), where it is installed")
-    sim_width: int = _argument(224, "sim: camera width")
-    sim_height: int = _argument(224, "sim: camera height")
+    sim_width: int = option(224, "sim: camera width")
+    sim_height: int = option(224, "sim: camera height")
     # time (sim)
-    realtime: bool = _argument(False, "sim: run on the wall clock (the machine's speed and load shape the result) "
+    realtime: bool = option(False, "sim: run on the wall clock (the machine's speed and load shape the result) "
                                       "instead of lockstep")
-    latency_ticks: int = _argument(3, "sim lockstep: control ticks each inference is charged (-1: the latency "
+    latency_ticks: int = option(3, "sim lockstep: control ticks each inference is charged (-1: the latency "
                                       "measured here)")
     # replay
-    bag: str = _argument("", "replay: the bag directory to play")
-    rate: float = _argument(1.0, "replay: playback speed (1.0: the recorded timing)")
-    calibration: str = _argument("bag", "replay: bag (the arm's description the bag recorded), or sim, a "
+    bag: str = option("", "replay: the bag directory to play")
+    rate: float = option(1.0, "replay: playback speed (1.0: the recorded timing)")
+    calibration: str = option("bag", "replay: bag (the arm's description the bag recorded), or sim, a "
                                         "calibration id or a JSON file for a bag recorded without one")
 
     def __post_init__(self):

@@ -33,3 +33,25 @@ def test_demo_trains_evaluates_and_reports(tmp_path):
                            capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "no training" in again.stdout and not (tmp_path / "given" / "train").exists()
+
+
+def test_the_demos_options_are_its_configs_fields():
+    """One source: an option per DemoConfig field, with its default, and no option the config lacks."""
+    from dataclasses import fields
+
+    import pytest
+
+    from so101_bringup.cli import UsageError, _demo, build_parser
+    from so101_bringup.demo import DemoConfig
+    from so101_bringup.options import from_options
+
+    parser = build_parser()
+    options = parser.parse_args(["demo"])
+    assert from_options(DemoConfig, options) == DemoConfig()
+    chosen = parser.parse_args(["demo", "--train-minutes", "5", "--eval-seed", "7", "--output", "elsewhere"])
+    assert from_options(DemoConfig, chosen) == DemoConfig(train_minutes=5.0, eval_seed=7, output=Path("elsewhere"))
+    demo_parser = parser._subparsers._group_actions[0].choices["demo"]
+    dests = {a.dest for a in demo_parser._actions if a.option_strings and a.dest != "help"}
+    assert dests == {f.name for f in fields(DemoConfig)}
+    with pytest.raises(UsageError, match="policy must be act or smolvla, got 'pi0'"):
+        _demo(parser.parse_args(["demo", "--policy", "pi0"]))

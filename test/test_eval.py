@@ -30,7 +30,7 @@ from so101_bringup.graph import (
     robot_nodes,
     teleop_nodes,
 )
-from so101_bringup.graph_options import graph_args
+from so101_bringup.options import from_options
 from so101_bringup.in_process import NODE_CLASSES
 from so101_driver.episode_seeds import EpisodeSeeds
 from so101_driver.joint_model import JOINT_NAMES
@@ -251,7 +251,7 @@ def test_every_so101_eval_option_reaches_the_graph():
     options = build_parser().parse_args(
         ["eval", "--checkpoint", "ckpt", "--no-sim", "--calibration-id", "lab", "--arm-units", "range_m100_100",
          "--merge-mode", "crossfade", "--camera-width", "320", "--episodes", "3", "--policy", "smolvla"])
-    specs = by_name(eval_nodes(graph_args(options, EVAL_ARGUMENTS)))
+    specs = by_name(eval_nodes(from_options(GraphArgs, options, EVAL_ARGUMENTS)))
     driver = node_parameters(specs["so101_driver"])
     assert (driver["backend"], driver["calibration_id"], driver["arm_units"], driver["merge_mode"]) == (
         "feetech", "lab", "range_m100_100", "crossfade")
