@@ -24,7 +24,7 @@ def add_options(parser: argparse.ArgumentParser, config_class, names: tuple[str,
     """--name-with-dashes for each field of `config_class` in `names` (all by default); booleans as
     --flag / --no-flag; `defaults` where the command's differ from the class's."""
     declared = {f.name: f for f in fields(config_class)}
-    for name in names or tuple(declared):
+    for name in tuple(declared) if names is None else names:
         default = (defaults or {}).get(name, declared[name].default)
         help = declared[name].metadata["help"]
         flag = "--" + name.replace("_", "-")
@@ -39,5 +39,6 @@ def add_options(parser: argparse.ArgumentParser, config_class, names: tuple[str,
 
 def from_options(config_class, options: argparse.Namespace, names: tuple[str, ...] | None = None, **fixed):
     """The config the parsed `names` (all fields by default) and `fixed` values make."""
-    names = names or tuple(f.name for f in fields(config_class) if f.name not in fixed)
+    if names is None:
+        names = tuple(f.name for f in fields(config_class) if f.name not in fixed)
     return config_class(**{name: getattr(options, name) for name in names}, **fixed)

@@ -10,6 +10,7 @@ Entered before rclpy.init, so that rclpy's own handler (which wakes the executor
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -39,6 +40,11 @@ class StopOnce:
             if self._shielding:
                 self._stop_pending = True  # raised when the block ends
                 return
+            if _inside_rclpy(frame):
+                # rclpy's own handler has shut the context down, which ends the spin; an exception
+                # raised in the middle of its code leaves half-built objects behind (a Task whose
+                # __del__ then prints a traceback at exit).
+                return
             raise KeyboardInterrupt
         print(f"[{self.name}] {self.received[-1]} while stopping: ignored, the clean-up finishes first",
               file=sys.stderr, flush=True)
@@ -54,6 +60,14 @@ class StopOnce:
         if not self._shielding and self._stop_pending:
             self._stop_pending = False
             raise KeyboardInterrupt
+
+
+def _inside_rclpy(frame) -> bool:
+    while frame is not None:
+        if f"{os.sep}rclpy{os.sep}" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
 
 
 _active: StopOnce | None = None  # the handler of the stop_once block running, if any
