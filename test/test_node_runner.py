@@ -205,3 +205,30 @@ def test_a_stop_signal_that_lands_as_a_bag_closes_lets_it_close_once(tmp_path, m
     assert run_node(recorder_that_records_one_episode, "so101_recorder", recorder_module.USER_ERRORS, args=[]) == 0
     assert recorders[0].bags == [tmp_path / "episode_000"]
     assert "outcome: success" in (tmp_path / "episode_000" / "metadata.yaml").read_text()
+
+
+def test_a_first_signal_inside_rclpy_stops_through_the_context_not_an_exception():
+    """A KeyboardInterrupt raised inside rclpy's executor once left a half-built Task behind, whose
+    __del__ printed a traceback at exit; rclpy's own handler already shuts the context down."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from so101_driver.stop_signals import StopOnce
+
+    outside = StopOnce("so101_test")
+    with pytest.raises(KeyboardInterrupt):  # in our own code the stop is immediate
+        outside(signal.SIGINT, sys._getframe())
+
+    inside, answers = StopOnce("so101_test"), []
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    try:
+        node = Node("signal_in_a_callback", context=context)
+        node.create_timer(0.01, lambda: answers.append(inside(signal.SIGINT, sys._getframe())))
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        executor.spin_once(timeout_sec=5.0)  # the callback runs under rclpy's executor
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    assert answers == [None] and inside.stopping
