@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
 
-from .backends.base import BackendError, calibrated_joint_model, give_lerobot_the_calibration
+from .backends.base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration
 from .joint_model import LEROBOT_FEATURE_NAMES, ArmUnits
 
 
@@ -72,6 +72,5 @@ class LeaderArm:
         bus = self.leader.bus
         if not bus.is_connected:
             return
-        bus.port_handler.clearPort()  # a read cut short leaves the port marked busy (see FeetechBackend)
-        bus.port_handler.is_using = False
+        free_port(bus)
         bus.port_handler.closePort()

@@ -30,6 +30,16 @@ def give_lerobot_the_calibration(device, joint_model: JointModel) -> None:
     device.bus.calibration = device.calibration
 
 
+def free_port(bus) -> None:
+    """Mark a lerobot bus's port free again, as lerobot's own MotorsBus.disconnect does first.
+
+    A transfer cut short (a timeout, a signal mid-read) leaves the port marked busy and bytes in its
+    buffer; every write after it would fail with "Port is in use".
+    """
+    bus.port_handler.clearPort()
+    bus.port_handler.is_using = False
+
+
 class Backend(Protocol):
     """An SO-101, real or simulated. Positions are radians ordered as JOINT_NAMES."""
 

@@ -14,7 +14,7 @@ import numpy as np
 from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
 
 from ..joint_model import ArmUnits
-from .base import BackendError, calibrated_joint_model, give_lerobot_the_calibration
+from .base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,7 @@ class FeetechBackend:
         bus = self.robot.bus
         if not bus.is_connected:
             return
-        # A transfer cut short (a timeout, an exception mid-read) leaves the port marked busy and
-        # bytes in its buffer; every write below would fail with "Port is in use". lerobot's own
-        # MotorsBus.disconnect clears both first too.
-        bus.port_handler.clearPort()
-        bus.port_handler.is_using = False
+        free_port(bus)
         for motor in bus.motors:
             try:
                 bus.disable_torque(motor, num_retry=5)
