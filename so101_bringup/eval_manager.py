@@ -141,7 +141,8 @@ class EvalManager(Node):
 
     # -- inputs ---------------------------------------------------------------------------------
     def _on_chunk(self, msg: JointTrajectory) -> None:
-        self.runner.on_chunk(self._current_time())
+        if msg.points:  # an empty one is the paused policy cancelling, not a chunk
+            self.runner.on_chunk(self._current_time())
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:

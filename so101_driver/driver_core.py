@@ -48,6 +48,7 @@ class DriverStats:
     ticks: int = 0
     chunks_accepted: int = 0
     positions_accepted: int = 0
+    cancels: int = 0  # empty chunks: every chunk dropped, the last target held
     commands_rejected: int = 0
     last_rejection: str = ""
     points_skipped: int = 0
@@ -157,6 +158,14 @@ class DriverCore:
         self.backend.disconnect()
 
     # -- commands ----------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Drop every chunk and hold the last target (an empty JointTrajectory, as ros_controllers' JTC
+        takes one on its topic): a paused policy stops the arm where it is going now."""
+        self._hold_last_target()
+        self._commands_began = False  # waiting for the next command is a pause, not starvation
+        self._starved_run = 0
+        self.stats.cancels += 1
+
     def submit_chunk(self, names: Sequence[str], stamp: float, times_from_start: Sequence[float],
                      points: Sequence[Sequence[float]], now: float) -> bool:
         """A JointTrajectory chunk in radians; False (and a log line) when it was not accepted."""

@@ -1,7 +1,8 @@
 """`driver_node`: the SO-101 (real or simulated) on ROS 2.
 
 Publishes /joint_states (radians) every control tick and, in sim, both camera topics; executes
-/so101/action_chunk (JointTrajectory) and /so101/joint_command (JointState) through one safety path;
+/so101/action_chunk (JointTrajectory; an empty one drops every chunk and holds the last target, as
+ros_controllers' trajectory controller does) and /so101/joint_command (JointState) through one safety path;
 serves /so101/reset and /so101/episode_status (sim); reports on /diagnostics. Torque goes off when
 the node stops, whatever stops it.
 
@@ -328,6 +329,11 @@ class DriverNode(LifecycleNode):
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         if self._refuse_while_inactive("action chunk"):
+            return
+        if not msg.points:  # JTC's topic convention: an empty trajectory cancels what is queued
+            with self._lock:
+                self.core.cancel()
+            self.get_logger().info("empty action chunk: chunks dropped, holding the last target")
             return
         with self._lock:
             self.core.submit_chunk(

@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -354,6 +355,7 @@ class PolicyNode(Node):
             with self._lock:
                 self._wrong_arm = str(error)  # _acting() says no from now on
                 self._episode += 1  # and a chunk being computed is not published
+            self._cancel_sent_chunks()
             self.get_logger().error(f"{error} The policy stays paused.")
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
@@ -361,15 +363,23 @@ class PolicyNode(Node):
             response.success, response.message = False, self._wrong_arm
             return response
         with self._lock:
-            if self._enabled and not request.data:
+            pausing = self._enabled and not request.data
+            if pausing:
                 self._episode += 1  # a chunk being computed now is not published
                 if self.lockstep:
                     self.lockstep.drop()
             self._enabled = bool(request.data)
+        if pausing:
+            self._cancel_sent_chunks()
         response.success = True
         response.message = "acting" if request.data else "paused: no inference until enabled"
         self.get_logger().info(f"policy {response.message}")
         return response
+
+    def _cancel_sent_chunks(self) -> None:
+        """Paused: the driver drops the chunks already sent (an empty trajectory) and holds where it is going."""
+        self.chunk_pub.publish(joint_trajectory_msg(self._now(), JOINT_NAMES, np.empty((0, len(JOINT_NAMES))),
+                                                    1.0 / self.fps))
 
     def _publish_diagnostics(self) -> None:
         self.stats.latency_p50_ms = round(self.scheduler.latency_percentile(50) * 1e3, 1)

@@ -70,6 +70,18 @@ def test_a_chunk_is_followed_point_by_point():
     assert core.stats.chunks_accepted == 1
 
 
+def test_a_cancel_drops_the_chunk_and_holds_the_last_target_without_starving():
+    arm, core = make_driver()
+    core.submit_chunk(NAMES, 1.0, np.arange(10) * DT, ramp_points(10, 0.01), now=1.0)
+    for k in range(4):
+        core.tick(1.0 + k * DT)
+    core.cancel()
+    results = [core.tick(1.0 + k * DT) for k in range(4, 10)]
+    np.testing.assert_allclose([r.target[0] for r in results], [0.03] * 6)  # not 0.04 .. 0.09
+    assert not any(r.following_chunk or r.events for r in results)  # a pause: no starvation, no watchdog
+    assert core.stats.cancels == 1
+
+
 def test_latency_skips_stale_points():
     arm, core = make_driver()
     core.submit_chunk(NAMES, 1.0, np.arange(10) * DT, ramp_points(10, 0.01), now=1.0 + 3 * DT)

@@ -76,6 +76,37 @@ def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder):
     assert probe.call(reset, Trigger.Request()).success
 
 
+def test_pausing_the_policy_stops_the_arm_where_it_is_going(tmp_path, recorder):
+    """A paused policy cancels the chunk the driver is still executing (an empty JointTrajectory), so
+    the arm holds its last target instead of playing the rest of the chunk."""
+    from std_srvs.srv import SetBool
+
+    domain, probe, record, processes = recorder
+    targets = []
+    probe.node.create_subscription(JointState, "/so101/joint_targets", targets.append, 100)
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 224, 224), chunk_size=50)
+    processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "mode": "async", "use_sim_time": "true"},
+                   domain, tmp_path)
+    processes.append(policy)
+    probe.spin_until(lambda: len([c for c in record["chunks"] if c.points]) >= 2, STARTUP,
+                     f"chunks (policy log:\n{policy.output})")
+    enable = probe.node.create_client(SetBool, "/so101/policy/enable")
+    assert probe.call(enable, SetBool.Request(data=False)).success
+    probe.spin_until(lambda: any(not c.points for c in record["chunks"]), 10, "the policy's empty chunk")
+
+    def driver_values():
+        statuses = [d.status[0] for d in record["diagnostics"] if d.status[0].name == "so101_driver: control"]
+        return {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+
+    probe.spin_until(lambda: int(driver_values().get("cancels", 0)) >= 1, 10, "the driver to take the cancel")
+    targets.clear()
+    probe.spin_until(lambda: len(targets) >= 20, 10, "the driver's targets while paused")
+    held = np.array([t.position for t in targets])
+    # 50-point chunks last 1.7 s: without the cancel the driver would still be walking through one.
+    np.testing.assert_array_equal(held, np.repeat(held[:1], len(held), axis=0))
+
+
 def test_a_stale_camera_gives_no_chunk_and_a_diagnostic(tmp_path, recorder):
     domain, probe, record, processes = recorder
     # A wrist-only checkpoint, run with the overhead camera excluded.
@@ -143,7 +174,7 @@ def test_a_policy_given_another_arms_calibration_refuses_to_act(tmp_path, record
     reply = probe.call(enable, SetBool.Request(data=True))
     assert not reply.success and "is not the arm's" in reply.message
     probe.spin_until(lambda: len(record["joint_states"]) >= 30, 30, "the driver's ticks")
-    assert record["chunks"] == []
+    assert all(not chunk.points for chunk in record["chunks"])  # at most its cancel: nothing to follow
 
 
 def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, recorder):
