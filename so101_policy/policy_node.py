@@ -32,7 +32,7 @@ from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import LATCHED_QOS, diagnostic_status, joint_trajectory_msg, sec_to_time, time_to_sec
 
 from .checkpoint import CheckpointError, load_policy
-from .compatibility import check_compatibility
+from .compatibility import check_compatibility, check_value_ranges, normalization_stats
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from .lockstep_inference import InFlight, LockstepInference
@@ -119,6 +119,7 @@ class PolicyNode(Node):
                                    f"{data.fps:g} fps, {sizes or 'no cameras'}): joint names and order match "
                                    "the SO-101's; each camera must send its training frame size")
         self.joint_model, self._arm_source = self._joint_model(p)
+        self.get_logger().info(check_value_ranges(normalization_stats(loaded), self.joint_model))
         self._wrong_arm: str | None = None
         # A calibration given here acts only once the driver's agrees, or when no driver has spoken
         # for arm_timeout (a graph without one).

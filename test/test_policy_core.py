@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from so101_driver.joint_model import JointModel
+from so101_driver.joint_model import JointModel, UnitError
 from so101_policy.checkpoint import CheckpointError, load_policy, resolve_device
-from so101_policy.compatibility import check_compatibility
+from so101_policy.compatibility import check_compatibility, check_value_ranges, normalization_stats
 from so101_policy.images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation, ObservationAssembler, StaleObservation
 from so101_driver.joint_model import joint_model_for
@@ -293,3 +293,26 @@ def test_real_time_chunking_passes_the_delay_and_the_unexecuted_rest(smolvla_dir
     predictor.reset()
     predictor.predict(Observation(stamp=20.0, values=values), expected_latency=0.1, fps=30)
     assert calls[2][0]["prev_chunk_left_over"] is None
+
+
+# A real arm's data in degrees: wrist_roll calibrated over a whole turn reaches +-170 degrees.
+DEGREES_RANGE = ([-100.0, -95.0, -90.0, -95.0, -170.0, 0.0], [100.0, 95.0, 90.0, 95.0, 170.0, 100.0])
+
+
+def test_training_data_in_degrees_fits_an_arm_in_degrees_and_not_one_in_range_m100_100(tmp_path):
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", value_range=DEGREES_RANGE)
+    stats = normalization_stats(load_policy(checkpoint, "cpu", "act"))
+    assert "fit the arm's limits in degrees" in check_value_ranges(stats, JointModel.for_sim("degrees"))
+    # By hand: read as range_m100_100, 170 is 1.7 half-spans of the sim's wrist_roll (2.79 rad), 4.75 rad,
+    # past its upper limit 2.84 rad plus 15% of its 5.59 rad span (3.68 rad). 100 is one half-span: no
+    # more than the limit, so the other joints pass.
+    with pytest.raises(UnitError) as refused:
+        check_value_ranges(stats, JointModel.for_sim("range_m100_100"))
+    message = str(refused.value)
+    assert "wrist_roll.pos spans -170..170" in message and "in range_m100_100" in message
+    assert "shoulder_pan" not in message and message.count("wrist_roll.pos") == 2  # state and action
+
+
+def test_a_checkpoint_without_min_and_max_says_its_ranges_were_not_checked(tmp_path):
+    stats = normalization_stats(load_policy(tiny_act_checkpoint(tmp_path / "act"), "cpu", "act"))
+    assert "not checked" in check_value_ranges(stats, JointModel.for_sim("range_m100_100"))

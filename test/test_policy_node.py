@@ -153,6 +153,21 @@ def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
     assert "Traceback" not in output
 
 
+def test_training_data_in_other_units_stops_at_start_up(tmp_path, recorder):
+    from test_policy_core import DEGREES_RANGE
+
+    domain, _, _, _ = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", value_range=DEGREES_RANGE)
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "calibration": "sim",
+                                   "arm_units": "range_m100_100"}, domain, tmp_path)
+    try:
+        assert policy.wait(timeout=STARTUP) == 1
+    finally:
+        policy.stop()
+    assert "does not fit this arm in range_m100_100" in policy.output and "wrist_roll.pos" in policy.output
+    assert "Traceback" not in policy.output
+
+
 def test_a_policy_given_another_arms_calibration_refuses_to_act(tmp_path, recorder):
     """The sim driver describes its arm on /so101/arm; a policy told it is a real arm's must not act."""
     from std_srvs.srv import SetBool

@@ -16,8 +16,10 @@ STATE_STD = [20.0, 25.0, 25.0, 20.0, 30.0, 15.0]
 
 
 def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(3, 64, 64), chunk_size=20,
-                        state_dim=6, action_dim=6, seed=0, action_mean=STATE_MEAN, action_std=STATE_STD) -> Path:
-    """`action_mean`, `action_std`: the action's normalization stats (the state's by default)."""
+                        state_dim=6, action_dim=6, seed=0, action_mean=STATE_MEAN, action_std=STATE_STD,
+                        value_range: tuple[list[float], list[float]] | None = None) -> Path:
+    """`action_mean`, `action_std`: the action's normalization stats (the state's by default);
+    `value_range`: (min, max) per joint of both, as lerobot's dataset stats carry them."""
     torch.manual_seed(seed)
     input_features = {"observation.state": PolicyFeature(FeatureType.STATE, (state_dim,))}
     for camera in cameras:
@@ -34,6 +36,9 @@ def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(
         "action": {"mean": torch.tensor(action_mean[:action_dim], dtype=torch.float32),
                    "std": torch.tensor(action_std[:action_dim], dtype=torch.float32)},
     }
+    if value_range is not None:
+        for key in ("observation.state", "action"):
+            stats[key].update(min=torch.tensor(value_range[0]), max=torch.tensor(value_range[1]))
     for camera in cameras:
         stats[f"observation.images.{camera}"] = {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
