@@ -39,6 +39,7 @@ setup(
             "eval_manager = so101_bringup.eval_manager:main",
             "recorder = so101_bringup.recorder:main",
             "bag_player = so101_bringup.bag_player:main",
+            "lifecycle_manager = so101_bringup.lifecycle_manager:main",
             "so101 = so101_bringup.cli:main",
         ],
     },

@@ -18,6 +18,7 @@ from so101_driver.episode_seeds import EpisodeSeeds
 from .options import option
 
 PACKAGE = "so101_bringup"
+DRIVER, LIFECYCLE_MANAGER = "so101_driver", "so101_lifecycle_manager"
 POLICY, EVAL_MANAGER, RECORDER = "so101_policy", "so101_eval_manager", "so101_recorder"
 CAMERAS = ("wrist", "overhead")
 CAMERA_TOPIC = "/so101/{camera}/image_raw"
@@ -183,15 +184,21 @@ def _arm_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...]) -> list[
                      "lockstep": bool(lockstep_participants), **_driver_settings(args)}
         if lockstep_participants:
             overrides["lockstep_participants"] = ",".join(lockstep_participants)
-        return _on_sim_time([NodeSpec("driver_node", "so101_driver", "driver.yaml", overrides)], args)
-    nodes = [NodeSpec("driver_node", "so101_driver", "driver.yaml",
-                      {"backend": "feetech", "port": args.port, "calibration_id": args.calibration_id,
-                       **_driver_settings(args)})]
+        return _on_sim_time(_managed_driver(overrides), args)
+    nodes = _managed_driver({"backend": "feetech", "port": args.port, "calibration_id": args.calibration_id,
+                             **_driver_settings(args)})
     for camera, device in (("wrist", args.wrist_device), ("overhead", args.overhead_device)):
         nodes.append(NodeSpec("camera_node", f"so101_{camera}_camera", "cameras.yaml",
                               {"device": device, "width": args.camera_width, "height": args.camera_height,
                                "topic": CAMERA_TOPIC.format(camera=camera), "frame_id": f"so101_{camera}_camera"}))
     return nodes
+
+
+def _managed_driver(overrides: dict) -> list[NodeSpec]:
+    """The driver, and the lifecycle manager that configures and activates it (no autostart): a graph
+    drives the driver's transitions, as ros2_control's controller manager does its hardware's."""
+    return [NodeSpec("driver_node", DRIVER, "driver.yaml", {**overrides, "autostart": False}),
+            NodeSpec("lifecycle_manager", LIFECYCLE_MANAGER, None, {"node_names": DRIVER})]
 
 
 def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False, calibration: str = "driver") -> NodeSpec:

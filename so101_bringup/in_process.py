@@ -25,11 +25,25 @@ NODE_CLASSES = {
     "eval_manager": "so101_bringup.eval_manager:EvalManager",
     "recorder": "so101_bringup.recorder:Recorder",
     "bag_player": "so101_bringup.bag_player:BagPlayer",
+    "lifecycle_manager": "so101_bringup.lifecycle_manager:LifecycleManager",  # not built here: see bring_up
 }
 
 
 class GraphFailed(Exception):
     """A node of the graph stopped on a problem the user can fix; the message names the node."""
+
+
+def bring_up(manager: NodeSpec, nodes: dict, specs: list[NodeSpec]) -> None:
+    """What the lifecycle manager does under launch, done here before the next nodes are built (they
+    wait for what the driver publishes once configured): configure and activate each node it names."""
+    from .lifecycle_manager import parse_node_names
+
+    spec_of = {spec.name: spec for spec in specs}
+    for name in parse_node_names(node_parameters(manager)["node_names"]):
+        try:
+            nodes[name].bring_up()
+        except user_errors(spec_of[name]) as error:
+            raise GraphFailed(f"[{name}] {error}") from error
 
 
 def _module(spec: NodeSpec):
@@ -67,6 +81,9 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
         try:
             executor = SingleThreadedExecutor()
             for spec in specs:
+                if spec.executable == "lifecycle_manager":
+                    bring_up(spec, nodes, specs)
+                    continue
                 if spec.executable not in NODE_CLASSES:  # not a node of this package (robot_state_publisher)
                     print(f"[so101] {spec.name} runs under ros2 launch only (a {spec.package} executable); "
                           "not started here", file=sys.stderr)

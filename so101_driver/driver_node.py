@@ -122,10 +122,11 @@ class DriverNode(LifecycleNode):
         self.barrier: LockstepBarrier | None = None
         self._setup_ros_interfaces(p)
         if p["autostart"]:
-            self._autostart()
+            self.bring_up()
 
-    def _autostart(self) -> None:
-        """Configure, then activate; a failure stops start-up with its message and the arm released."""
+    def bring_up(self) -> None:
+        """Configure, then activate (autostart, or `so101` managing the transitions in its own process);
+        a failure raises its error with the arm released."""
         self._autostarting = True
         try:
             for transition in (self.trigger_configure, self.trigger_activate):

@@ -52,9 +52,13 @@ def by_name(specs):
 
 def test_sim_eval_graph_and_its_parameters():
     specs = by_name(eval_nodes(GraphArgs(policy="act", checkpoint="ckpt", episodes=3, record=True, seed=5)))
-    assert list(specs) == ["so101_driver", "so101_policy", "so101_eval_manager", "so101_recorder"]
+    assert list(specs) == ["so101_driver", "so101_lifecycle_manager", "so101_policy", "so101_eval_manager",
+                           "so101_recorder"]
     driver = node_parameters(specs["so101_driver"])
     assert driver["backend"] == "sim" and driver["seed"] == 5 and driver["control_rate"] == 30.0  # YAML + overrides
+    # The graph drives the driver's lifecycle: no autostart, the manager configures and activates it.
+    assert driver["autostart"] is False and node_parameters(specs["so101_lifecycle_manager"]) == {
+        "node_names": "so101_driver", "use_sim_time": True}
     policy = node_parameters(specs["so101_policy"])
     assert policy["checkpoint"] == "ckpt" and policy["mode"] == "async" and policy["enabled"] is False
     assert policy["cameras"] == "wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw"
@@ -76,8 +80,9 @@ def test_real_arm_graph_smolvla_wrist_only():
     args = GraphArgs(policy="smolvla", checkpoint="user/smolvla_wrist", sim=False, cameras="wrist",
                      calibration_id="my_arm", wrist_device="/dev/video4")
     specs = by_name(eval_nodes(args))
-    assert list(specs) == ["so101_driver", "so101_wrist_camera", "so101_overhead_camera", "so101_policy",
-                           "so101_eval_manager"]
+    assert list(specs) == ["so101_driver", "so101_lifecycle_manager", "so101_wrist_camera", "so101_overhead_camera",
+                           "so101_policy", "so101_eval_manager"]
+    assert node_parameters(specs["so101_driver"])["autostart"] is False
     assert node_parameters(specs["so101_driver"])["backend"] == "feetech"
     assert node_parameters(specs["so101_driver"])["calibration_id"] == "my_arm"
     wrist = node_parameters(specs["so101_wrist_camera"])
@@ -99,8 +104,8 @@ def test_temporal_ensembling_sets_the_drivers_merge_mode(sim):
 
 
 def test_robot_and_record_graphs():
-    assert [s.name for s in robot_nodes(GraphArgs())] == ["so101_driver"]
-    assert [s.name for s in record_nodes(GraphArgs())] == ["so101_driver", "so101_recorder"]
+    assert [s.name for s in robot_nodes(GraphArgs())] == ["so101_driver", "so101_lifecycle_manager"]
+    assert [s.name for s in record_nodes(GraphArgs())] == ["so101_driver", "so101_lifecycle_manager", "so101_recorder"]
 
 
 def test_arguments_are_checked_and_typed():
@@ -193,14 +198,16 @@ def test_eval_launch_file_maps_the_builder_to_launch_ros_nodes(monkeypatch):
     context = {**defaults, "checkpoint": "ckpt", "record": "true"}
     actions = opaque.kwargs["function"](context)
     nodes = [a for a in actions if a.kwargs.get("executable")]
-    assert [n.kwargs["executable"] for n in nodes] == ["driver_node", "policy_node", "eval_manager", "recorder"]
-    policy = nodes[1].kwargs
+    assert [n.kwargs["executable"] for n in nodes] == ["driver_node", "lifecycle_manager", "policy_node",
+                                                       "eval_manager", "recorder"]
+    policy = nodes[2].kwargs
     assert policy["package"] == "so101_bringup" and policy["name"] == "so101_policy"
     assert policy["parameters"][0].endswith("config/policy.yaml") and policy["parameters"][1]["checkpoint"] == "ckpt"
     assert len(actions) == len(nodes)
     # Any node that exits ends the launch: the eval manager after its episodes, a node that fails at once.
     assert [n.kwargs["on_exit"].kwargs["reason"] for n in nodes] == [
-        f"{name} exited" for name in ("so101_driver", "so101_policy", "so101_eval_manager", "so101_recorder")]
+        f"{name} exited" for name in ("so101_driver", "so101_lifecycle_manager", "so101_policy", "so101_eval_manager",
+                                      "so101_recorder")]
 
 
 def test_every_launch_file_builds(monkeypatch):
