@@ -82,10 +82,11 @@ def test_the_robot_graphs_publish_the_urdf_where_robot_state_publisher_is_instal
     parameters = node_parameters(publisher)
     assert parameters["robot_description"] == robot_description()
     assert parameters["use_sim_time"] is True  # the sim's /joint_states carry sim time
-    assert [s.name for s in robot_nodes(GraphArgs(robot_description=False))] == ["so101_driver"]
+    assert [s.name for s in robot_nodes(GraphArgs(robot_description=False))] == ["so101_driver",
+                                                                                  "so101_lifecycle_manager"]
 
     monkeypatch.setattr(graph, "package_installed", lambda package: False)
-    assert [s.name for s in robot_nodes(GraphArgs())] == ["so101_driver"]
+    assert [s.name for s in robot_nodes(GraphArgs())] == ["so101_driver", "so101_lifecycle_manager"]
     assert "robot_state_publisher is not installed" in capsys.readouterr().err
 
 
