@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from so101_bringup.options import add_options, from_options
+
 
 def _sim(args: argparse.Namespace) -> int:
     from so101_driver import driver_node
@@ -67,27 +69,11 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
     return 0
 
 
-def _image_size(text: str) -> tuple[int, int] | None:
-    if text.lower() == "none":
-        return None
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 224x224) or none, found '{text}'") from None
-    return height, width
-
-
 def _train(args: argparse.Namespace) -> int:
     from training.presets import parse_overrides
     from training.train import TrainRequest, run_training
 
-    request = TrainRequest(
-        preset=args.preset, dataset=args.dataset, dataset_root=args.dataset_root, output_dir=args.output_dir,
-        exclude_cameras=tuple(args.exclude_cameras), overrides=parse_overrides(args.lerobot_settings),
-        resize_with_pad="preset" if args.resize_with_pad is None else _image_size(args.resize_with_pad),
-        resume=args.resume, time_budget_min=args.time_budget,
-    )
-    run_training(request)
+    run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
     return 0
 
 
@@ -178,26 +164,31 @@ def _add_eval(commands) -> None:
 def _replay(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from so101_bringup.replay import replay_bag, write_reports
+    from so101_bringup.graph import REPLAY_OPTIONS, with_checkpoint
+    from so101_bringup.replay import ReplayConfig, replay_bag, write_reports
     from so101_driver.joint_model import joint_model_for
     from training.bag_dataset import FROM_BAG, BagDatasetError
+    from training.sim_dataset import TASK
     from so101_policy.checkpoint import load_policy
     from so101_policy.compatibility import check_compatibility
 
-    if args.realtime:
-        return _replay_through_the_graph(args)
-    cameras = tuple(name.strip() for name in args.cameras.split(",") if name.strip())
-    loaded = load_policy(args.checkpoint, args.device)
+    config = from_options(ReplayConfig, args)
+    _, graph_args = _graph(args, REPLAY_OPTIONS, with_checkpoint)  # a checkpoint: the one given, or the newest
+    if config.realtime:
+        return _replay_through_the_graph(config, graph_args)
+    cameras = graph_args.camera_list
+    loaded = load_policy(graph_args.checkpoint, graph_args.device)
     check_compatibility(loaded.config, cameras)
-    joint_model = None if args.calibration == FROM_BAG else joint_model_for(args.calibration, args.arm_units)
+    calibration = graph_args.calibration
+    joint_model = None if calibration == FROM_BAG else joint_model_for(calibration, graph_args.arm_units)
     try:
-        reports = [report for bag in args.bags
-                   for report in replay_bag(Path(bag), loaded, joint_model, cameras, args.task, args.fps, args.stride,
-                                            args.seed)]
+        reports = [report for bag in config.bags
+                   for report in replay_bag(Path(bag), loaded, joint_model, cameras, graph_args.task or TASK,
+                                            config.fps, config.stride, config.seed)]
     except BagDatasetError as error:
         print(f"so101 replay: {error}", file=sys.stderr)
         return 1
-    path = write_reports(reports, Path(args.output))
+    path = write_reports(reports, Path(graph_args.output_dir))
     for report in reports:
         summary = report.summary()
         errors = ", ".join(f"{name.removesuffix('.pos')} {value:.2f}"
@@ -239,18 +230,20 @@ def _record(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay_through_the_graph(args: argparse.Namespace) -> int:
+def _replay_through_the_graph(config, graph_args) -> int:
+    """Each bag played into the graph (replay.launch.py's nodes) in turn, its report under output_dir."""
+    from dataclasses import replace
+
     from lerobot.configs.policies import PreTrainedConfig
 
     from so101_bringup.graph import replay_nodes
     from so101_bringup.in_process import run_graph
 
-    policy = PreTrainedConfig.from_pretrained(args.checkpoint).type  # what the checkpoint is
-    for index, bag in enumerate(args.bags):
-        _, specs = _graph(args, (), replay_nodes, policy=policy, checkpoint=args.checkpoint, cameras=args.cameras,
-                          device=args.device, task=args.task, bag=str(bag), rate=args.rate,
-                          calibration=args.calibration, output_dir=str(Path(args.output) / f"{Path(bag).name}_{index}"))
-        nodes = run_graph(specs, until=lambda nodes: nodes["so101_bag_player"].finished)
+    policy = PreTrainedConfig.from_pretrained(graph_args.checkpoint).type  # what the checkpoint is
+    for index, bag in enumerate(config.bags):
+        args = replace(graph_args, policy=policy, bag=str(bag),
+                       output_dir=str(Path(graph_args.output_dir) / f"{Path(bag).name}_{index}"))
+        nodes = run_graph(replay_nodes(args), until=lambda nodes: nodes["so101_bag_player"].finished)
         player = nodes["so101_bag_player"]
         if not player.finished:
             return 1
@@ -262,7 +255,8 @@ def _replay_through_the_graph(args: argparse.Namespace) -> int:
 
 
 def _add_replay(commands) -> None:
-    from training.sim_dataset import TASK
+    from so101_bringup.graph import REPLAY_DEFAULTS, REPLAY_OPTIONS
+    from so101_bringup.replay import ReplayConfig
 
     replay = commands.add_parser(
         "replay", help="replay bags through a policy, open loop, against the recorded actions",
@@ -270,34 +264,17 @@ def _add_replay(commands) -> None:
                     "node's core, a chunk every --stride frames, as fast as it runs, and compare each chunk "
                     "point by point with the actions the driver recorded (/so101/joint_targets) at the same ticks. "
                     "Writes replay.json (per-joint mean absolute error, LeRobot units) and a plot per episode. "
-                    "Seeded: two replays of a bag give identical chunks.",
+                    "Seeded: two replays of a bag give identical chunks. The options but the bags, --fps, --stride, "
+                    "--seed and --realtime are replay.launch.py's arguments.",
     )
-    replay.add_argument("bags", nargs="+", help="bag directories recorded by so101 eval --record or so101 record")
-    replay.add_argument("--checkpoint", required=True, help="pretrained_model folder or hub repo id")
-    replay.add_argument("--cameras", default="wrist,overhead", help="cameras the policy sees")
-    replay.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-    replay.add_argument("--task", default=TASK, help="language instruction (SmolVLA)")
-    replay.add_argument("--fps", type=float, default=30.0, help="frames per second of the replay (default 30)")
-    replay.add_argument("--stride", type=int, default=None,
-                        help="frames between predictions (default: the checkpoint's n_action_steps)")
-    replay.add_argument("--seed", type=int, default=0, help="torch seed at the start of each episode")
-    replay.add_argument("--calibration", default="bag",
-                        help="bag: the arm's description the bag recorded (checked against any other given); "
-                             "sim, a calibration id or a JSON for bags recorded without one")
-    replay.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"],
-                        help="with --calibration other than bag: LeRobot units of the arm joints")
-    replay.add_argument("--output", default="outputs/replay", help="where replay.json and the plots go")
-    replay.add_argument("--realtime", action="store_true",
-                        help="play each bag into the ROS graph at its recorded timing instead (bag_player and "
-                             "policy_node, as replay.launch.py), comparing the chunks policy_node publishes")
-    replay.add_argument("--rate", type=float, default=1.0, help="--realtime: playback speed (default 1.0)")
+    add_options(replay, ReplayConfig)
+    add_graph_options(replay, REPLAY_OPTIONS, REPLAY_DEFAULTS)
 
     replay.set_defaults(run=_replay)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from so101_bringup.demo import DemoConfig, run_demo
-    from so101_bringup.options import from_options
 
     try:
         config = from_options(DemoConfig, args)
@@ -308,7 +285,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _add_demo(commands) -> None:
     from so101_bringup.demo import DemoConfig
-    from so101_bringup.options import add_options
 
     demo = commands.add_parser(
         "demo", help="the main job on the sim: demonstrations, a small ACT trained on CPU, evaluated over ROS",
@@ -365,7 +341,8 @@ def _add_record(commands) -> None:
 
 
 def _add_train(commands) -> None:
-    from training.presets import DEFAULT_DATASET, PRESETS
+    from training.presets import PRESETS
+    from training.train import TrainRequest
 
     presets = "\n".join(f"  {name}: {preset.description}" for name, preset in PRESETS.items())
     train = commands.add_parser(
@@ -377,28 +354,7 @@ def _add_train(commands) -> None:
                     "again resumes from the run's last checkpoint. Several GPUs: accelerate launch "
                     "--multi_gpu --num_processes=N $(which so101) train ...",
     )
-    train.add_argument("preset", choices=sorted(PRESETS), help="the reference run to reproduce")
-    train.add_argument("--dataset", default=DEFAULT_DATASET,
-                       help=f"hub repo id of the LeRobotDataset (default {DEFAULT_DATASET}); a v2.1 dataset is "
-                            "converted once to v3.0 into $HF_LEROBOT_HOME/so101_converted")
-    train.add_argument("--dataset-root", type=Path, default=None,
-                       help="a local dataset directory instead of the hub (v3.0, or v2.1 converted once)")
-    train.add_argument("--output-dir", type=Path, default=None,
-                       help="run directory (default outputs/train/PRESET); resumed when it has a checkpoint")
-    train.add_argument("--exclude-cameras", nargs="+", default=[], metavar="NAME",
-                       help="cameras the policy does not see, e.g. --exclude-cameras overhead")
-    train.add_argument("--resize-with-pad", default=None, metavar="HxW|none",
-                       help="resize images keeping the aspect ratio with padding, a step saved in the "
-                            "checkpoint's preprocessor (default: the preset's, 224x224 for ACT, none for SmolVLA "
-                            "which pads inside the model)")
-    train.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
-                       help="stop once this much training time has passed, saving that step as the last "
-                            "checkpoint (the run can be resumed later)")
-    resume = train.add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="resume", action="store_true", default=None,
-                        help="require a checkpoint to resume from (default: resume if there is one)")
-    resume.add_argument("--no-resume", dest="resume", action="store_false",
-                        help="never resume; fails if the run directory exists")
+    add_options(train, TrainRequest)
     train.set_defaults(run=_train)
 
     report = commands.add_parser(
@@ -501,7 +457,6 @@ class UsageError(Exception):
 def add_graph_options(parser: argparse.ArgumentParser, names: tuple[str, ...], defaults: dict | None = None) -> None:
     """A graph's options: the GraphArgs fields its launch file declares, and --real for --no-sim."""
     from so101_bringup.graph import GraphArgs
-    from so101_bringup.options import add_options
 
     add_options(parser, GraphArgs, names, defaults)
     if "sim" in names:  # the real arm, as users say it
@@ -511,7 +466,6 @@ def add_graph_options(parser: argparse.ArgumentParser, names: tuple[str, ...], d
 def _graph(options: argparse.Namespace, names: tuple[str, ...], build, **fixed):
     """(GraphArgs, node specs) of the parsed `names` (and `fixed` values); a user's mistake in them as a UsageError."""
     from so101_bringup.graph import GraphArgs
-    from so101_bringup.options import from_options
 
     try:
         args = from_options(GraphArgs, options, names, **fixed)

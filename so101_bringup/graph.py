@@ -278,7 +278,7 @@ def replay_nodes(args: GraphArgs) -> list[NodeSpec]:
     args = with_checkpoint(args)
     nodes = [NodeSpec("bag_player", "so101_bag_player", None,
                       {"bag": args.bag, "rate": args.rate, "output_dir": args.output_dir,
-                       "calibration": args.calibration}),
+                       "calibration": args.calibration, "arm_units": args.arm_units}),
              policy_node(args, enabled=True)]
     return [replace(spec, overrides={**spec.overrides, "use_sim_time": True}) for spec in nodes]
 
@@ -317,8 +317,9 @@ EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "mode", "merge_mo
 TELEOP_ARGUMENTS = (*ROBOT_ARGUMENTS, "leader_port", "leader_calibration_id")
 RECORD_ARGUMENTS = (*TELEOP_ARGUMENTS, "teleop", "output_dir", "policy", "checkpoint")
 RECORD_DEFAULTS = {"output_dir": "outputs/record"}  # where a graph's defaults differ from GraphArgs'
-REPLAY_ARGUMENTS = ("bag", "rate", "calibration", "policy", "checkpoint", "cameras", "device", "mode", "task",
-                    "output_dir")
+REPLAY_ARGUMENTS = ("bag", "rate", "calibration", "arm_units", "policy", "checkpoint", "cameras", "device", "mode",
+                    "task", "output_dir")
+REPLAY_OPTIONS = tuple(name for name in REPLAY_ARGUMENTS if name != "bag")  # `so101 replay` takes bags, many
 REPLAY_DEFAULTS = {"output_dir": "outputs/replay"}
 
 

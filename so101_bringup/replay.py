@@ -10,7 +10,7 @@ give identical chunks.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,22 @@ from so101_policy.checkpoint import LoadedPolicy
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
 from so101_policy.predictor import ChunkPredictor
 from training.bag_dataset import BagDatasetConfig, bag_episodes, bag_joint_model
+
+from .options import option
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """`so101 replay`'s own options; the rest (checkpoint, cameras, calibration, rate, output_dir, ...) are the
+    GraphArgs fields replay.launch.py declares (graph.REPLAY_ARGUMENTS), under the same names."""
+
+    bags: list[str] = option(MISSING, "bag directories recorded by so101 eval --record or so101 record", nargs="+")
+    fps: float = option(30.0, "frames per second of the replay")
+    stride: int | None = option(None, "frames between predictions (default: the checkpoint's n_action_steps)",
+                                type=int)
+    seed: int = option(0, "torch seed at the start of each episode")
+    realtime: bool = option(False, "play each bag into the ROS graph at its recorded timing instead (bag_player and "
+                                   "policy_node, as replay.launch.py), comparing the chunks policy_node publishes")
 
 
 @dataclass

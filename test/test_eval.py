@@ -22,11 +22,13 @@ from so101_bringup.episode_runner import EpisodeLimits, EpisodeRunner, Phase
 from so101_bringup.evaluation import EpisodeResult, EvalRun, Outcome, comparison_table, wilson_interval
 from so101_bringup.graph import (
     EVAL_ARGUMENTS,
+    REPLAY_OPTIONS,
     GraphArgs,
     eval_nodes,
     graph_args_from_strings,
     node_parameters,
     record_nodes,
+    replay_nodes,
     robot_nodes,
     teleop_nodes,
 )
@@ -249,6 +251,32 @@ def test_a_launch_file_and_its_so101_command_take_the_same_options_and_defaults(
     assert set(arguments) == set(options)
     for name, default in options.items():
         assert arguments[name] == (str(default).lower() if isinstance(default, bool) else str(default)), name
+
+
+def test_so101_replay_takes_replay_launch_arguments_and_its_own_options(monkeypatch):
+    """The launch file's arguments, with their defaults, but `bag` (the command takes many, positional),
+    and the command's own offline options (ReplayConfig): nothing else, so neither can drift."""
+    from dataclasses import fields
+
+    from so101_bringup.cli import build_parser
+    from so101_bringup.replay import ReplayConfig
+
+    parser = build_parser()
+    replay = parser._subparsers._group_actions[0].choices["replay"]
+    launch_arguments = _launch_arguments(monkeypatch, "replay")
+    options = _command_options("replay")
+    own = {f.name for f in fields(ReplayConfig)}
+    assert set(options) | {"bag"} == set(launch_arguments) | own - {"bags"}
+    for name in set(launch_arguments) - {"bag"}:
+        default = options[name]
+        assert launch_arguments[name] == (str(default).lower() if isinstance(default, bool) else str(default)), name
+    assert {a.dest for a in replay._actions if not a.option_strings} == {"bags"}
+    # --realtime reaches the graph with every option, arm_units included (once dropped there).
+    args = parser.parse_args(["replay", "b1", "--checkpoint", "ckpt", "--calibration", "lab", "--arm-units",
+                              "range_m100_100", "--output-dir", "out"])
+    graph = from_options(GraphArgs, args, REPLAY_OPTIONS, bag="b1")
+    player = node_parameters(by_name(replay_nodes(graph))["so101_bag_player"])
+    assert (player["calibration"], player["arm_units"], player["output_dir"]) == ("lab", "range_m100_100", "out")
 
 
 def test_every_so101_eval_option_reaches_the_graph():
@@ -556,7 +584,7 @@ def test_replay_is_deterministic_and_reports_action_error(eval_run, tmp_path):
     late = np.arange(first.frames) > first.frames // 2
     assert np.median(np.abs(first.predicted - first.recorded)[settled & late]) < 3.0
     result = subprocess.run([SO101, "replay", str(bag), "--checkpoint", str(checkpoint), "--device", "cpu",
-                             "--output", str(tmp_path / "replay")], capture_output=True, text=True, timeout=300)
+                             "--output-dir", str(tmp_path / "replay")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "replay" / "replay.json").read_text())
     assert set(report[0]["mean_abs_error"]) == {"shoulder_pan.pos", "shoulder_lift.pos", "elbow_flex.pos",
@@ -616,7 +644,7 @@ def test_realtime_replay_plays_the_bag_through_policy_node(eval_run, tmp_path):
     bag = output / "bags" / "episode_000"
     env = isolated_ros_env(next_domain_id())
     result = subprocess.run([SO101, "replay", str(bag), "--checkpoint", str(checkpoint), "--device", "cpu",
-                             "--realtime", "--rate", "1.0", "--output", str(tmp_path / "replay")],
+                             "--realtime", "--rate", "1.0", "--output-dir", str(tmp_path / "replay")],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(next((tmp_path / "replay").glob("*/replay.json")).read_text())[0]

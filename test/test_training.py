@@ -65,6 +65,31 @@ def test_any_preset_value_is_overridden_in_lerobot_syntax():
         resolve("act")
 
 
+def test_so101_trains_options_are_the_train_requests_fields():
+    """One source: an option per TrainRequest field (but lerobot's own --key=value overrides), its default."""
+    import argparse
+    from dataclasses import fields
+
+    from so101_bringup.cli import build_parser
+    from so101_bringup.options import from_options
+    from training.train import TrainRequest
+
+    parser = build_parser()
+    assert from_options(TrainRequest, parser.parse_args(["train", "act_dual"])) == TrainRequest("act_dual")
+    chosen = parser.parse_args(["train", "smolvla_wrist", "--dataset-root", "data", "--exclude-cameras", "overhead",
+                                "--resize-with-pad", "96x128", "--no-resume", "--time-budget", "2.5"])
+    assert from_options(TrainRequest, chosen, overrides={"steps": "3"}) == TrainRequest(
+        "smolvla_wrist", dataset_root=Path("data"), exclude_cameras=["overhead"], resize_with_pad=(96, 128),
+        resume=False, time_budget_min=2.5, overrides={"steps": "3"})
+    assert from_options(TrainRequest, parser.parse_args(["train", "act_dual", "--resize-with-pad", "none",
+                                                          "--resume"])).resize_with_pad is None
+    train = parser._subparsers._group_actions[0].choices["train"]
+    dests = {action.dest for action in train._actions if action.dest != "help"}
+    assert dests == {f.name for f in fields(TrainRequest)} - {"overrides"}
+    with pytest.raises(argparse.ArgumentTypeError, match="expected HEIGHTxWIDTH"):
+        next(a for a in train._actions if a.dest == "resize_with_pad").type("96by128")
+
+
 def test_exclude_cameras():
     assert resolve("act_dual", exclude_cameras=("overhead",)).cameras == ("wrist",)
     assert resolve("smolvla_dual", exclude_cameras=("wrist",)).cameras == ("overhead",)
