@@ -171,13 +171,14 @@ def _replay(args: argparse.Namespace) -> int:
     from training.sim_dataset import TASK
     from so101_policy.checkpoint import load_policy
     from so101_policy.compatibility import check_compatibility
+    from so101_policy.inference_backends import with_backend
 
     config = from_options(ReplayConfig, args)
     _, graph_args = _graph(args, REPLAY_OPTIONS, with_checkpoint)  # a checkpoint: the one given, or the newest
     if config.realtime:
         return _replay_through_the_graph(config, graph_args)
     cameras = graph_args.camera_list
-    loaded = load_policy(graph_args.checkpoint, graph_args.device)
+    loaded = with_backend(load_policy(graph_args.checkpoint, graph_args.device), graph_args.backend)
     check_compatibility(loaded.config, cameras)
     calibration = graph_args.calibration
     joint_model = None if calibration == FROM_BAG else joint_model_for(calibration, graph_args.arm_units)
@@ -252,6 +253,31 @@ def _replay_through_the_graph(config, graph_args) -> int:
         print(f"{Path(bag).name} at {args.rate:g}x through policy_node: {player.report['chunks']} chunks; "
               f"mean |error| {errors} ({player.report['units']})")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from so101_bringup.export import ExportConfig, export
+    from so101_policy.checkpoint import CheckpointError
+
+    try:
+        print(export(from_options(ExportConfig, args)))
+    except CheckpointError as error:
+        print(f"so101 export: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_export(commands) -> None:
+    from so101_bringup.export import ExportConfig
+
+    export = commands.add_parser(
+        "export", help="build a checkpoint's model for an inference backend (onnxruntime) ahead of time",
+        description="Export the checkpoint's model for --backend and cache it next to the checkpoint (or in "
+                    "~/.cache/so101/onnx), where policy_node, so101 eval and so101 replay with the same backend "
+                    "find it; prints where it is.",
+    )
+    add_options(export, ExportConfig)
+    export.set_defaults(run=_export)
 
 
 def _add_replay(commands) -> None:
@@ -444,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(commands)
     _add_eval(commands)
     _add_replay(commands)
+    _add_export(commands)
     _add_record(commands)
     _add_teleop(commands)
     _add_demo(commands)

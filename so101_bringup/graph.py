@@ -44,6 +44,8 @@ class GraphArgs:
     sim: bool = option(True, "true: the MuJoCo arm and cameras; false: the real arm")
     cameras: str = option("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint")
     device: str = option("auto", "auto, cuda, mps or cpu")
+    backend: str = option("torch", "where the model's forward pass runs: torch (lerobot's eager) or onnxruntime "
+                                   "(ACT; exported once, cached next to the checkpoint)")
     mode: str = option("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
     merge_mode: str = option("", "how the driver meets a new chunk: replace, crossfade or temporal_ensemble "
                                     "(default: temporal_ensemble with mode temporal_ensemble, else replace)")
@@ -206,7 +208,7 @@ def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False, calibrat
     if not args.checkpoint:
         raise ValueError("checkpoint is required: a pretrained_model folder or a hub repo id")  # see with_checkpoint
     overrides = {
-        "checkpoint": args.checkpoint, "policy_type": args.policy, "device": args.device,
+        "checkpoint": args.checkpoint, "policy_type": args.policy, "device": args.device, "backend": args.backend,
         "mode": args.mode or ("rtc" if args.policy == "smolvla" else "async"),
         "cameras": ",".join(f"{c}={CAMERA_TOPIC.format(camera=c)}" for c in args.camera_list),
         "calibration": calibration, "enabled": enabled,
@@ -312,13 +314,13 @@ ARGUMENT_HELP = {arg.name: arg.metadata["help"] for arg in fields(GraphArgs)}
 # What each graph takes: its launch file's arguments, and the options of the `so101` command that runs it.
 ROBOT_ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibration_id", "arm_units", "wrist_device",
                    "overhead_device", "camera_width", "camera_height", "robot_description")
-EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "mode", "merge_mode", "task", "record", "episodes",
-                  "max_episode_s", "output_dir", "realtime", "latency_ticks", *ROBOT_ARGUMENTS)
+EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "backend", "mode", "merge_mode", "task", "record",
+                  "episodes", "max_episode_s", "output_dir", "realtime", "latency_ticks", *ROBOT_ARGUMENTS)
 TELEOP_ARGUMENTS = (*ROBOT_ARGUMENTS, "leader_port", "leader_calibration_id")
 RECORD_ARGUMENTS = (*TELEOP_ARGUMENTS, "teleop", "output_dir", "policy", "checkpoint")
 RECORD_DEFAULTS = {"output_dir": "outputs/record"}  # where a graph's defaults differ from GraphArgs'
-REPLAY_ARGUMENTS = ("bag", "rate", "calibration", "arm_units", "policy", "checkpoint", "cameras", "device", "mode",
-                    "task", "output_dir")
+REPLAY_ARGUMENTS = ("bag", "rate", "calibration", "arm_units", "policy", "checkpoint", "cameras", "device",
+                    "backend", "mode", "task", "output_dir")
 REPLAY_OPTIONS = tuple(name for name in REPLAY_ARGUMENTS if name != "bag")  # `so101 replay` takes bags, many
 REPLAY_DEFAULTS = {"output_dir": "outputs/replay"}
 

@@ -35,6 +35,7 @@ from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility, check_value_ranges, normalization_stats
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
+from .inference_backends import describe_backend, with_backend
 from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
@@ -47,6 +48,8 @@ PARAMETERS = {
     "checkpoint": ("", "LeRobot checkpoint: a pretrained_model folder or a hub repo id"),
     "policy_type": ("", "act or smolvla; empty takes the checkpoint's"),
     "device": ("auto", "auto, cuda, mps or cpu"),
+    "backend": ("torch", "where the model's forward pass runs: torch (lerobot's eager) or onnxruntime (ACT: "
+                         "exported once, cached next to the checkpoint)"),
     "cameras": ("wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw",
                 "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage"),
     "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),
@@ -105,8 +108,8 @@ class PolicyNode(Node):
             raise CheckpointError("Set checkpoint:=<pretrained_model folder or hub repo id>.")
         self.cameras = parse_cameras(p["cameras"], p["exclude_cameras"])
         mode = inference_mode(p["mode"])
-        loaded = load_policy(p["checkpoint"], p["device"], p["policy_type"] or None,
-                             real_time_chunking=mode is InferenceMode.RTC)
+        loaded = with_backend(load_policy(p["checkpoint"], p["device"], p["policy_type"] or None,
+                                          real_time_chunking=mode is InferenceMode.RTC), p["backend"])
         check_compatibility(loaded.config, tuple(self.cameras))
         self.fps = float(p["fps"])
         data, why_not = training_data(p["checkpoint"])
@@ -165,7 +168,8 @@ class PolicyNode(Node):
         self.create_timer(0.2, self._check_for_silence)
         self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(
-            f"{loaded.type} from {loaded.source} on {loaded.device}, mode {self.scheduler.mode.value}, "
+            f"{loaded.type} from {loaded.source} on {loaded.device} ({describe_backend(loaded)}), "
+            f"mode {self.scheduler.mode.value}, "
             f"cameras {self.cameras}, {self.predictor.actions_per_chunk} actions a chunk at {self.fps:g} Hz"
             + (f", lockstep ({p['latency_ticks']} ticks of latency charged)" if self.lockstep else "")
         )

@@ -38,13 +38,14 @@ def recorder(tmp_path):
         assert process.stop() == 0, process.output
 
 
-def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder):
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder, backend):
     domain, probe, record, processes = recorder
     checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 224, 224), chunk_size=20)
     processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
     # The sim driver owns time (/clock): the policy runs on it, as every node of a sim graph does.
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "mode": "async", "use_sim_time": "true"},
-                   domain, tmp_path)
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "mode": "async", "use_sim_time": "true",
+                                   "backend": backend}, domain, tmp_path)
     processes.append(policy)
     probe.spin_until(lambda: len(record["chunks"]) >= 4, STARTUP, f"chunks (policy log:\n{policy.output})")
     # The probe may discover the driver after the policy did: compare only chunks computed from
@@ -74,6 +75,9 @@ def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder):
 
     reset = probe.node.create_client(Trigger, "/so101/policy/reset")
     assert probe.call(reset, Trigger.Request()).success
+    assert f"({backend}" in policy.output  # the start-up line names the runtime
+    if backend == "onnxruntime":
+        assert len(list((checkpoint / "onnx").glob("act_*.onnx"))) == 1
 
 
 def test_pausing_the_policy_stops_the_arm_where_it_is_going(tmp_path, recorder):

@@ -16,6 +16,7 @@ from PIL import Image
 from so101_driver.joint_model import JointModel
 from so101_policy.checkpoint import load_policy
 from so101_policy.compatibility import check_compatibility
+from so101_policy.inference_backends import with_backend
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
 from so101_policy.predictor import ChunkPredictor
 from so101_policy.resize_with_pad import ResizeWithPadStep, resize_with_pad
@@ -258,10 +259,16 @@ def test_resize_with_pad_is_applied_at_inference_from_the_checkpoint(act_run):
     check_compatibility(loaded.config, ("wrist",))
     predictor = ChunkPredictor(loaded, JointModel.for_sim(), task="")
     assert predictor.resizes_images
+    # The onnxruntime backend is handed the resized frames too, and gives the eager chunk.
+    onnx = ChunkPredictor(with_backend(load_policy(act_run / "checkpoints/last/pretrained_model", "cpu"),
+                                       "onnxruntime"), JointModel.for_sim(), task="")
+    rng = np.random.default_rng(0)
     for height, width in ((48, 64), (480, 640), (224, 224)):
-        values = {STATE_KEY: np.zeros(6, np.float32), IMAGE_PREFIX + "wrist": np.zeros((height, width, 3), np.uint8)}
+        values = {STATE_KEY: np.zeros(6, np.float32),
+                  IMAGE_PREFIX + "wrist": rng.integers(0, 256, (height, width, 3), dtype=np.uint8)}
         chunk, _ = predictor.predict(Observation(stamp=0.0, values=values))
         assert chunk.shape == (10, 6) and np.all(np.isfinite(chunk))
+        np.testing.assert_allclose(onnx.predict(Observation(stamp=0.0, values=values))[0], chunk, rtol=0, atol=1e-3)
 
 
 def test_running_again_resumes_from_the_last_checkpoint(act_run):

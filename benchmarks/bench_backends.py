@@ -1,0 +1,145 @@
+"""Inference backends against lerobot's eager PyTorch, side by side in one run (never asserted by tests).
+
+    .venv/bin/python benchmarks/bench_backends.py [--chunks 100] [--rounds 5] [--device cpu]
+
+Full-size ACT (ResNet18 per camera, two 224x224 cameras, chunk 50, random weights). For each backend:
+the model's forward pass alone (predict_action_chunk on the preprocessed batch, the part a backend
+replaces) and the whole observation-to-radians path of policy_node's ChunkPredictor (lerobot's
+preprocessor and postprocessor around it), p50 and p95 over `--chunks` chunks, alternating in rounds
+so drift on a shared machine hits every backend alike; ratios against eager torch; the largest
+difference of the backend's chunk from eager torch's in radians. Writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from lerobot.policies.utils import prepare_observation_for_inference
+
+REPO = Path(__file__).parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from full_size import CAMERAS, full_act_checkpoint  # noqa: E402
+from so101_driver.joint_model import JointModel  # noqa: E402
+from so101_policy.checkpoint import load_policy  # noqa: E402
+from so101_policy.inference_backends import InferenceBackend, with_backend  # noqa: E402
+from so101_policy.observation import Observation  # noqa: E402
+from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
+
+
+def observation(seed: int = 0) -> Observation:
+    rng = np.random.default_rng(seed)
+    values = {"observation.state": rng.normal(0, 20, 6).astype(np.float32)}
+    values.update({f"observation.images.{c}": rng.integers(0, 256, (224, 224, 3), np.uint8) for c in CAMERAS})
+    return Observation(stamp=0.0, values=values)
+
+
+def forward_timer(predictor: ChunkPredictor, obs: Observation):
+    """Seconds of predict_action_chunk alone, on the batch lerobot's preprocessor makes of `obs`."""
+    loaded = predictor.loaded
+    with torch.inference_mode():
+        batch = loaded.preprocessor(prepare_observation_for_inference(dict(obs.values), loaded.device, "",
+                                                                      ROBOT_TYPE))
+
+    def measure() -> float:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            loaded.policy.predict_action_chunk(batch).cpu()
+        return time.perf_counter() - started
+
+    return measure
+
+
+def chunk_flops(predictor: ChunkPredictor, obs: Observation) -> float:
+    """Floating-point operations of one forward pass (torch's flop counter: matmuls and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    loaded = predictor.loaded
+    with torch.inference_mode():
+        batch = loaded.preprocessor(prepare_observation_for_inference(dict(obs.values), loaded.device, "",
+                                                                      ROBOT_TYPE))
+        with FlopCounterMode(display=False) as counter:
+            loaded.policy.predict_action_chunk(batch)
+    return float(counter.get_total_flops())
+
+
+def gemm_throughput(size: int = 2048, repeats: int = 20) -> float:
+    """FLOP/s this machine sustains in fp32 matrix products (torch's BLAS, all threads): the physical
+    ceiling of a model made of matmuls and convolutions."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=100, help="chunks per backend and measurement")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backends", default=",".join(b.value for b in InferenceBackend))
+    parser.add_argument("--output", default="outputs/benchmarks/backends.json")
+    args = parser.parse_args()
+    names = [name.strip() for name in args.backends.split(",")]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = full_act_checkpoint(Path(tmp) / "act_full")
+        predictors, build_s = {}, {}
+        for name in names:
+            started = time.perf_counter()
+            predictors[name] = ChunkPredictor(with_backend(load_policy(checkpoint, args.device), name),
+                                              JointModel.for_sim(), task="")
+            build_s[name] = time.perf_counter() - started
+        obs = observation()
+        flops = chunk_flops(predictors["torch"], obs)
+        reference, _ = predictors["torch"].predict(obs)
+        difference = {name: float(np.abs(p.predict(obs)[0] - reference).max()) for name, p in predictors.items()}
+        forward = {name: forward_timer(p, obs) for name, p in predictors.items()}
+        for name in names:  # warm-up
+            for _ in range(3):
+                forward[name]()
+        times = {name: {"forward": [], "predict": []} for name in names}
+        per_round = max(1, args.chunks // args.rounds)
+        for _ in range(args.rounds):
+            for name in names:
+                times[name]["forward"] += [forward[name]() for _ in range(per_round)]
+                times[name]["predict"] += [predictors[name].predict(obs)[1] for _ in range(per_round)]
+
+    throughput = gemm_throughput() if args.device == "cpu" else float("nan")
+    report = {"device": args.device, "threads": torch.get_num_threads(), "chunks": args.rounds * per_round,
+              "gflops_per_chunk": flops / 1e9, "gemm_gflops_per_s": throughput / 1e9,
+              "floor_ms": flops / throughput * 1e3, "backends": {}}
+    base = {part: np.percentile(times["torch"][part], 50) for part in ("forward", "predict")}
+    print(f"\n| full ACT, {args.device}, {report['chunks']} chunks | forward p50 / p95 ms | ratio | "
+          "observation to radians p50 / p95 ms | ratio | max difference from torch, rad | build s |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        row = {"build_s": build_s[name], "max_abs_difference_rad": difference[name]}
+        for part in ("forward", "predict"):
+            p50, p95 = (float(np.percentile(times[name][part], q)) for q in (50, 95))
+            row[part] = {"p50_ms": p50 * 1e3, "p95_ms": p95 * 1e3, "speedup_vs_torch": base[part] / p50}
+        report["backends"][name] = row
+        print(f"| {name}{' (baseline)' if name == 'torch' else ''} | {row['forward']['p50_ms']:.1f} / "
+              f"{row['forward']['p95_ms']:.1f} | {row['forward']['speedup_vs_torch']:.2f}x | "
+              f"{row['predict']['p50_ms']:.1f} / {row['predict']['p95_ms']:.1f} | "
+              f"{row['predict']['speedup_vs_torch']:.2f}x | {difference[name]:.1e} | {build_s[name]:.1f} |")
+    print(f"\nOne chunk is {flops / 1e9:.1f} GFLOP (matmuls and convolutions); this machine's fp32 matrix products "
+          f"run at {throughput / 1e9:.0f} GFLOP/s on {torch.get_num_threads()} threads, so no fp32 backend does a "
+          f"chunk in less than {flops / throughput * 1e3:.0f} ms here.")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nWritten: {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Where the model's forward pass runs: lerobot's eager PyTorch, or ONNX Runtime.
+
+lerobot's preprocessor and postprocessor run as they are on every backend, so what reaches the model
+and what leaves it are the same; only `predict_action_chunk` changes. `onnxruntime` exports lerobot's
+own ACT module (eval mode, no VAE sampling at inference) with torch.onnx, once: the file is cached
+next to the checkpoint (or, where that folder cannot be written, in ~/.cache/so101/onnx), named by
+the weights' hash and the input shapes, so a changed checkpoint is exported again and an unchanged
+one is not. `so101 export` builds it ahead of time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import warnings
+from dataclasses import replace
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import torch
+from lerobot.configs.types import FeatureType
+from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
+
+from .checkpoint import CheckpointError, LoadedPolicy
+from .resize_with_pad import ResizeWithPadStep
+
+EXPORT_FORMAT = 1  # bump when the exported graph changes, so caches are rebuilt
+WEIGHTS_FILE = "model.safetensors"
+
+
+class InferenceBackend(str, Enum):
+    TORCH = "torch"  # lerobot's eager predict_action_chunk
+    ONNXRUNTIME = "onnxruntime"  # the same model exported to ONNX, run by ONNX Runtime (CPU, or CUDA where present)
+
+
+def inference_backend(name: str) -> InferenceBackend:
+    try:
+        return InferenceBackend(name)
+    except ValueError:
+        raise CheckpointError(f"backend must be one of {[b.value for b in InferenceBackend]}, got {name!r}") from None
+
+
+def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_dir: Path | None = None) -> LoadedPolicy:
+    """The loaded policy with its forward pass on `backend` (built, or taken from the cache, now)."""
+    backend = inference_backend(backend) if isinstance(backend, str) else backend
+    if backend is InferenceBackend.TORCH:
+        return loaded
+    if loaded.type != "act":
+        raise CheckpointError(f"backend {backend.value} runs ACT checkpoints; this one is {loaded.type} "
+                              "(use backend:=torch)")
+    path = onnx_model(loaded, cache_dir)
+    return replace(loaded, policy=OnnxRuntimeAct(loaded.policy, path, model_input_shapes(loaded), loaded.device))
+
+
+def describe_backend(loaded: LoadedPolicy) -> str:
+    """For the start-up log: which runtime the forward pass is on."""
+    if isinstance(loaded.policy, OnnxRuntimeAct):
+        return f"onnxruntime {loaded.policy.session.get_providers()[0]}, {loaded.policy.path}"
+    return "torch, eager"
+
+
+def model_input_shapes(loaded: LoadedPolicy) -> dict[str, tuple[int, ...]]:
+    """What the model is handed, after the preprocessor: the state (1, 6) and each camera (1, 3, H, W)."""
+    config = loaded.config
+    resize = next((step for step in loaded.preprocessor.steps if isinstance(step, ResizeWithPadStep)), None)
+    shapes = {OBS_STATE: (1, *config.robot_state_feature.shape)}
+    for key, feature in config.input_features.items():
+        if feature.type is FeatureType.VISUAL:
+            channels, height, width = feature.shape
+            if resize is not None and resize._applies_to(key):
+                height, width = resize.height, resize.width
+            shapes[key] = (1, channels, height, width)
+    return shapes
+
+
+class _ActForward(torch.nn.Module):
+    """lerobot's ACT module as a function of tensors (what torch.onnx exports): state, images -> actions."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, state: torch.Tensor, *images: torch.Tensor) -> torch.Tensor:
+        return self.model({OBS_STATE: state, OBS_IMAGES: list(images)})[0]
+
+
+def _input_names(shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    return [key.replace(".", "_") for key in shapes]
+
+
+def onnx_model(loaded: LoadedPolicy, cache_dir: Path | None = None) -> Path:
+    """The checkpoint's ACT as an ONNX file: from the cache, or exported now."""
+    shapes = model_input_shapes(loaded)
+    path = _cache_dir(loaded, cache_dir) / f"act_{_cache_key(loaded, shapes)}.onnx"
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = _ActForward(loaded.policy.model).eval().cpu()
+    example = tuple(torch.zeros(shape) for shape in shapes.values())
+    partial = path.with_suffix(f".{os.getpid()}.partial")
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            torch.onnx.export(model, example, str(partial), input_names=_input_names(shapes),
+                              output_names=["actions"], dynamo=True, external_data=False)
+        partial.replace(path)  # whole or not at all: a reader never sees half a file
+    except Exception as error:  # noqa: BLE001 - any exporter failure means: this checkpoint cannot run here
+        partial.unlink(missing_ok=True)
+        raise CheckpointError(f"Could not export {loaded.source} to ONNX ({error!r}); use backend:=torch.") from error
+    finally:
+        loaded.policy.model.to(loaded.device)
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter reports its progress on stdout and its optimizer's notes as warnings: a node's log
+    gets our one line instead."""
+    optimizer_log = logging.getLogger("onnxscript")
+    level = optimizer_log.level
+    optimizer_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        optimizer_log.setLevel(level)
+
+
+def _cache_dir(loaded: LoadedPolicy, cache_dir: Path | None) -> Path:
+    if cache_dir is not None:
+        return cache_dir
+    local = Path(loaded.source).expanduser()
+    if local.is_dir() and os.access(local, os.W_OK):
+        return local / "onnx"
+    return Path.home() / ".cache" / "so101" / "onnx"
+
+
+def _cache_key(loaded: LoadedPolicy, shapes: dict[str, tuple[int, ...]]) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(loaded.policy.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(repr((sorted(shapes.items()), EXPORT_FORMAT, torch.__version__)).encode())
+    return digest.hexdigest()[:16]
+
+
+class OnnxRuntimeAct:
+    """An ACT policy whose predict_action_chunk runs in ONNX Runtime; everything else is lerobot's policy."""
+
+    def __init__(self, policy, path: Path, shapes: dict[str, tuple[int, ...]], device: torch.device):
+        import onnxruntime
+
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+        self.path = path
+        self._policy = policy
+        self._inputs = dict(zip(shapes, _input_names(shapes)))
+        self._shapes = shapes
+        self._device = device
+
+    def __getattr__(self, name: str):
+        return getattr(self._policy, name)
+
+    def predict_action_chunk(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        feeds = {}
+        for key, input_name in self._inputs.items():
+            value = batch[key].detach().to("cpu", torch.float32).numpy()
+            if value.shape != self._shapes[key]:
+                raise CheckpointError(f"{key} reaches the model as {value.shape}; the ONNX model was exported for "
+                                      f"{self._shapes[key]}")
+            feeds[input_name] = np.ascontiguousarray(value)
+        (actions,) = self.session.run(["actions"], feeds)
+        return torch.from_numpy(actions).to(self._device)
+
+    def reset(self) -> None:
+        self._policy.reset()

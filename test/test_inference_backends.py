@@ -1,0 +1,68 @@
+"""Inference backends give lerobot's eager chunk, in radians, on the same observations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from so101_driver.joint_model import JointModel
+from so101_policy.checkpoint import CheckpointError, load_policy
+from so101_policy.inference_backends import OnnxRuntimeAct, inference_backend, onnx_model, with_backend
+from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
+from so101_policy.predictor import ChunkPredictor
+from tiny_policies import STATE_MEAN, STATE_STD, tiny_act_checkpoint
+
+# fp32 on both sides: the chunks may differ by float rounding only, far below a servo tick (1.5e-3 rad).
+FP32_TOLERANCE_RAD = 1e-3
+
+
+def observations(count: int, size=(64, 64), seed=0) -> list[Observation]:
+    rng = np.random.default_rng(seed)
+    return [Observation(stamp=float(k), values={
+        STATE_KEY: rng.normal(STATE_MEAN, STATE_STD).astype(np.float32),
+        **{IMAGE_PREFIX + camera: rng.integers(0, 256, (*size, 3), dtype=np.uint8) for camera in ("wrist", "overhead")},
+    }) for k in range(count)]
+
+
+@pytest.fixture(scope="module")
+def act_dir(tmp_path_factory):
+    return tiny_act_checkpoint(tmp_path_factory.mktemp("act") / "pretrained_model", image_shape=(3, 64, 64),
+                               chunk_size=30)
+
+
+def test_onnxruntime_chunks_are_lerobots_eager_chunks(act_dir):
+    eager = ChunkPredictor(load_policy(act_dir, "cpu"), JointModel.for_sim(), task="")
+    onnx = ChunkPredictor(with_backend(load_policy(act_dir, "cpu"), "onnxruntime"), JointModel.for_sim(), task="")
+    assert isinstance(onnx.loaded.policy, OnnxRuntimeAct)
+    differences = []
+    for observation in observations(5):
+        expected, _ = eager.predict(observation)
+        found, _ = onnx.predict(observation)
+        assert found.shape == expected.shape == (30, 6)
+        differences.append(np.abs(found - expected).max())
+    assert max(differences) < FP32_TOLERANCE_RAD, differences
+    # The chunks depend on the observation: a backend that ignored its inputs would not pass this.
+    first, second = (onnx.predict(o)[0] for o in observations(2, seed=1))
+    assert np.abs(first - second).max() > 10 * FP32_TOLERANCE_RAD
+
+
+def test_the_export_is_cached_next_to_the_checkpoint_and_redone_for_other_weights(act_dir, tmp_path):
+    loaded = load_policy(act_dir, "cpu")
+    path = onnx_model(loaded)
+    assert path.parent == act_dir / "onnx" and path.stat().st_size > 10_000
+    built = path.stat().st_mtime_ns
+    assert onnx_model(load_policy(act_dir, "cpu")) == path and path.stat().st_mtime_ns == built  # not exported again
+    other = tiny_act_checkpoint(tmp_path / "other", image_shape=(3, 64, 64), chunk_size=30, seed=1)
+    assert onnx_model(load_policy(other, "cpu")).name != path.name  # other weights, another file
+    assert not list(act_dir.glob("onnx/*.partial"))
+
+
+def test_backends_are_named_and_smolvla_stays_on_torch(act_dir):
+    with pytest.raises(CheckpointError, match=r"backend must be one of \['torch', 'onnxruntime'\], got 'tensorrt'"):
+        inference_backend("tensorrt")
+    loaded = load_policy(act_dir, "cpu")
+    assert with_backend(loaded, "torch") is loaded
+    smolvla = type("Loaded", (), {"type": "smolvla"})()
+    with pytest.raises(CheckpointError, match="runs ACT checkpoints; this one is smolvla"):
+        with_backend(smolvla, "onnxruntime")
+
