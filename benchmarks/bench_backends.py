@@ -70,10 +70,10 @@ def chunk_flops(predictor: ChunkPredictor, obs: Observation) -> float:
     return float(counter.get_total_flops())
 
 
-def gemm_throughput(size: int = 2048, repeats: int = 20) -> float:
-    """FLOP/s this machine sustains in fp32 matrix products (torch's BLAS, all threads): the physical
-    ceiling of a model made of matmuls and convolutions."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def gemm_throughput(dtype=torch.float32, size: int = 2048, repeats: int = 20) -> float:
+    """FLOP/s this machine sustains in matrix products of `dtype` (torch's BLAS, all threads): what a
+    model made of matmuls and convolutions can hope for."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.mm(a, b)
     started = time.perf_counter()
     for _ in range(repeats):
@@ -114,27 +114,30 @@ def main() -> None:
                 times[name]["forward"] += [forward[name]() for _ in range(per_round)]
                 times[name]["predict"] += [predictors[name].predict(obs)[1] for _ in range(per_round)]
 
-    throughput = gemm_throughput() if args.device == "cpu" else float("nan")
+    gemm = {str(dtype).removeprefix("torch."): gemm_throughput(dtype) / 1e9 if args.device == "cpu" else float("nan")
+            for dtype in (torch.float32, torch.bfloat16)}
     report = {"device": args.device, "threads": torch.get_num_threads(), "chunks": args.rounds * per_round,
-              "gflops_per_chunk": flops / 1e9, "gemm_gflops_per_s": throughput / 1e9,
-              "floor_ms": flops / throughput * 1e3, "backends": {}}
+              "gflop_per_chunk": flops / 1e9, "gemm_gflop_per_s": gemm, "backends": {}}
     base = {part: np.percentile(times["torch"][part], 50) for part in ("forward", "predict")}
-    print(f"\n| full ACT, {args.device}, {report['chunks']} chunks | forward p50 / p95 ms | ratio | "
+    print(f"\n| full ACT, {args.device}, {report['chunks']} chunks | forward p50 / p95 ms | ratio | GFLOP/s | "
           "observation to radians p50 / p95 ms | ratio | max difference from torch, rad | build s |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in names:
         row = {"build_s": build_s[name], "max_abs_difference_rad": difference[name]}
         for part in ("forward", "predict"):
             p50, p95 = (float(np.percentile(times[name][part], q)) for q in (50, 95))
             row[part] = {"p50_ms": p50 * 1e3, "p95_ms": p95 * 1e3, "speedup_vs_torch": base[part] / p50}
+        row["forward"]["gflop_per_s"] = flops / row["forward"]["p50_ms"] / 1e6
         report["backends"][name] = row
         print(f"| {name}{' (baseline)' if name == 'torch' else ''} | {row['forward']['p50_ms']:.1f} / "
               f"{row['forward']['p95_ms']:.1f} | {row['forward']['speedup_vs_torch']:.2f}x | "
+              f"{row['forward']['gflop_per_s']:.0f} | "
               f"{row['predict']['p50_ms']:.1f} / {row['predict']['p95_ms']:.1f} | "
               f"{row['predict']['speedup_vs_torch']:.2f}x | {difference[name]:.1e} | {build_s[name]:.1f} |")
-    print(f"\nOne chunk is {flops / 1e9:.1f} GFLOP (matmuls and convolutions); this machine's fp32 matrix products "
-          f"run at {throughput / 1e9:.0f} GFLOP/s on {torch.get_num_threads()} threads, so no fp32 backend does a "
-          f"chunk in less than {flops / throughput * 1e3:.0f} ms here.")
+    print(f"\nOne chunk is {flops / 1e9:.1f} GFLOP (torch's count of matmuls and convolutions). torch's own matrix "
+          f"products run here at {gemm['float32']:.0f} GFLOP/s in fp32 and {gemm['bfloat16']:.0f} in bf16 "
+          f"({torch.get_num_threads()} threads): {flops / gemm['float32'] / 1e6:.0f} and "
+          f"{flops / gemm['bfloat16'] / 1e6:.0f} ms a chunk at those rates.")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

@@ -14,7 +14,8 @@ from .options import option
 @dataclass(frozen=True)
 class ExportConfig:
     checkpoint: str = option(MISSING, "pretrained_model folder or hub repo id")
-    backend: str = option("onnxruntime", "the backend to build for (policy_node's backend parameter)")
+    backend: str = option("openvino_bf16", "the backend to build for (policy_node's backend parameter): "
+                                           "onnxruntime, openvino and openvino_bf16 share one ONNX file")
     device: str = option("cpu", "auto, cuda, mps or cpu: where the exported model will run")
 
 

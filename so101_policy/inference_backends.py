@@ -1,11 +1,13 @@
-"""Where the model's forward pass runs: lerobot's eager PyTorch, or ONNX Runtime.
+"""Where the model's forward pass runs: lerobot's eager PyTorch, ONNX Runtime, or OpenVINO (fp32 or bf16).
 
 lerobot's preprocessor and postprocessor run as they are on every backend, so what reaches the model
-and what leaves it are the same; only `predict_action_chunk` changes. `onnxruntime` exports lerobot's
-own ACT module (eval mode, no VAE sampling at inference) with torch.onnx, once: the file is cached
-next to the checkpoint (or, where that folder cannot be written, in ~/.cache/so101/onnx), named by
-the weights' hash and the input shapes, so a changed checkpoint is exported again and an unchanged
-one is not. `so101 export` builds it ahead of time.
+and what leaves it are the same; only `predict_action_chunk` changes. The exported backends share one
+file: lerobot's own ACT module (eval mode, no VAE sampling at inference) exported with torch.onnx,
+once, cached next to the checkpoint (or, where that folder cannot be written, in ~/.cache/so101/onnx),
+named by the weights' hash and the input shapes, so a changed checkpoint is exported again and an
+unchanged one is not. ONNX Runtime runs it in fp32 (CUDA where present); OpenVINO compiles it for
+the CPU in fp32, or in bf16 where the CPU computes in bf16 (AVX512_BF16 or AMX), the backend that
+meets one camera frame period for full ACT on a 2-core CPU. `so101 export` builds it ahead of time.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ WEIGHTS_FILE = "model.safetensors"
 
 class InferenceBackend(str, Enum):
     TORCH = "torch"  # lerobot's eager predict_action_chunk
-    ONNXRUNTIME = "onnxruntime"  # the same model exported to ONNX, run by ONNX Runtime (CPU, or CUDA where present)
+    ONNXRUNTIME = "onnxruntime"  # the model exported to ONNX, run by ONNX Runtime (CPU, or CUDA where present)
+    OPENVINO = "openvino"  # the same file compiled by OpenVINO for the CPU, fp32
+    OPENVINO_BF16 = "openvino_bf16"  # the same, computing in bf16 (CPUs with AVX512_BF16 or AMX)
 
 
 def inference_backend(name: str) -> InferenceBackend:
@@ -53,13 +57,17 @@ def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_di
         raise CheckpointError(f"backend {backend.value} runs ACT checkpoints; this one is {loaded.type} "
                               "(use backend:=torch)")
     path = onnx_model(loaded, cache_dir)
-    return replace(loaded, policy=OnnxRuntimeAct(loaded.policy, path, model_input_shapes(loaded), loaded.device))
+    if backend is InferenceBackend.ONNXRUNTIME:
+        runtime = OnnxRuntimeSession(path, loaded.device)
+    else:
+        runtime = OpenVinoModel(path, "bf16" if backend is InferenceBackend.OPENVINO_BF16 else "f32")
+    return replace(loaded, policy=ExportedAct(loaded.policy, runtime, path, model_input_shapes(loaded), loaded.device))
 
 
 def describe_backend(loaded: LoadedPolicy) -> str:
     """For the start-up log: which runtime the forward pass is on."""
-    if isinstance(loaded.policy, OnnxRuntimeAct):
-        return f"onnxruntime {loaded.policy.session.get_providers()[0]}, {loaded.policy.path}"
+    if isinstance(loaded.policy, ExportedAct):
+        return f"{loaded.policy.runtime.description}, {loaded.policy.path}"
     return "torch, eager"
 
 
@@ -148,10 +156,10 @@ def _cache_key(loaded: LoadedPolicy, shapes: dict[str, tuple[int, ...]]) -> str:
     return digest.hexdigest()[:16]
 
 
-class OnnxRuntimeAct:
-    """An ACT policy whose predict_action_chunk runs in ONNX Runtime; everything else is lerobot's policy."""
+class OnnxRuntimeSession:
+    """The exported model in ONNX Runtime: fp32, CUDA where the policy's device is and ORT has it, else CPU."""
 
-    def __init__(self, policy, path: Path, shapes: dict[str, tuple[int, ...]], device: torch.device):
+    def __init__(self, path: Path, device: torch.device):
         import onnxruntime
 
         providers = ["CPUExecutionProvider"]
@@ -160,6 +168,36 @@ class OnnxRuntimeAct:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+        self.description = f"onnxruntime, {self.session.get_providers()[0]}"
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(["actions"], feeds)[0]
+
+
+class OpenVinoModel:
+    """The exported model compiled by OpenVINO for the CPU, computing in `precision` (f32 or bf16)."""
+
+    def __init__(self, path: Path, precision: str):
+        import openvino
+
+        core = openvino.Core()
+        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise CheckpointError("backend openvino_bf16 needs a CPU that computes in bf16 (AVX512_BF16 or AMX); "
+                                  "this one does not: use backend:=openvino (fp32)")
+        self.compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
+                                                              "PERFORMANCE_HINT": "LATENCY"})
+        self.request = self.compiled.create_infer_request()
+        self.description = f"openvino, CPU {precision}"
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.request.infer(feeds)[self.compiled.output(0)]
+
+
+class ExportedAct:
+    """An ACT policy whose predict_action_chunk runs the exported model; everything else is lerobot's policy."""
+
+    def __init__(self, policy, runtime, path: Path, shapes: dict[str, tuple[int, ...]], device: torch.device):
+        self.runtime = runtime
         self.path = path
         self._policy = policy
         self._inputs = dict(zip(shapes, _input_names(shapes)))
@@ -177,8 +215,7 @@ class OnnxRuntimeAct:
                 raise CheckpointError(f"{key} reaches the model as {value.shape}; the ONNX model was exported for "
                                       f"{self._shapes[key]}")
             feeds[input_name] = np.ascontiguousarray(value)
-        (actions,) = self.session.run(["actions"], feeds)
-        return torch.from_numpy(actions).to(self._device)
+        return torch.from_numpy(np.asarray(self.runtime(feeds), dtype=np.float32)).to(self._device)
 
     def reset(self) -> None:
         self._policy.reset()

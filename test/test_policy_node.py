@@ -13,6 +13,7 @@ from trajectory_msgs.msg import JointTrajectory
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
 from so101_driver.joint_model import JOINT_NAMES
 from so101_driver.ros_messages import color_image_msg, duration_to_sec, joint_state_msg, sec_to_time, time_to_sec
+from test_inference_backends import cpu_computes_in_bf16
 from tiny_policies import tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 
 STARTUP = 90.0
@@ -38,8 +39,10 @@ def recorder(tmp_path):
         assert process.stop() == 0, process.output
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino_bf16"])
 def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder, backend):
+    if backend == "openvino_bf16" and not cpu_computes_in_bf16():
+        pytest.skip("this CPU does not compute in bf16 (no AVX512_BF16 or AMX)")
     domain, probe, record, processes = recorder
     checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 224, 224), chunk_size=20)
     processes.append(start("driver_node", {"backend": "sim"}, domain, tmp_path))
@@ -75,8 +78,8 @@ def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder, b
 
     reset = probe.node.create_client(Trigger, "/so101/policy/reset")
     assert probe.call(reset, Trigger.Request()).success
-    assert f"({backend}" in policy.output  # the start-up line names the runtime
-    if backend == "onnxruntime":
+    assert f"({backend.split('_')[0]}" in policy.output  # the start-up line names the runtime
+    if backend != "torch":
         assert len(list((checkpoint / "onnx").glob("act_*.onnx"))) == 1
 
 
