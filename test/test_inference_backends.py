@@ -87,3 +87,19 @@ def test_backends_are_named_and_smolvla_stays_on_torch(act_dir):
     with pytest.raises(CheckpointError, match="runs ACT checkpoints; this one is smolvla"):
         with_backend(smolvla, "onnxruntime")
 
+
+
+def test_so101_export_builds_the_file_policy_node_takes_and_says_where(act_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    so101 = str(Path(sys.executable).parent / "so101")
+    result = subprocess.run([so101, "export", str(act_dir), "--backend", "openvino"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.strip().splitlines()[-1]
+    assert printed.startswith("openvino, CPU f32, ") and printed.endswith(onnx_model(load_policy(act_dir, "cpu")).name)
+    missing = subprocess.run([so101, "export", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 1 and "so101 export: No checkpoint at" in missing.stderr
+    assert "Traceback" not in missing.stderr
