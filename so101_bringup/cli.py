@@ -89,10 +89,7 @@ def _report(args: argparse.Namespace) -> int:
 def _dataset_sim(args: argparse.Namespace) -> int:
     from training.sim_dataset import SimDatasetConfig, record_sim_dataset
 
-    config = SimDatasetConfig(repo_id=args.repo_id, episodes=args.episodes, seed=args.seed,
-                              image_width=args.width, image_height=args.height, use_videos=not args.images,
-                              workers=args.workers)
-    dataset = record_sim_dataset(Path(args.root), config)
+    dataset = record_sim_dataset(Path(args.root), from_options(SimDatasetConfig, args))
     print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
     return 0
 
@@ -101,7 +98,7 @@ def _dataset_from_bags(args: argparse.Namespace) -> int:
     from so101_driver.joint_model import joint_model_for
     from training.bag_dataset import FROM_BAG, BagDatasetConfig, BagDatasetError, convert_bags
 
-    config = BagDatasetConfig(repo_id=args.repo_id, fps=args.fps, task=args.task, use_videos=not args.images)
+    config = from_options(BagDatasetConfig, args)
     joint_model = None if args.calibration == FROM_BAG else joint_model_for(args.calibration, args.arm_units)
     try:
         dataset = convert_bags([Path(bag) for bag in args.bags], Path(args.root), joint_model, config)
@@ -395,6 +392,9 @@ def _add_train(commands) -> None:
 
 
 def _add_dataset(commands) -> None:
+    from training.bag_dataset import BagDatasetConfig
+    from training.sim_dataset import SimDatasetConfig
+
     dataset = commands.add_parser("dataset", help="make LeRobotDatasets: scripted sim demos, or from ROS bags")
     kinds = dataset.add_subparsers(dest="kind", required=True)
     sim = kinds.add_parser(
@@ -404,19 +404,10 @@ def _add_dataset(commands) -> None:
                     "observation.images.wrist/overhead, 30 fps, its task string). Only successful episodes are "
                     "kept. Seeded; run it again with a larger --episodes to add to the same --root.",
     )
-    sim.add_argument("--root", default="outputs/datasets/so101_sim", help="dataset directory")
-    sim.add_argument("--repo-id", default="local/so101_sim_pick_place", help="the dataset's repo id")
-    sim.add_argument("--episodes", type=int, default=20, help="total episodes the dataset should hold (default 20)")
-    sim.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
-    sim.add_argument("--width", type=int, default=224, help="camera image width (default 224)")
-    sim.add_argument("--height", type=int, default=224, help="camera image height (default 224)")
-    sim.add_argument("--images", action="store_true", help="store PNG frames instead of AV1 videos")
-    sim.add_argument("--workers", type=int, default=0,
-                     help="sims playing episodes in parallel processes (default 0: one per core); the dataset "
-                          "is the same whatever the count")
+    sim.add_argument("--root", default="outputs/datasets/so101_sim",
+                     help="dataset directory (default: outputs/datasets/so101_sim)")
+    add_options(sim, SimDatasetConfig, defaults={"episodes": 20, "workers": 0})
     sim.set_defaults(run=_dataset_sim)
-
-    from training.sim_dataset import TASK
 
     bags = kinds.add_parser(
         "from-bags", help="rosbag2 (MCAP) bags of the ROS graph as a LeRobotDataset",
@@ -428,15 +419,8 @@ def _add_dataset(commands) -> None:
     )
     bags.add_argument("bags", nargs="+", help="bag directories (each with metadata.yaml and .mcap files)")
     bags.add_argument("--root", required=True, help="dataset directory to create")
-    bags.add_argument("--repo-id", default="local/so101_from_bags", help="the dataset's repo id")
-    bags.add_argument("--fps", type=int, default=30, help="dataset frame rate (default 30)")
-    bags.add_argument("--task", default=TASK, help=f"task string of every episode (default '{TASK}')")
-    bags.add_argument("--calibration", default="bag",
-                      help="radians to LeRobot units with: bag (the arm's description each bag recorded; any other "
-                           "given is checked against it), or sim, a LeRobot calibration id, a calibration JSON")
-    bags.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"],
-                      help="LeRobot units of the five arm joints (default degrees, as the hub dataset)")
-    bags.add_argument("--images", action="store_true", help="store PNG frames instead of AV1 videos")
+    add_options(bags, BagDatasetConfig)
+    add_graph_options(bags, ("calibration", "arm_units"))
     bags.set_defaults(run=_dataset_from_bags)
 
 

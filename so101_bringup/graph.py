@@ -81,8 +81,9 @@ class GraphArgs:
     # replay
     bag: str = option("", "replay: the bag directory to play")
     rate: float = option(1.0, "replay: playback speed (1.0: the recorded timing)")
-    calibration: str = option("bag", "replay: bag (the arm's description the bag recorded), or sim, a "
-                                        "calibration id or a JSON file for a bag recorded without one")
+    calibration: str = option("bag", "bags: bag (the arm's description each bag recorded; any other given is "
+                                        "checked against it), or sim, a calibration id or a JSON file for bags "
+                                        "recorded without one")
 
     def __post_init__(self):
         if self.policy not in ("act", "smolvla"):

@@ -18,9 +18,10 @@ def option(default, help: str, *, flag: str | None = None, **argparse_settings):
     """A config field that is also a command-line option (and a launch argument) with this help.
 
     A field without a default (`MISSING`) is a positional argument. `flag` names the option where
-    the field's name would be too long for a command line (`--time-budget` for time_budget_min);
-    `argparse_settings` go to add_argument as they are (type, choices, nargs, metavar) for what the
-    default alone cannot tell: a Path that defaults to None, a list, a value with its own syntax.
+    the field's name would not do on a command line (`--time-budget` for time_budget_min, `--images`
+    for use_videos); `argparse_settings` go to add_argument as they are (type, choices, nargs, metavar,
+    action) for what the default alone cannot tell: a Path that defaults to None, a list, a value with
+    its own syntax, a flag that stores False.
     """
     metadata = {"help": help, "flag": flag, "argparse": argparse_settings}
     return field(metadata=metadata) if default is MISSING else field(default=default, metadata=metadata)
@@ -40,6 +41,9 @@ def add_options(parser: argparse.ArgumentParser, config_class, names: tuple[str,
             parser.add_argument(name, help=help, **settings)
             continue
         flag = metadata.get("flag") or "--" + name.replace("_", "-")
+        if "action" in settings:  # a flag of its own kind: --images for use_videos=False, say
+            parser.add_argument(flag, dest=name, default=default, help=help, **settings)
+            continue
         if isinstance(default, bool) or settings.pop("boolean", False):
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=help)
             continue

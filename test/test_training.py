@@ -91,6 +91,29 @@ def test_so101_trains_options_are_the_train_requests_fields():
         next(a for a in train._actions if a.dest == "resize_with_pad").type("96by128")
 
 
+def test_the_dataset_commands_options_are_their_configs_fields():
+    """One source: `so101 dataset sim` is SimDatasetConfig (with the command's own defaults), `from-bags`
+    BagDatasetConfig plus GraphArgs' calibration and arm units; --images stores use_videos=False."""
+    from dataclasses import fields
+
+    from so101_bringup.cli import build_parser
+    from so101_bringup.options import from_options
+    from training.bag_dataset import BagDatasetConfig
+
+    parser = build_parser()
+    sim = parser.parse_args(["dataset", "sim", "--width", "64", "--images"])
+    assert from_options(SimDatasetConfig, sim) == SimDatasetConfig(episodes=20, workers=0, image_width=64,
+                                                                   use_videos=False)
+    bags = parser.parse_args(["dataset", "from-bags", "b1", "b2", "--root", "r", "--fps", "15"])
+    assert from_options(BagDatasetConfig, bags) == BagDatasetConfig(fps=15)
+    assert (bags.bags, bags.root, bags.calibration, bags.arm_units) == (["b1", "b2"], "r", "bag", "degrees")
+    kinds = parser._subparsers._group_actions[0].choices["dataset"]._subparsers._group_actions[0].choices
+    for kind, config, own in (("sim", SimDatasetConfig, {"root"}),
+                              ("from-bags", BagDatasetConfig, {"bags", "root", "calibration", "arm_units"})):
+        dests = {action.dest for action in kinds[kind]._actions if action.dest != "help"}
+        assert dests == {f.name for f in fields(config) if "help" in f.metadata} | own, kind
+
+
 def test_exclude_cameras():
     assert resolve("act_dual", exclude_cameras=("overhead",)).cameras == ("wrist",)
     assert resolve("smolvla_dual", exclude_cameras=("wrist",)).cameras == ("overhead",)

@@ -20,6 +20,7 @@ from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
 from so101_bringup import bag_format
+from so101_bringup.options import option
 from so101_driver.arm_description import check_same_arm, joint_model_from
 from so101_driver.joint_model import JointModel, UnitError, in_joint_order
 from so101_policy.images import compressed_to_rgb, image_to_rgb
@@ -33,10 +34,13 @@ class BagDatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class BagDatasetConfig:
-    repo_id: str = "local/so101_from_bags"
-    fps: int = FPS
-    task: str = TASK
-    use_videos: bool = True
+    """What `so101 dataset from-bags` makes; its options are these fields (but cameras), and the arm's
+    calibration and units are GraphArgs' (as replay takes them)."""
+
+    repo_id: str = option("local/so101_from_bags", "the dataset's repo id")
+    fps: int = option(FPS, "dataset frame rate")
+    task: str = option(TASK, "task string of every episode")
+    use_videos: bool = option(True, "store PNG frames instead of AV1 videos", flag="--images", action="store_false")
     cameras: tuple[str, ...] = tuple(bag_format.CAMERA_TOPICS)
 
 

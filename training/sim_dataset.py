@@ -22,6 +22,7 @@ import numpy as np
 from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
+from so101_bringup.options import option
 from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, JointModel
 from so101_driver.sim.expert import ScriptedExpert
 from so101_driver.sim.scene import CAMERA_NAMES, SceneConfig
@@ -34,14 +35,17 @@ ROBOT_TYPE = "so101_follower"
 
 @dataclass(frozen=True)
 class SimDatasetConfig:
-    repo_id: str = "local/so101_sim_pick_place"
-    episodes: int = 10
-    seed: int = 0
-    image_width: int = 224
-    image_height: int = 224
-    use_videos: bool = True
+    """What `so101 dataset sim` records; its options are these fields (but only_successes)."""
+
+    repo_id: str = option("local/so101_sim_pick_place", "the dataset's repo id")
+    episodes: int = option(10, "total episodes the dataset should hold")
+    seed: int = option(0, "seed of the first episode")
+    image_width: int = option(224, "camera image width", flag="--width")
+    image_height: int = option(224, "camera image height", flag="--height")
+    use_videos: bool = option(True, "store PNG frames instead of AV1 videos", flag="--images", action="store_false")
     only_successes: bool = True  # a failed demonstration is skipped, not recorded
-    workers: int = 1  # sims in parallel processes; 0: one per core
+    workers: int = option(1, "sims playing episodes in parallel processes (0: one per core); the dataset is the "
+                             "same whatever the count")
 
 
 def _worker_count(requested: int) -> int:
