@@ -42,7 +42,8 @@ def test_the_manager_configures_and_activates_a_driver_that_waits_for_it(tmp_pat
             graph.probe.spin_until(lambda: "so101_driver is active" in lifecycle.output, 10, lifecycle.output)
             assert lifecycle.process.poll() is None  # it stays up: under launch its end would end the graph
         finally:
-            codes = lifecycle.stop(), graph.close()  # both, whatever happened: a driver left running answers later tests
+            # Both, whatever happened: a driver left running would answer a later test's manager.
+            codes = lifecycle.stop(), graph.close()
         assert codes == (0, 0), lifecycle.output + graph.process.output
         assert not any(s.torque_enabled for s in emulator.servos.values())
 
