@@ -40,6 +40,8 @@ PARAMETERS = {
                            "path (a bag recorded without one)"),
     "arm_units": ("degrees", "with a calibration given here: LeRobot units of the arm joints"),
     "settle_s": (1.0, "s to wait after the last message for the last chunk"),
+    "subscriber_timeout": (120.0, "s to wait before playing for a subscriber on every topic played (the policy "
+                                  "node's start-up: loading, exporting for its backend)", (0.0, 3600.0)),
 }
 MESSAGE_CLASSES = {bag_format.IMAGE: Image, bag_format.COMPRESSED_IMAGE: CompressedImage,
                    bag_format.JOINT_STATE: JointState}
@@ -57,6 +59,7 @@ class BagPlayer(Node):
         self.rate = float(p["rate"])
         self.output_dir = Path(p["output_dir"])
         self.settle_s = float(p["settle_s"])
+        self.subscriber_timeout = float(p["subscriber_timeout"])
         given = None if p["calibration"] == FROM_BAG else joint_model_for(p["calibration"], p["arm_units"])
         self.joint_model = bag_joint_model(self.bag, given)
         self.finished = False
@@ -78,9 +81,26 @@ class BagPlayer(Node):
         self._thread.start()
         self.get_logger().info(f"playing {self.bag} at {self.rate:g}x into the graph")
 
+    def _wait_for_subscribers(self) -> bool:
+        """Every topic played has a subscriber (the policy node is up), or the timeout passed: a bag played
+        into a graph still starting would be gone before anything saw it."""
+        deadline = time.monotonic() + self.subscriber_timeout
+        while any(publisher.get_subscription_count() == 0 for publisher in self.publishers_by_topic.values()):
+            if time.monotonic() > deadline:
+                missing = [topic for topic, publisher in self.publishers_by_topic.items()
+                           if publisher.get_subscription_count() == 0]
+                self.get_logger().error(f"nothing subscribed to {', '.join(missing)} within "
+                                        f"{self.subscriber_timeout:g} s: the bag is not played")
+                return False
+            time.sleep(0.05)
+        return True
+
     def _play(self) -> None:
         from rosbags.highlevel import AnyReader
 
+        if not self._wait_for_subscribers():
+            self._report()
+            return
         with AnyReader([self.bag], default_typestore=bag_format.typestore()) as reader:
             wanted = [c for c in reader.connections
                       if c.topic in self.publishers_by_topic or c.topic == bag_format.JOINT_TARGETS]

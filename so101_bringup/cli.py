@@ -70,10 +70,15 @@ def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.presets import parse_overrides
-    from training.train import TrainRequest, run_training
+    from training.dataset_source import DatasetSourceError
+    from training.presets import PresetError, parse_overrides
+    from training.train import TrainError, TrainRequest, run_training
 
-    run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
+    try:
+        run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
+    except (TrainError, DatasetSourceError, PresetError) as error:  # each says what was found and what to do
+        print(f"so101 train: {error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -166,24 +171,28 @@ def _replay(args: argparse.Namespace) -> int:
     from so101_driver.joint_model import joint_model_for
     from training.bag_dataset import FROM_BAG, BagDatasetError
     from training.sim_dataset import TASK
-    from so101_policy.checkpoint import load_policy
+    from so101_driver.joint_model import UnitError
+    from so101_policy.checkpoint import CheckpointError, load_policy
     from so101_policy.compatibility import check_compatibility
     from so101_policy.inference_backends import with_backend
 
-    config = from_options(ReplayConfig, args)
+    try:
+        config = from_options(ReplayConfig, args)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     _, graph_args = _graph(args, REPLAY_OPTIONS, with_checkpoint)  # a checkpoint: the one given, or the newest
     if config.realtime:
         return _replay_through_the_graph(config, graph_args)
     cameras = graph_args.camera_list
-    loaded = with_backend(load_policy(graph_args.checkpoint, graph_args.device), graph_args.backend)
-    check_compatibility(loaded.config, cameras)
     calibration = graph_args.calibration
-    joint_model = None if calibration == FROM_BAG else joint_model_for(calibration, graph_args.arm_units)
     try:
+        joint_model = None if calibration == FROM_BAG else joint_model_for(calibration, graph_args.arm_units)
+        loaded = with_backend(load_policy(graph_args.checkpoint, graph_args.device), graph_args.backend)
+        check_compatibility(loaded.config, cameras)
         reports = [report for bag in config.bags
                    for report in replay_bag(Path(bag), loaded, joint_model, cameras, graph_args.task or TASK,
                                             config.fps, config.stride, config.seed)]
-    except BagDatasetError as error:
+    except (BagDatasetError, CheckpointError, UnitError) as error:
         print(f"so101 replay: {error}", file=sys.stderr)
         return 1
     path = write_reports(reports, Path(graph_args.output_dir))
@@ -245,6 +254,10 @@ def _replay_through_the_graph(config, graph_args) -> int:
         player = nodes["so101_bag_player"]
         if not player.finished:
             return 1
+        if player.report["chunks"] == 0:
+            print(f"so101 replay: no chunk came back from policy_node while {bag} played (its log says why)",
+                  file=sys.stderr)
+            return 1
         errors = ", ".join(f"{name.removesuffix('.pos')} {value:.2f}"
                            for name, value in player.report["mean_abs_error"].items())
         print(f"{Path(bag).name} at {args.rate:g}x through policy_node: {player.report['chunks']} chunks; "
@@ -253,14 +266,19 @@ def _replay_through_the_graph(config, graph_args) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import contextlib
+
     from so101_bringup.export import ExportConfig, export
     from so101_policy.checkpoint import CheckpointError
 
     try:
-        print(export(from_options(ExportConfig, args)))
+        with contextlib.redirect_stdout(sys.stderr):  # lerobot's loading notes: stdout is the path alone
+            path, runtime = export(from_options(ExportConfig, args))
     except CheckpointError as error:
         print(f"so101 export: {error}", file=sys.stderr)
         return 1
+    print(f"so101 export: loaded by {runtime}", file=sys.stderr)
+    print(path)  # alone on stdout: model=$(so101 export ...)
     return 0
 
 

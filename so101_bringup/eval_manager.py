@@ -45,6 +45,7 @@ PARAMETERS = {
     "policy": ("", "for the results: act or smolvla"),
     "checkpoint": ("", "for the results: the checkpoint evaluated"),
     "cameras": ("wrist,overhead", "for the results: the cameras the policy sees"),
+    "backend": ("torch", "for the results: where the policy's forward pass ran"),
     "lockstep": (False, "sim: a lockstep participant; episodes start, are watched and end on exact ticks"),
     "graph_timeout": (180.0, "wall s to wait for the services of the policy (and the sim) before giving up",
                       (1.0, 86400.0)),
@@ -62,7 +63,7 @@ class EvalManager(Node):
         self.sim = bool(p["sim"])
         self.output_dir = Path(p["output_dir"])
         self.runner = EpisodeRunner(int(p["episodes"]), EpisodeLimits(p["max_episode_s"], p["stall_timeout_s"]))
-        settings = {key: p[key] for key in ("policy", "checkpoint", "cameras", "sim", "max_episode_s")}
+        settings = {key: p[key] for key in ("policy", "checkpoint", "cameras", "backend", "sim", "max_episode_s")}
         self.run = EvalRun(p["run_name"] or self.output_dir.name, settings)
         self.bags_dir = p["bags_dir"]
         self.finished = False

@@ -112,12 +112,12 @@ def results_table(run: EvalRun) -> str:
 
 
 def comparison_table(runs: list[EvalRun]) -> str:
-    lines = ["| run | policy | cameras | episodes | success rate [95% Wilson] | mean time to success s "
-             "| inference p50 ms |", "|---|---|---|---:|---|---:|---:|"]
+    lines = ["| run | policy | cameras | backend | episodes | success rate [95% Wilson] | mean time to success s "
+             "| inference p50 ms |", "|---|---|---|---|---:|---|---:|---:|"]
     for run in runs:
         summary = run.summary()
         latency = summary["latency_p50_ms"]
         lines.append(f"| {run.name} | {run.settings.get('policy', '?')} | {run.settings.get('cameras', '?')} "
-                     f"| {summary['episodes']} | {_rate(summary)} | {_seconds(summary['mean_time_to_success_s'])} "
+                     f"| {run.settings.get('backend', 'torch')} | {summary['episodes']} | {_rate(summary)} | {_seconds(summary['mean_time_to_success_s'])} "
                      f"| {'-' if latency is None else f'{latency:.0f}'} |")
     return "\n".join(lines) + "\n"

@@ -19,9 +19,12 @@ class ExportConfig:
     device: str = option("cpu", "auto, cuda, mps or cpu: where the exported model will run")
 
 
-def export(config: ExportConfig) -> str:
-    """The built model's path, or what the backend runs directly."""
-    from so101_policy.checkpoint import load_policy
-    from so101_policy.inference_backends import describe_backend, with_backend
+def export(config: ExportConfig) -> tuple[str, str]:
+    """(the exported model's path, the runtime that loaded it)."""
+    from so101_policy.checkpoint import CheckpointError, load_policy
+    from so101_policy.inference_backends import InferenceBackend, describe_backend, inference_backend, with_backend
 
-    return describe_backend(with_backend(load_policy(config.checkpoint, config.device), config.backend))
+    if inference_backend(config.backend) is InferenceBackend.TORCH:
+        raise CheckpointError("the torch backend runs the checkpoint as it is: there is nothing to export")
+    loaded = with_backend(load_policy(config.checkpoint, config.device), config.backend)
+    return str(loaded.policy.path), describe_backend(loaded)

@@ -23,6 +23,7 @@ POLICY, EVAL_MANAGER, RECORDER = "so101_policy", "so101_eval_manager", "so101_re
 CAMERAS = ("wrist", "overhead")
 CAMERA_TOPIC = "/so101/{camera}/image_raw"
 DEFAULT_EPISODES = 10
+BACKENDS = ("torch", "onnxruntime", "openvino", "openvino_bf16")  # so101_policy.inference_backends.InferenceBackend
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class GraphArgs:
                                         "recorded without one")
 
     def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
         if self.policy not in ("act", "smolvla"):
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         unknown = sorted(set(self.camera_list) - set(CAMERAS))
@@ -243,7 +246,7 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
              NodeSpec("eval_manager", EVAL_MANAGER, "eval.yaml",
                       {"episodes": args.episode_count, "sim": args.sim, "max_episode_s": args.max_episode_s,
                        "output_dir": args.output_dir, "policy": args.policy, "checkpoint": args.checkpoint,
-                       "cameras": ",".join(args.camera_list), "lockstep": lockstep,
+                       "cameras": ",".join(args.camera_list), "backend": args.backend, "lockstep": lockstep,
                        "bags_dir": str(Path(args.output_dir) / "bags") if args.record else ""})]
     if args.record:
         nodes.append(recorder_node(args, lockstep))

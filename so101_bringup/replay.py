@@ -38,6 +38,13 @@ class ReplayConfig:
     realtime: bool = option(False, "play each bag into the ROS graph at its recorded timing instead (bag_player and "
                                    "policy_node, as replay.launch.py), comparing the chunks policy_node publishes")
 
+    def __post_init__(self):
+        if self.fps <= 0 or (self.stride is not None and self.stride < 1):
+            raise ValueError(f"fps must be above 0 and stride at least 1, got fps {self.fps:g}, stride {self.stride}")
+        for bag in self.bags:
+            if not (Path(bag) / "metadata.yaml").is_file():
+                raise ValueError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
+
 
 @dataclass
 class ReplayReport:

@@ -123,6 +123,9 @@ class DriverNode(LifecycleNode):
         self._setup_ros_interfaces(p)
         if p["autostart"]:
             self.bring_up()
+        else:
+            self.get_logger().info("unconfigured, torque off: waiting for configure and activate (a lifecycle "
+                                   "manager, or ros2 lifecycle set /so101_driver configure)")
 
     def bring_up(self) -> None:
         """Configure, then activate (autostart, or `so101` managing the transitions in its own process);

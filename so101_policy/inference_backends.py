@@ -55,12 +55,19 @@ def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_di
         return loaded
     if loaded.type != "act":
         raise CheckpointError(f"backend {backend.value} runs ACT checkpoints; this one is {loaded.type} "
-                              "(use backend:=torch)")
+                              "(use the torch backend)")
     path = onnx_model(loaded, cache_dir)
-    if backend is InferenceBackend.ONNXRUNTIME:
-        runtime = OnnxRuntimeSession(path, loaded.device)
-    else:
-        runtime = OpenVinoModel(path, "bf16" if backend is InferenceBackend.OPENVINO_BF16 else "f32")
+    try:
+        if backend is InferenceBackend.ONNXRUNTIME:
+            runtime = OnnxRuntimeSession(path, loaded.device)
+        else:
+            runtime = OpenVinoModel(path, "bf16" if backend is InferenceBackend.OPENVINO_BF16 else "f32")
+    except CheckpointError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a runtime that cannot read the cached file
+        detail = " ".join(str(error).split())[-300:]  # runtimes nest their reasons over many lines
+        raise CheckpointError(f"{backend.value} cannot load the exported model {path} ({detail}); delete it to "
+                              "export again.") from error
     return replace(loaded, policy=ExportedAct(loaded.policy, runtime, path, model_input_shapes(loaded), loaded.device))
 
 
@@ -106,18 +113,22 @@ def onnx_model(loaded: LoadedPolicy, cache_dir: Path | None = None) -> Path:
     path = _cache_dir(loaded, cache_dir) / f"act_{_cache_key(loaded, shapes)}.onnx"
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = _ActForward(loaded.policy.model).eval().cpu()
     example = tuple(torch.zeros(shape) for shape in shapes.values())
     partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with _quiet_exporter(), torch.no_grad():
             torch.onnx.export(model, example, str(partial), input_names=_input_names(shapes),
                               output_names=["actions"], dynamo=True, external_data=False)
         partial.replace(path)  # whole or not at all: a reader never sees half a file
+    except OSError as error:
+        raise CheckpointError(f"Could not write the exported model to {path.parent} ({error}); give the "
+                              "checkpoint's folder or ~/.cache/so101 write access.") from error
     except Exception as error:  # noqa: BLE001 - any exporter failure means: this checkpoint cannot run here
-        partial.unlink(missing_ok=True)
-        raise CheckpointError(f"Could not export {loaded.source} to ONNX ({error!r}); use backend:=torch.") from error
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise CheckpointError(f"Could not export {loaded.source} to ONNX ({error!r}); use the torch backend.") from error
     finally:
         loaded.policy.model.to(loaded.device)
     return path
@@ -183,7 +194,7 @@ class OpenVinoModel:
         core = openvino.Core()
         if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise CheckpointError("backend openvino_bf16 needs a CPU that computes in bf16 (AVX512_BF16 or AMX); "
-                                  "this one does not: use backend:=openvino (fp32)")
+                                  "this one does not: use the openvino backend (fp32)")
         self.compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
                                                               "PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()

@@ -35,7 +35,7 @@ from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility, check_value_ranges, normalization_stats
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
-from .inference_backends import describe_backend, with_backend
+from .inference_backends import describe_backend, inference_backend, with_backend
 from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
@@ -108,8 +108,9 @@ class PolicyNode(Node):
             raise CheckpointError("Set checkpoint:=<pretrained_model folder or hub repo id>.")
         self.cameras = parse_cameras(p["cameras"], p["exclude_cameras"])
         mode = inference_mode(p["mode"])
+        backend = inference_backend(p["backend"])  # a wrong name stops before the checkpoint loads
         loaded = with_backend(load_policy(p["checkpoint"], p["device"], p["policy_type"] or None,
-                                          real_time_chunking=mode is InferenceMode.RTC), p["backend"])
+                                          real_time_chunking=mode is InferenceMode.RTC), backend)
         check_compatibility(loaded.config, tuple(self.cameras))
         self.fps = float(p["fps"])
         data, why_not = training_data(p["checkpoint"])

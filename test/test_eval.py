@@ -279,6 +279,27 @@ def test_so101_replay_takes_replay_launch_arguments_and_its_own_options(monkeypa
     assert (player["calibration"], player["arm_units"], player["output_dir"]) == ("lab", "range_m100_100", "out")
 
 
+def test_replay_and_train_mistakes_are_one_line(tmp_path):
+    """Found by a user's try: each of these printed a traceback (or, for fps 0, a ZeroDivisionError)."""
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
+    cases = [
+        (["replay", str(tmp_path / "nowhere"), "--checkpoint", "ckpt"], 2, "is not a rosbag2 directory"),
+        (["replay", str(bag), "--checkpoint", "ckpt", "--fps", "0"], 2, "fps must be above 0"),
+        (["replay", str(bag), "--checkpoint", str(tmp_path / "no_model")], 1, "so101 replay: No checkpoint at"),
+        (["replay", str(bag), "--checkpoint", "ckpt", "--backend", "tensorrt"], 2, "backend must be one of"),
+        (["eval", "--checkpoint", "ckpt", "--backend", "tensorrt"], 2, "backend must be one of"),
+        (["train", "act_dual", "--dataset-root", str(tmp_path / "no_data")], 1, "so101 train: "),
+        (["train", "act_dual", "--resize-with-pad", "0x0"], 2, "expected HEIGHTxWIDTH"),
+    ]
+    for arguments, code, said in cases:
+        result = subprocess.run([SO101, *arguments], capture_output=True, text=True, timeout=120,
+                                env=isolated_ros_env(next_domain_id()))
+        assert result.returncode == code and said in result.stderr, (arguments, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, (arguments, result.stderr[-2000:])
+
+
 def test_every_so101_eval_option_reaches_the_graph():
     """Options that were once dropped on the way: merge_mode, arm_units, calibration_id, the seed list."""
     from so101_bringup.cli import build_parser
@@ -639,13 +660,21 @@ def test_so101_record_writes_a_bag_per_keyboard_episode_and_survives_a_terminals
         assert counts[bag_format.CAMERA_TOPICS["wrist"]] > (20 if bag is first else 5), (bag.name, counts)
 
 
-def test_realtime_replay_plays_the_bag_through_policy_node(eval_run, tmp_path):
+@pytest.mark.parametrize("backend", ["torch", "openvino"])
+def test_realtime_replay_plays_the_bag_through_policy_node(eval_run, tmp_path, backend):
+    """With openvino the policy node exports its model first (a fresh copy of the checkpoint, nothing
+    cached): the player waits for it instead of playing the bag into a graph still starting."""
+    import shutil
+
     output, _, checkpoint = eval_run
+    if backend != "torch":
+        checkpoint = Path(shutil.copytree(checkpoint, tmp_path / "fresh_checkpoint"))
+        shutil.rmtree(checkpoint / "onnx", ignore_errors=True)
     bag = output / "bags" / "episode_000"
     env = isolated_ros_env(next_domain_id())
     result = subprocess.run([SO101, "replay", str(bag), "--checkpoint", str(checkpoint), "--device", "cpu",
-                             "--realtime", "--rate", "1.0", "--output-dir", str(tmp_path / "replay")],
-                            capture_output=True, text=True, timeout=300, env=env)
+                             "--realtime", "--rate", "1.0", "--output-dir", str(tmp_path / "replay"),
+                             "--backend", backend], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(next((tmp_path / "replay").glob("*/replay.json")).read_text())[0]
     assert report["chunks"] > 0 and report["points_compared"] > 0

@@ -99,8 +99,21 @@ def test_so101_export_builds_the_file_policy_node_takes_and_says_where(act_dir, 
     result = subprocess.run([so101, "export", str(act_dir), "--backend", "openvino"], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
-    printed = result.stdout.strip().splitlines()[-1]
-    assert printed.startswith("openvino, CPU f32, ") and printed.endswith(onnx_model(load_policy(act_dir, "cpu")).name)
-    missing = subprocess.run([so101, "export", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=300)
-    assert missing.returncode == 1 and "so101 export: No checkpoint at" in missing.stderr
-    assert "Traceback" not in missing.stderr
+    assert result.stdout.strip() == str(onnx_model(load_policy(act_dir, "cpu")))  # the path alone: $(so101 export)
+    assert "so101 export: loaded by openvino, CPU f32" in result.stderr
+    for arguments, said in (([str(tmp_path / "nothing")], "so101 export: No checkpoint at"),
+                            ([str(act_dir), "--backend", "torch"], "nothing to export"),
+                            ([str(act_dir), "--backend", "tensorrt"], "backend must be one of")):
+        refused = subprocess.run([so101, "export", *arguments], capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_a_cached_export_that_cannot_be_read_says_delete_it(act_dir, tmp_path):
+    import shutil
+
+    checkpoint = shutil.copytree(act_dir, tmp_path / "copy")
+    path = onnx_model(load_policy(checkpoint, "cpu"))
+    path.write_bytes(b"not an onnx model")
+    for backend in ("onnxruntime", "openvino"):
+        with pytest.raises(CheckpointError, match=f"{backend} cannot load the exported model .*delete it"):
+            with_backend(load_policy(checkpoint, "cpu"), backend)

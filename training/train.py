@@ -36,7 +36,9 @@ def image_size(text: str) -> tuple[int, int] | None | str:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 224x224) or none, found '{text}'") from None
+        height = width = 0
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 224x224), none or preset, found '{text}'")
     return height, width
 
 
