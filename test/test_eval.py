@@ -392,8 +392,8 @@ def test_results_tables_and_comparison(tmp_path):
     other = EvalRun("smolvla_wrist", {"policy": "smolvla", "cameras": "wrist"},
                     [EpisodeResult(0, Outcome.STALLED, 5.0)])
     table = comparison_table([loaded, other])
-    assert "| act_dual | act | wrist,overhead | 3 | 2/3 = 67% [21, 94] | 13.0 | 81 |" in table
-    assert "| smolvla_wrist | smolvla | wrist | 1 | 0/1 = 0% [0, 79] | - | - |" in table
+    assert "| act_dual | act | wrist,overhead | torch | 3 | 2/3 = 67% [21, 94] | 13.0 | 81 |" in table
+    assert "| smolvla_wrist | smolvla | wrist | torch | 1 | 0/1 = 0% [0, 79] | - | - |" in table
 
 
 def test_episode_runner_limits():
@@ -583,7 +583,7 @@ def test_recorded_bags_become_a_dataset_and_runs_compare(eval_run, tmp_path):
     compare = subprocess.run([SO101, "eval", "compare", str(output), str(output)], capture_output=True, text=True,
                              timeout=60)
     assert compare.returncode == 0 and compare.stdout.count("| run | policy |") == 1
-    assert compare.stdout.count("| run | act | wrist,overhead | 2 |") == 2
+    assert compare.stdout.count("| run | act | wrist,overhead | torch | 2 |") == 2
 
 
 def test_replay_is_deterministic_and_reports_action_error(eval_run, tmp_path):
