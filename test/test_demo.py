@@ -41,7 +41,8 @@ def test_the_demos_options_are_its_configs_fields():
 
     import pytest
 
-    from so101_bringup.cli import UsageError, _demo, build_parser
+    from so101_bringup.cli import UsageError, build_parser
+    from so101_bringup.commands.demo import run as run_demo_command
     from so101_bringup.demo import DemoConfig
     from so101_bringup.options import from_options
 
@@ -54,4 +55,4 @@ def test_the_demos_options_are_its_configs_fields():
     dests = {a.dest for a in demo_parser._actions if a.option_strings and a.dest != "help"}
     assert dests == {f.name for f in fields(DemoConfig)}
     with pytest.raises(UsageError, match="policy must be act or smolvla, got 'pi0'"):
-        _demo(parser.parse_args(["demo", "--policy", "pi0"]))
+        run_demo_command(parser.parse_args(["demo", "--policy", "pi0"]))

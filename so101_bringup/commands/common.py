@@ -1,0 +1,31 @@
+"""What the `so101` commands share: a user's mistake in their options, and the options of a graph."""
+
+from __future__ import annotations
+
+import argparse
+
+from so101_bringup.options import add_options, from_options
+
+
+class UsageError(Exception):
+    """Options that do not make a graph (a negative seed, a real arm without its calibration)."""
+
+
+def add_graph_options(parser: argparse.ArgumentParser, names: tuple[str, ...], defaults: dict | None = None) -> None:
+    """A graph's options: the GraphArgs fields its launch file declares, and --real for --no-sim."""
+    from so101_bringup.graph import GraphArgs
+
+    add_options(parser, GraphArgs, names, defaults)
+    if "sim" in names:  # the real arm, as users say it
+        parser.add_argument("--real", dest="sim", action="store_false", help="the real arm: --no-sim")
+
+
+def graph_from_options(options: argparse.Namespace, names: tuple[str, ...], build, **fixed):
+    """(GraphArgs, node specs) of the parsed `names` (and `fixed` values); a user's mistake in them as a UsageError."""
+    from so101_bringup.graph import GraphArgs
+
+    try:
+        args = from_options(GraphArgs, options, names, **fixed)
+        return args, build(args)
+    except ValueError as error:  # a seed that is not one, a real arm without calibration, no checkpoint
+        raise UsageError(str(error)) from None
