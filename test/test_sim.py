@@ -161,3 +161,18 @@ def test_the_experts_grasp_turns_continuously_with_the_cubes_yaw(arm):
     steps = np.abs(np.diff(rolls))
     assert steps.max() < np.radians(10), np.degrees(steps)  # 4 degrees of yaw apart
     assert abs(rolls[-1] - rolls[0]) == pytest.approx(np.radians(88), abs=np.radians(15))
+
+
+def test_so101_sims_options_are_its_configs_fields():
+    from dataclasses import fields
+
+    from so101_bringup.cli import build_parser
+    from so101_bringup.commands.sim import SimConfig
+    from so101_bringup.options import from_options
+
+    parser = build_parser()
+    assert from_options(SimConfig, parser.parse_args(["sim"])) == SimConfig()
+    chosen = parser.parse_args(["sim", "--seed", "7", "--merge-mode", "crossfade", "--expert-episodes", "3"])
+    assert from_options(SimConfig, chosen) == SimConfig(seed=7, merge_mode="crossfade", expert_episodes=3)
+    sim = parser._subparsers._group_actions[0].choices["sim"]
+    assert {a.dest for a in sim._actions if a.dest != "help"} == {f.name for f in fields(SimConfig)} | {"ros_args"}

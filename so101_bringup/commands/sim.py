@@ -4,26 +4,47 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+
+from so101_bringup.options import add_options, from_options, option
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """`so101 sim`'s options (driver_node's parameters for the sim, and the expert's run)."""
+
+    seed: int = option(0, "seed of the first episode")
+    width: int = option(224, "camera image width")
+    height: int = option(224, "camera image height")
+    rate: float = option(30.0, "control rate in Hz")
+    merge_mode: str = option("replace", "how a new action chunk meets the rest of the old one",
+                             choices=["replace", "crossfade", "temporal_ensemble"])
+    expert_episodes: int = option(0, "run N episodes of the scripted expert through the ROS graph (action chunks, "
+                                     "reset and status services), print the results and exit; 0 (the default) "
+                                     "runs the driver alone until Ctrl-C", metavar="N")
+    output: Path = option(Path("outputs/sim_expert"), "where --expert-episodes writes results.json, results.md "
+                                                      "and camera snapshots")
 
 
 def run(args: argparse.Namespace) -> int:
     from so101_driver import driver_node
 
+    config = from_options(SimConfig, args)
     ros_args = [
         sys.argv[0],
         "--ros-args",
         "-p", "backend:=sim",
-        "-p", f"seed:={args.seed}",
-        "-p", f"camera_width:={args.width}",
-        "-p", f"camera_height:={args.height}",
-        "-p", f"control_rate:={args.rate}",
-        "-p", f"merge_mode:={args.merge_mode}",
+        "-p", f"seed:={config.seed}",
+        "-p", f"camera_width:={config.width}",
+        "-p", f"camera_height:={config.height}",
+        "-p", f"control_rate:={config.rate}",
+        "-p", f"merge_mode:={config.merge_mode}",
         *args.ros_args,
     ]
-    if not args.expert_episodes:
+    if not config.expert_episodes:
         return driver_node.main(args=ros_args)
-    return _expert_demo(ros_args, args.expert_episodes, Path(args.output))
+    return _expert_demo(ros_args, config.expert_episodes, Path(config.output))
 
 
 def _expert_demo(ros_args: list[str], episodes: int, output: Path) -> int:
@@ -75,18 +96,7 @@ def add_parser(commands) -> None:
                     "/so101/{wrist,overhead}/image_raw, executes /so101/action_chunk and "
                     "/so101/joint_command, and serves /so101/reset. Ctrl-C stops it.",
     )
-    sim.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
-    sim.add_argument("--width", type=int, default=224, help="camera image width (default 224)")
-    sim.add_argument("--height", type=int, default=224, help="camera image height (default 224)")
-    sim.add_argument("--rate", type=float, default=30.0, help="control rate in Hz (default 30)")
-    sim.add_argument("--merge-mode", default="replace", choices=["replace", "crossfade", "temporal_ensemble"],
-                     help="how a new action chunk meets the rest of the old one (default replace)")
-    sim.add_argument("--expert-episodes", type=int, default=0, metavar="N",
-                     help="run N episodes of the scripted expert through the ROS graph (action chunks, "
-                          "reset and status services), print the results and exit; 0 (default) runs the "
-                          "driver alone until Ctrl-C")
-    sim.add_argument("--output", default="outputs/sim_expert",
-                     help="where --expert-episodes writes results.json, results.md and camera snapshots")
+    add_options(sim, SimConfig)
     sim.add_argument("ros_args", nargs=argparse.REMAINDER,
                      help="further driver parameters, e.g. -- -p watchdog_timeout:=1.0")
     sim.set_defaults(run=run)
