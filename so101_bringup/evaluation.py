@@ -118,6 +118,7 @@ def comparison_table(runs: list[EvalRun]) -> str:
         summary = run.summary()
         latency = summary["latency_p50_ms"]
         lines.append(f"| {run.name} | {run.settings.get('policy', '?')} | {run.settings.get('cameras', '?')} "
-                     f"| {run.settings.get('backend', 'torch')} | {summary['episodes']} | {_rate(summary)} | {_seconds(summary['mean_time_to_success_s'])} "
+                     f"| {run.settings.get('backend', 'torch')} | {summary['episodes']} | {_rate(summary)} "
+                     f"| {_seconds(summary['mean_time_to_success_s'])} "
                      f"| {'-' if latency is None else f'{latency:.0f}'} |")
     return "\n".join(lines) + "\n"

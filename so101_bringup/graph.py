@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
+from so101_policy.backend_names import BACKEND_NAMES
 
 from .options import option
 
@@ -23,7 +24,6 @@ POLICY, EVAL_MANAGER, RECORDER = "so101_policy", "so101_eval_manager", "so101_re
 CAMERAS = ("wrist", "overhead")
 CAMERA_TOPIC = "/so101/{camera}/image_raw"
 DEFAULT_EPISODES = 10
-BACKENDS = ("torch", "onnxruntime", "openvino", "openvino_bf16")  # so101_policy.inference_backends.InferenceBackend
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ class GraphArgs:
                                         "recorded without one")
 
     def __post_init__(self):
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.backend not in BACKEND_NAMES:
+            raise ValueError(f"backend must be one of {list(BACKEND_NAMES)}, got {self.backend!r}")
         if self.policy not in ("act", "smolvla"):
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         unknown = sorted(set(self.camera_list) - set(CAMERAS))

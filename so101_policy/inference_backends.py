@@ -19,7 +19,6 @@ import logging
 import os
 import warnings
 from dataclasses import replace
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch
 from lerobot.configs.types import FeatureType
 from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 
+from .backend_names import BACKEND_NAMES, InferenceBackend
 from .checkpoint import CheckpointError, LoadedPolicy
 from .resize_with_pad import ResizeWithPadStep
 
@@ -34,18 +34,11 @@ EXPORT_FORMAT = 1  # bump when the exported graph changes, so caches are rebuilt
 WEIGHTS_FILE = "model.safetensors"
 
 
-class InferenceBackend(str, Enum):
-    TORCH = "torch"  # lerobot's eager predict_action_chunk
-    ONNXRUNTIME = "onnxruntime"  # the model exported to ONNX, run by ONNX Runtime (CPU, or CUDA where present)
-    OPENVINO = "openvino"  # the same file compiled by OpenVINO for the CPU, fp32
-    OPENVINO_BF16 = "openvino_bf16"  # the same, computing in bf16 (CPUs with AVX512_BF16 or AMX)
-
-
 def inference_backend(name: str) -> InferenceBackend:
     try:
         return InferenceBackend(name)
     except ValueError:
-        raise CheckpointError(f"backend must be one of {[b.value for b in InferenceBackend]}, got {name!r}") from None
+        raise CheckpointError(f"backend must be one of {list(BACKEND_NAMES)}, got {name!r}") from None
 
 
 def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_dir: Path | None = None) -> LoadedPolicy:
@@ -128,7 +121,8 @@ def onnx_model(loaded: LoadedPolicy, cache_dir: Path | None = None) -> Path:
     except Exception as error:  # noqa: BLE001 - any exporter failure means: this checkpoint cannot run here
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-        raise CheckpointError(f"Could not export {loaded.source} to ONNX ({error!r}); use the torch backend.") from error
+        raise CheckpointError(f"Could not export {loaded.source} to ONNX ({error!r}); use the torch "
+                              "backend.") from error
     finally:
         loaded.policy.model.to(loaded.device)
     return path
@@ -215,7 +209,7 @@ class ExportedAct:
         self._shapes = shapes
         self._device = device
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str):  # config, reset, ...: lerobot's policy's own
         return getattr(self._policy, name)
 
     def predict_action_chunk(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -227,6 +221,3 @@ class ExportedAct:
                                       f"{self._shapes[key]}")
             feeds[input_name] = np.ascontiguousarray(value)
         return torch.from_numpy(np.asarray(self.runtime(feeds), dtype=np.float32)).to(self._device)
-
-    def reset(self) -> None:
-        self._policy.reset()
