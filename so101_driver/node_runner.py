@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 from collections.abc import Callable
 
@@ -65,6 +67,8 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
     which is where drivers turn torque off and cameras let go of their device; signals that
     arrive during it are ignored (stop_signals).
     """
+    # `kill -USR1 <pid>` prints every thread's Python stack to stderr: where a node that will not stop is stuck.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     with stop_once(name, process_ends=True) as stop:
         rclpy.init(args=args)
         node = None

@@ -53,12 +53,21 @@ class NodeProcess:
     def wait(self, timeout: float) -> int:
         return self.process.wait(timeout=timeout)
 
+    def dump_stacks(self) -> None:
+        """Every thread's Python stack into the log (run_node's SIGUSR1), before the process is killed."""
+        size = self.log_path.stat().st_size
+        os.kill(self.process.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while self.log_path.stat().st_size == size and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def stop(self, timeout: float = 15.0) -> int:
         if self.process.poll() is None:
             self.signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self.dump_stacks()
                 self.signal(signal.SIGKILL)
                 self.process.wait(timeout=5)
         self._log.close()

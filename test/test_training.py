@@ -243,6 +243,75 @@ def test_cached_action_windows_are_what_lerobots_dataset_reads(sim_dataset):
                 assert value == found[key], (index, key)
 
 
+# -- decoded-frame cache ------------------------------------------------------------------------
+CAMERA_KEYS = ("observation.images.wrist", "observation.images.overhead")
+
+
+def test_cached_frames_are_lerobots_decoded_frames_at_the_training_size(sim_dataset, tmp_path):
+    from training.frame_cache import serve_cached_frames
+
+    root, _ = sim_dataset
+    windows = {"action": [k / 30 for k in range(10)]}
+    original = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows, return_uint8=True)
+    resized = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows, return_uint8=True)
+    native = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows)  # float frames, as without the train loop
+    info = serve_cached_frames(resized, (32, 40), workers=2)
+    assert info.built_s is not None and info.frames == original.num_frames and info.size == [32, 40]
+    assert serve_cached_frames(native, None, workers=1).size is None
+    for index in range(len(original)):
+        expected, found, same_size = original[index], resized[index], native[index]
+        assert expected.keys() == found.keys()
+        for key in CAMERA_KEYS:
+            assert found[key].dtype == torch.uint8 and found[key].shape == (3, 32, 40)
+            # lerobot's frame, resized as the checkpoint's step resizes it: the cache rounds it to a grey level.
+            reference = resize_with_pad(expected[key].float() / 255, 32, 40)
+            assert (found[key].float() / 255 - reference).abs().max() <= 0.5 / 255 + 1e-6, (index, key)
+            assert torch.equal(same_size[key], expected[key].float() / 255), (index, key)
+        assert torch.equal(found["action"], expected["action"]) and found["index"] == expected["index"]
+
+    # Found again by the next run; a run on other episodes rebuilds it, indexed within them.
+    again = LeRobotDataset(REPO_ID, root=root, return_uint8=True)
+    assert serve_cached_frames(again, (32, 40)).built_s is None
+    subset = LeRobotDataset(REPO_ID, root=root, episodes=[1], return_uint8=True)
+    assert serve_cached_frames(subset, (32, 40), workers=1).built_s is not None
+    last = original[len(original) - 1]
+    assert subset[len(subset) - 1]["index"] == last["index"]
+    for key in CAMERA_KEYS:
+        reference = resize_with_pad(last[key].float() / 255, 32, 40)
+        assert (subset[len(subset) - 1][key].float() / 255 - reference).abs().max() <= 0.5 / 255 + 1e-6
+
+    # DataLoader workers open the cache themselves (no memory map is pickled) and read the same frames.
+    loader = torch.utils.data.DataLoader(again, batch_size=8, num_workers=2, shuffle=False)
+    batch = next(iter(loader))
+    for key in CAMERA_KEYS:
+        assert torch.equal(batch[key], torch.stack([again[i][key] for i in range(8)]))
+
+
+def test_an_interrupted_or_impossible_frame_cache_leaves_nothing_behind(sim_dataset, monkeypatch):
+    import training.frame_cache as frame_cache
+
+    root, _ = sim_dataset
+    dataset = LeRobotDataset(REPO_ID, root=root, return_uint8=True)
+
+    def interrupted(job):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(frame_cache, "_build_episode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        frame_cache.build_frame_cache(dataset, (16, 16), workers=1)
+    assert list((root / frame_cache.CACHE_FOLDER).glob("16x16*")) == []
+
+    monkeypatch.setattr(frame_cache.shutil, "disk_usage", lambda path: shutil_usage(free=10_000))
+    with pytest.raises(frame_cache.FrameCacheError, match=r"needs 0.0 GB .* free space, choose a smaller"):
+        frame_cache.build_frame_cache(dataset, (16, 16), workers=1)
+
+
+def shutil_usage(free: int):
+    import shutil
+
+    return shutil._ntuple_diskusage(total=free, used=0, free=free)
+
+
 # -- training through lerobot -------------------------------------------------------------------
 def so101_train(*arguments: str) -> subprocess.CompletedProcess:
     result = subprocess.run([SO101, "train", *arguments], capture_output=True, text=True, timeout=900)
@@ -255,7 +324,7 @@ def act_run(sim_dataset, tmp_path_factory):
     root, _ = sim_dataset
     run = tmp_path_factory.mktemp("runs") / "act_wrist"
     so101_train("act_dual", "--dataset", REPO_ID, "--dataset-root", str(root), "--output-dir", str(run),
-                "--exclude-cameras", "overhead", "--resize-with-pad", "32x40", *TINY_ACT, *FAST,
+                "--exclude-cameras", "overhead", "--resize-with-pad", "32x40", "--frame-cache", *TINY_ACT, *FAST,
                 "--steps=2", "--save_freq=2")
     return run
 
@@ -275,6 +344,7 @@ def test_act_training_writes_checkpoint_metrics_and_run_info(act_run):
     assert records[0]["lr"] == pytest.approx(1e-5)
     info = json.loads((act_run / "run_info.json").read_text())
     assert info["cameras"] == ["wrist"] and info["resize_with_pad"] == [32, 40] and info["total_params"] > 0
+    assert info["frame_cache"]["size"] == [32, 40] and Path(info["frame_cache"]["path"]).is_dir()
 
 
 def test_resize_with_pad_is_applied_at_inference_from_the_checkpoint(act_run):

@@ -12,7 +12,8 @@ module looks up at call time, each around lerobot's own function:
 - should_save_checkpoint (with a time budget only): once the budget is spent, the current step is
   saved as a checkpoint and the run stops at the next step, through lerobot's own saving code;
 - make_train_eval_datasets: the delta-timestamp windows of numeric keys (the action chunk) are read
-  from memory instead of through the Hugging Face dataset (training/delta_query_cache.py);
+  from memory instead of through the Hugging Face dataset (training/delta_query_cache.py), and with
+  a frame cache, camera frames from decoded frames at the training size (training/frame_cache.py);
 - tqdm (with a time budget only): the progress bar counts minutes of the budget, not steps of a
   horizon the run will never reach.
 """
@@ -35,6 +36,7 @@ from so101_policy.resize_with_pad import IMAGE_PREFIX, ResizeWithPadStep
 
 from .backbone_batchnorm import learn_backbone_batchnorm, needs_learned_batchnorm
 from .delta_query_cache import cache_delta_columns
+from .frame_cache import FrameCacheInfo, serve_cached_frames
 
 METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s")
 
@@ -77,6 +79,7 @@ class RunObservations:
     input_features: dict[str, list[int]] = field(default_factory=dict)
     learned_batchnorm_layers: int = 0  # frozen batch norm layers made trainable (no pre-trained backbone)
     cached_delta_keys: list[str] = field(default_factory=list)  # delta windows read from memory
+    frame_cache: FrameCacheInfo | None = None  # where camera frames were read from, when not the videos
 
 
 def policy_input_features(dataset_features: dict, cameras: tuple[str, ...],
@@ -126,10 +129,11 @@ class MetricsLog:
 @contextmanager
 def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | None, metrics_path: Path,
                    on_policy_made: Callable[[RunObservations], None] = lambda observed: None,
-                   time_budget_s: float | None = None) -> Iterator[RunObservations]:
+                   time_budget_s: float | None = None, frame_cache: bool = False) -> Iterator[RunObservations]:
     """`on_policy_made` runs once lerobot has validated the run (its output_dir may now be created).
 
     `time_budget_s`: wall-clock seconds from the first training step; raises TimeBudgetReached.
+    `frame_cache`: camera frames come from a cache of decoded frames at the `resize_with_pad` size.
     """
     import lerobot.scripts.lerobot_train as lerobot_train
 
@@ -190,6 +194,8 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
     def make_train_eval_datasets(cfg):
         dataset, eval_dataset = original_make_datasets(cfg)
         observed.cached_delta_keys = cache_delta_columns(dataset)
+        if frame_cache:
+            observed.frame_cache = serve_cached_frames(dataset, resize_with_pad)
         return dataset, eval_dataset
 
     lerobot_train.should_save_checkpoint = should_save_checkpoint

@@ -67,6 +67,9 @@ class TrainRequest:
     time_budget_min: float | None = option(None, "stop once this many minutes of training have passed, saving that "
                                            "step as the last checkpoint (the run can be resumed later)",
                                            flag="--time-budget", type=float, metavar="MINUTES")
+    frame_cache: bool = option(False, "decode every camera frame once, at the --resize-with-pad size, into "
+                               "<dataset root>/so101_frame_cache, and train from it instead of decoding videos at "
+                               "every step (the hub dataset at 224x224: 6.8 GB on disk)")
 
 
 @dataclass
@@ -83,6 +86,7 @@ class RunInfo:
     total_params: int | None = None
     input_features: dict[str, list[int]] = field(default_factory=dict)
     learned_batchnorm_layers: int = 0  # backbone batch norm trained, not frozen (no pre-trained weights)
+    frame_cache: dict | None = None  # the decoded-frame cache trained from (FrameCacheInfo), if any
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
@@ -164,6 +168,11 @@ def run_training(request: TrainRequest) -> Path:
         info.total_params = seen.total_params
         info.input_features = seen.input_features
         info.learned_batchnorm_layers = seen.learned_batchnorm_layers
+        cache = seen.frame_cache
+        if cache is not None:
+            info.frame_cache = asdict(cache)
+            print(f"Camera frames from {cache.path} ({cache.frames} frames, {cache.gigabytes:g} GB, "
+                  + (f"built in {cache.built_s:g} s)" if cache.built_s is not None else "built before)"), flush=True)
         info.save(run_dir)
 
     budget = None if request.time_budget_min is None else 60.0 * request.time_budget_min
@@ -172,7 +181,7 @@ def run_training(request: TrainRequest) -> Path:
               f"steps={info.settings.get('steps')} is only an upper bound; the last step is saved when the budget "
               "is spent.", flush=True)
     with _lerobot_command_line(arguments), training_hooks(tuple(info.cameras), resize, run_dir / METRICS,
-                                                          record_policy, budget):
+                                                          record_policy, budget, request.frame_cache):
         try:
             lerobot_train.train()
         except TimeBudgetReached as stop:

@@ -11,12 +11,13 @@ from so101_bringup.options import add_options, from_options
 
 def run(args: argparse.Namespace) -> int:
     from training.dataset_source import DatasetSourceError
+    from training.frame_cache import FrameCacheError
     from training.presets import PresetError, parse_overrides
     from training.train import TrainError, TrainRequest, run_training
 
     try:
         run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
-    except (TrainError, DatasetSourceError, PresetError) as error:  # each says what was found and what to do
+    except (TrainError, DatasetSourceError, PresetError, FrameCacheError) as error:  # each says what was found and what to do
         print(f"so101 train: {error}", file=sys.stderr)
         return 1
     return 0
