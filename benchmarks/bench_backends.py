@@ -7,7 +7,8 @@ the model's forward pass alone (predict_action_chunk on the preprocessed batch, 
 replaces) and the whole observation-to-radians path of policy_node's ChunkPredictor (lerobot's
 preprocessor and postprocessor around it), p50 and p95 over `--chunks` chunks, alternating in rounds
 so drift on a shared machine hits every backend alike; ratios against eager torch; the largest
-difference of the backend's chunk from eager torch's in radians. Writes JSON.
+difference of the backend's chunk from eager torch's in radians. Exported backends run with torch
+on one thread, as policy_node runs them (inference_backends.processor_threads). Writes JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from full_size import CAMERAS, full_act_checkpoint  # noqa: E402
 from so101_driver.joint_model import JointModel  # noqa: E402
 from so101_policy.checkpoint import load_policy  # noqa: E402
-from so101_policy.inference_backends import InferenceBackend, with_backend  # noqa: E402
+from so101_policy.inference_backends import InferenceBackend, processor_threads, with_backend  # noqa: E402
 from so101_policy.observation import Observation  # noqa: E402
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
 
@@ -109,11 +110,15 @@ def main() -> None:
                 forward[name]()
         times = {name: {"forward": [], "predict": []} for name in names}
         per_round = max(1, args.chunks // args.rounds)
+        all_threads = torch.get_num_threads()
         for _ in range(args.rounds):
             for name in names:
+                # As policy_node runs it: an exported model's process keeps torch to its processors' thread.
+                torch.set_num_threads(processor_threads(predictors[name].loaded) or all_threads)
                 times[name]["forward"] += [forward[name]() for _ in range(per_round)]
                 times[name]["predict"] += [predictors[name].predict(obs)[1] for _ in range(per_round)]
 
+    torch.set_num_threads(all_threads)
     gemm = {str(dtype).removeprefix("torch."): gemm_throughput(dtype) / 1e9 if args.device == "cpu" else float("nan")
             for dtype in (torch.float32, torch.bfloat16)}
     report = {"device": args.device, "threads": torch.get_num_threads(), "chunks": args.rounds * per_round,

@@ -17,3 +17,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT
   --output "$OUT/inference.json" 2>&1 | tee "$OUT/inference.log" | grep -v "^\s*$" | tail -n 20
 python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda --batch-size 64 --steps 200 \
   --warmup 10 --workers 12 --workdir "$WORK" --output "$OUT/train.json" 2>&1 | tee "$OUT/train.log" | tail -n 20
+# Issue 12's data levers: the loader alone at several worker counts, then training from the frame cache.
+python3 benchmarks/bench_data.py --dataset-root .devdata/sim480 --workers 0 4 8 12 --batch-size 64 --batches 4 \
+  --output "$OUT/data.json" 2>&1 | tee "$OUT/data.log" | tail -n 16
+python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda --batch-size 64 --steps 200 \
+  --warmup 10 --workers 12 --frame-cache --workdir "$WORK" --output "$OUT/train_frame_cache.json" 2>&1 \
+  | tee "$OUT/train_frame_cache.log" | tail -n 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import io
 import signal
 import sys
 from collections.abc import Callable
@@ -57,6 +58,14 @@ def release(node: Node) -> None:
         close()
 
 
+def _stacks_on_sigusr1() -> None:
+    """`kill -USR1 <pid>` prints every thread's Python stack to stderr: where a node that will not stop is stuck."""
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        pass  # stderr is no file (a node run inside a test's captured output)
+
+
 def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[Exception], ...], args=None,
              until: Callable[[Node], bool] | None = None) -> int:
     """Spin the node `make_node` builds; 1 with a one-line message when start-up fails on `user_errors`.
@@ -67,8 +76,7 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
     which is where drivers turn torque off and cameras let go of their device; signals that
     arrive during it are ignored (stop_signals).
     """
-    # `kill -USR1 <pid>` prints every thread's Python stack to stderr: where a node that will not stop is stuck.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    _stacks_on_sigusr1()
     with stop_once(name, process_ends=True) as stop:
         rclpy.init(args=args)
         node = None

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -35,7 +36,7 @@ from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility, check_value_ranges, normalization_stats
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
-from .inference_backends import describe_backend, inference_backend, with_backend
+from .inference_backends import describe_backend, inference_backend, processor_threads, with_backend
 from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
@@ -112,6 +113,8 @@ class PolicyNode(Node):
         loaded = with_backend(load_policy(p["checkpoint"], p["device"], p["policy_type"] or None,
                                           real_time_chunking=mode is InferenceMode.RTC), backend)
         check_compatibility(loaded.config, tuple(self.cameras))
+        if (threads := processor_threads(loaded)) is not None:
+            torch.set_num_threads(threads)
         self.fps = float(p["fps"])
         data, why_not = training_data(p["checkpoint"])
         if data is None:

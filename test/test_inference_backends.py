@@ -12,6 +12,7 @@ from so101_policy.inference_backends import (
     describe_backend,
     inference_backend,
     onnx_model,
+    processor_threads,
     with_backend,
 )
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
@@ -55,6 +56,8 @@ def test_each_backends_chunks_are_lerobots_eager_chunks(act_dir, backend):
     exported = ChunkPredictor(with_backend(load_policy(act_dir, "cpu"), backend), JointModel.for_sim(), task="")
     assert isinstance(exported.loaded.policy, ExportedAct)
     assert backend.split("_")[0] in describe_backend(exported.loaded)
+    # The runtime's pool computes the model; torch keeps one thread for lerobot's processors.
+    assert processor_threads(exported.loaded) == 1 and processor_threads(eager.loaded) is None
     differences = []
     for observation in observations(5):
         expected, _ = eager.predict(observation)
