@@ -269,16 +269,19 @@ def test_cached_frames_are_lerobots_decoded_frames_at_the_training_size(sim_data
             assert torch.equal(same_size[key], expected[key].float() / 255), (index, key)
         assert torch.equal(found["action"], expected["action"]) and found["index"] == expected["index"]
 
-    # Found again by the next run; a run on other episodes rebuilds it, indexed within them.
+    # Found again by the next run. A run on other episodes builds a cache of its own, indexed within
+    # them, and leaves the one in use as it was (a reader that found it still reads the right frames).
     again = LeRobotDataset(REPO_ID, root=root, return_uint8=True)
     assert serve_cached_frames(again, (32, 40)).built_s is None
     subset = LeRobotDataset(REPO_ID, root=root, episodes=[1], return_uint8=True)
-    assert serve_cached_frames(subset, (32, 40), workers=1).built_s is not None
-    last = original[len(original) - 1]
-    assert subset[len(subset) - 1]["index"] == last["index"]
-    for key in CAMERA_KEYS:
-        reference = resize_with_pad(last[key].float() / 255, 32, 40)
-        assert (subset[len(subset) - 1][key].float() / 255 - reference).abs().max() <= 0.5 / 255 + 1e-6
+    subset_info = serve_cached_frames(subset, (32, 40), workers=1)
+    assert subset_info.built_s is not None and subset_info.path != info.path
+    assert subset_info.frames == len(subset) < len(original)
+    for dataset, index, expected in ((subset, len(subset) - 1, original[len(original) - 1]), (again, 0, original[0])):
+        assert dataset[index]["index"] == expected["index"]
+        for key in CAMERA_KEYS:
+            reference = resize_with_pad(expected[key].float() / 255, 32, 40)
+            assert (dataset[index][key].float() / 255 - reference).abs().max() <= 0.5 / 255 + 1e-6, (index, key)
 
     # DataLoader workers open the cache themselves (no memory map is pickled) and read the same frames.
     loader = torch.utils.data.DataLoader(again, batch_size=8, num_workers=2, shuffle=False)
@@ -287,29 +290,43 @@ def test_cached_frames_are_lerobots_decoded_frames_at_the_training_size(sim_data
         assert torch.equal(batch[key], torch.stack([again[i][key] for i in range(8)]))
 
 
-def test_an_interrupted_or_impossible_frame_cache_leaves_nothing_behind(sim_dataset, monkeypatch):
+def test_a_damaged_interrupted_or_impossible_frame_cache_is_not_used(sim_dataset, monkeypatch):
+    import errno
+
     import training.frame_cache as frame_cache
 
     root, _ = sim_dataset
     dataset = LeRobotDataset(REPO_ID, root=root, return_uint8=True)
+    caches = root / frame_cache.CACHE_FOLDER
+    caches.mkdir(exist_ok=True)
+    abandoned = caches / "16x16-0123456789ab.partial-4194303"  # a build killed before it finished
+    abandoned.mkdir()
+
+    # A cache with a camera's file cut short is rebuilt, not read.
+    built = frame_cache.build_frame_cache(dataset, (16, 16), workers=1)
+    assert not abandoned.exists()
+    wrist = Path(built.path) / "observation.images.wrist.u8"
+    expected = wrist.read_bytes()
+    wrist.write_bytes(expected[: len(expected) // 2])
+    assert frame_cache.build_frame_cache(dataset, (16, 16), workers=1).built_s is not None
+    assert wrist.read_bytes() == expected
 
     def interrupted(job):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(frame_cache, "_build_episode", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        frame_cache.build_frame_cache(dataset, (16, 16), workers=1)
-    assert list((root / frame_cache.CACHE_FOLDER).glob("16x16*")) == []
+        frame_cache.build_frame_cache(dataset, (8, 8), workers=1)
+    assert list(caches.glob("8x8*")) == []
 
-    monkeypatch.setattr(frame_cache.shutil, "disk_usage", lambda path: shutil_usage(free=10_000))
-    with pytest.raises(frame_cache.FrameCacheError, match=r"needs 0.0 GB .* free space, choose a smaller"):
-        frame_cache.build_frame_cache(dataset, (16, 16), workers=1)
+    def disk_full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-
-def shutil_usage(free: int):
-    import shutil
-
-    return shutil._ntuple_diskusage(total=free, used=0, free=free)
+    monkeypatch.setattr(frame_cache.os, "posix_fallocate", disk_full)
+    with pytest.raises(frame_cache.FrameCacheError, match=r"at 8x8 needs \d+ MB and .* free \(No space left on "
+                                                          r"device\): free space, choose a smaller"):
+        frame_cache.build_frame_cache(dataset, (8, 8), workers=1)
+    assert list(caches.glob("8x8*")) == []
 
 
 # -- training through lerobot -------------------------------------------------------------------
@@ -370,6 +387,8 @@ def test_running_again_resumes_from_the_last_checkpoint(act_run):
     records = [json.loads(line) for line in (act_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     assert (act_run / "checkpoints/000003").is_dir()
+    # Resumed without --frame-cache: its summary no longer names the cache the first run read.
+    assert json.loads((act_run / "run_info.json").read_text())["frame_cache"] is None
     failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(act_run), "--no-resume"],
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "exists" in failed.stderr

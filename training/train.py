@@ -169,8 +169,8 @@ def run_training(request: TrainRequest) -> Path:
         info.input_features = seen.input_features
         info.learned_batchnorm_layers = seen.learned_batchnorm_layers
         cache = seen.frame_cache
+        info.frame_cache = None if cache is None else asdict(cache)  # a resume may train without it
         if cache is not None:
-            info.frame_cache = asdict(cache)
             print(f"Camera frames from {cache.path} ({cache.frames} frames, {cache.gigabytes:g} GB, "
                   + (f"built in {cache.built_s:g} s)" if cache.built_s is not None else "built before)"), flush=True)
         info.save(run_dir)
