@@ -11,10 +11,18 @@ from collections.abc import Callable
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from .stop_signals import stop_once
+
+
+# The spin wakes at least this often (s of wall time) to see whether a stop signal came. A signal
+# that lands inside rclpy's code is left to rclpy's handler, whose thread shuts the context down a
+# moment later; a wait that began in that moment is woken by nothing in a graph that has gone quiet
+# (the sim driver stopped first: no /clock, no messages), and an unbounded spin then never returned:
+# CI twice saw a policy_node ignore SIGINT, its stacks showing the main thread waiting in rclpy.spin.
+SPIN_WAKE_S = 0.2
 
 
 class ParameterError(ValueError):
@@ -79,15 +87,14 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
     _stacks_on_sigusr1()
     with stop_once(name, process_ends=True) as stop:
         rclpy.init(args=args)
-        node = None
+        node = executor = None
         exit_code = 0
         try:
             node = make_node()
-            if until is None:
-                rclpy.spin(node)
-            else:
-                while rclpy.ok() and not until(node):
-                    rclpy.spin_once(node, timeout_sec=0.1)
+            executor = SingleThreadedExecutor(context=node.context)
+            executor.add_node(node)
+            while node.context.ok() and not (stop is not None and stop.stopping) and not (until and until(node)):
+                executor.spin_once(timeout_sec=SPIN_WAKE_S)
         except (KeyboardInterrupt, ExternalShutdownException):
             pass
         except (ParameterError, *user_errors) as error:
@@ -95,13 +102,15 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
             print(f"[{name}] {error}", file=sys.stderr)
             exit_code = 1
         except Exception:
-            # A signal can shut the context down between rclpy.spin's ok() check and its wait
+            # A signal can shut the context down between the loop's ok() check and the wait
             # (RCLError "the given context is not valid"): that is a stop, not a failure.
             if node is None or node.context.ok():
                 raise
         finally:
             if stop is not None:
                 stop.now_stopping()
+            if executor is not None:
+                executor.shutdown(timeout_sec=0)
             if node is not None:
                 release(node)
                 node.destroy_node()

@@ -90,6 +90,30 @@ SLOW_TO_CLOSE = textwrap.dedent("""
 """)
 
 
+# A node in a graph gone quiet (no timer, no message) whose process rclpy's own signal handling
+# never reaches: the worst case of the moment between a stop signal and rclpy's shutdown of the context.
+QUIET_NODE = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from rclpy.node import Node
+    from rclpy.signals import uninstall_signal_handlers
+    from so101_driver.node_runner import run_node
+
+    spinning = Path(sys.argv[1])
+
+    class Quiet(Node):
+        def __init__(self):
+            super().__init__("quiet")
+            uninstall_signal_handlers()
+            spinning.touch()
+
+        def close(self):
+            print("closed", flush=True)
+
+    sys.exit(run_node(Quiet, "quiet", ()))
+""")
+
+
 RATE = {"rate": (30.0, "ticks per second", (1.0, 200.0)), "ticks": (5, "ticks to fade over", (1, 300))}
 
 
@@ -172,6 +196,23 @@ def test_signals_that_land_in_the_clean_up_are_ignored(tmp_path, signals):
     assert process.returncode == 0, output
     assert "clean-up finished" in output and "Traceback" not in output, output
     assert output.count("while stopping: ignored") == len(signals) - 1, output
+
+
+def test_a_stop_signal_ends_a_quiet_spin_without_rclpys_shutdown(tmp_path):
+    """A policy_node once ignored Ctrl-C: the signal came as it began a wait that nothing would end."""
+    spinning = tmp_path / "spinning"
+    env = dict(isolated_ros_env(next_domain_id()), PYTHONPATH=str(REPO))
+    process = subprocess.Popen([sys.executable, "-c", QUIET_NODE, str(spinning)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for_file(spinning, process)
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0 and "closed" in output and "Traceback" not in output, output
 
 
 def test_a_stop_signal_that_lands_as_a_bag_closes_lets_it_close_once(tmp_path, monkeypatch):
