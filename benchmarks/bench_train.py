@@ -61,7 +61,8 @@ def summarize(policy: str, records: list[dict], warmup: int, batch_size: int) ->
             "data_s_max": round(max(r["dataloading_s"] for r in measured), 4),
             "samples_per_s": round(batch_size / wall, 1),
             # The measure: the share of the step spent waiting for the batch (target under 10%).
-            "data_wait_share": round(sum(r["dataloading_s"] for r in measured) / (wall * len(measured)), 3), "final_loss": round(records[-1]["loss"], 4),
+            "data_wait_share": round(sum(r["dataloading_s"] for r in measured) / (wall * len(measured)), 3),
+            "final_loss": round(records[-1]["loss"], 4),
             "reference_s_per_step": REFERENCE_S_PER_STEP[policy],
             "speedup_vs_reference": round(REFERENCE_S_PER_STEP[policy] / wall, 2), "records": records}
 
@@ -100,7 +101,8 @@ def main() -> None:
             print(f"{policy} batch {args.batch_size} on {args.device}{' (frame cache)' if args.frame_cache else ''}: "
                   f"{result['s_per_step']} s/step over "
                   f"{result['steps_measured']} steps (update p50 {result['update_s_p50']}, data wait p50 "
-                  f"{result['data_s_p50']}, max {result['data_s_max']}, {100 * result['data_wait_share']:.0f}% of the step), "
+                  f"{result['data_s_p50']}, max {result['data_s_max']}, "
+                  f"{100 * result['data_wait_share']:.0f}% of the step), "
                   f"{result['samples_per_s']} samples/s; "
                   f"reference {result['reference_s_per_step']} s/step at batch 64 -> "
                   f"{result['speedup_vs_reference']}x", flush=True)
