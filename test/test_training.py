@@ -322,6 +322,9 @@ def test_a_damaged_interrupted_or_impossible_frame_cache_is_not_used(sim_dataset
     def disk_full(fd, offset, length):
         raise OSError(errno.ENOSPC, "No space left on device")
 
+    with pytest.raises(frame_cache.FrameCacheError, match="read as a StreamingLeRobotDataset .* drop one"):
+        frame_cache.serve_cached_frames(type("StreamingLeRobotDataset", (), {})(), (8, 8))
+
     monkeypatch.setattr(frame_cache.os, "posix_fallocate", disk_full)
     with pytest.raises(frame_cache.FrameCacheError, match=r"at 8x8 needs \d+ MB and .* free \(No space left on "
                                                           r"device\): free space, choose a smaller"):

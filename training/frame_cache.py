@@ -279,12 +279,14 @@ class CachedVideoQuery:
         return result
 
 
-def serve_cached_frames(dataset, size: tuple[int, int] | None, workers: int = 0) -> FrameCacheInfo | None:
+def serve_cached_frames(dataset, size: tuple[int, int] | None, workers: int = 0) -> FrameCacheInfo:
     """Build or find `dataset`'s frame cache and have its reader take camera frames from it."""
     from lerobot.datasets import LeRobotDataset
 
     if not isinstance(dataset, LeRobotDataset):
-        return None  # a streaming dataset has no local videos to cache
+        raise FrameCacheError(f"--frame-cache decodes the videos of a dataset on disk; this one is read as a "
+                              f"{type(dataset).__name__} (streamed: dataset.streaming=true), which has none: "
+                              "drop one of the two")
     info = build_frame_cache(dataset, size, workers)
     reader = dataset._ensure_reader()
     reader._query_videos = CachedVideoQuery(reader, Path(info.path))
