@@ -6,6 +6,7 @@ import faulthandler
 import io
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 import rclpy
@@ -13,6 +14,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions, get_current_signal_handlers_options
 
 from .stop_signals import stop_once
 
@@ -23,6 +25,9 @@ from .stop_signals import stop_once
 # (the sim driver stopped first: no /clock, no messages), and an unbounded spin then never returned:
 # CI twice saw a policy_node ignore SIGINT, its stacks showing the main thread waiting in rclpy.spin.
 SPIN_WAKE_S = 0.2
+# Ending the spin at once on a stop means rclpy's thread may not have finished with the signal when
+# rclpy.try_shutdown runs; before the spin waited for it, one test deadlocked there (CI, once).
+RCLPY_STOP_TIMEOUT_S = 2.0
 
 
 class ParameterError(ValueError):
@@ -74,6 +79,16 @@ def _stacks_on_sigusr1() -> None:
         pass  # stderr is no file (a node run inside a test's captured output)
 
 
+def _let_rclpy_finish_its_stop(context, stop) -> None:
+    """Wait (bounded) for rclpy's own handling of a stop signal: its thread shuts the context down,
+    and rclpy.try_shutdown joins that thread while holding the GIL the thread may still need."""
+    if stop is None or not stop.received or get_current_signal_handlers_options() == SignalHandlerOptions.NO:
+        return
+    deadline = time.monotonic() + RCLPY_STOP_TIMEOUT_S
+    while context.ok() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the GIL released, rclpy's thread finishes
+
+
 def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[Exception], ...], args=None,
              until: Callable[[Node], bool] | None = None) -> int:
     """Spin the node `make_node` builds; 1 with a one-line message when start-up fails on `user_errors`.
@@ -113,6 +128,7 @@ def run_node(make_node: Callable[[], Node], name: str, user_errors: tuple[type[E
                 executor.shutdown(timeout_sec=0)
             if node is not None:
                 release(node)
+                _let_rclpy_finish_its_stop(node.context, stop)
                 node.destroy_node()
             rclpy.try_shutdown()
     return exit_code
