@@ -1,14 +1,17 @@
 """Inference backends against lerobot's eager PyTorch, side by side in one run (never asserted by tests).
 
-    .venv/bin/python benchmarks/bench_backends.py [--chunks 100] [--rounds 5] [--device cpu]
+    .venv/bin/python benchmarks/bench_backends.py [--policy act|smolvla] [--chunks 100] [--rounds 5] [--device cpu]
 
-Full-size ACT (ResNet18 per camera, two 224x224 cameras, chunk 50, random weights). For each backend:
+Full-size ACT (ResNet18 per camera, two 224x224 cameras, chunk 50, random weights), or full-size
+SmolVLA (smolvla_base's architecture, built offline, random weights; 10 flow steps from the same
+seeded noise on every backend). For each backend:
 the model's forward pass alone (predict_action_chunk on the preprocessed batch, the part a backend
 replaces) and the whole observation-to-radians path of policy_node's ChunkPredictor (lerobot's
 preprocessor and postprocessor around it), p50 and p95 over `--chunks` chunks, alternating in rounds
 so drift on a shared machine hits every backend alike; ratios against eager torch; the largest
-difference of the backend's chunk from eager torch's in radians. Exported backends run with torch
-on one thread, as policy_node runs them (inference_backends.processor_threads). Writes JSON.
+difference of the backend's chunk from eager torch's in radians, against the backend's tolerance
+(--check: exit 1 beyond it). Exported backends run with torch on one thread, as policy_node runs
+them (inference_backends.processor_threads). Writes JSON.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ from lerobot.policies.utils import prepare_observation_for_inference
 REPO = Path(__file__).parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from full_size import CAMERAS, full_act_checkpoint  # noqa: E402
+from full_size import CAMERAS, full_act_checkpoint, full_smolvla_checkpoint, smolvlm2_500m_architecture  # noqa: E402
 from so101_driver.joint_model import JointModel  # noqa: E402
+from so101_policy.backend_names import EXACTNESS_TOLERANCE_RAD  # noqa: E402
 from so101_policy.checkpoint import load_policy  # noqa: E402
 from so101_policy.inference_backends import InferenceBackend, processor_threads, with_backend  # noqa: E402
 from so101_policy.observation import Observation  # noqa: E402
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
+
+TASK = "Pick up the cube and place it in the bowl"
+DEFAULT_BACKENDS = {"act": [b.value for b in InferenceBackend], "smolvla": ["torch", "torch_bf16"]}
 
 
 def observation(seed: int = 0) -> Observation:
@@ -46,10 +53,11 @@ def forward_timer(predictor: ChunkPredictor, obs: Observation):
     """Seconds of predict_action_chunk alone, on the batch lerobot's preprocessor makes of `obs`."""
     loaded = predictor.loaded
     with torch.inference_mode():
-        batch = loaded.preprocessor(prepare_observation_for_inference(dict(obs.values), loaded.device, "",
-                                                                      ROBOT_TYPE))
+        batch = loaded.preprocessor(prepare_observation_for_inference(dict(obs.values), loaded.device,
+                                                                      predictor.task, ROBOT_TYPE))
 
     def measure() -> float:
+        torch.manual_seed(0)  # SmolVLA: the same flow noise on every backend
         started = time.perf_counter()
         with torch.inference_mode():
             loaded.policy.predict_action_chunk(batch).cpu()
@@ -58,14 +66,21 @@ def forward_timer(predictor: ChunkPredictor, obs: Observation):
     return measure
 
 
+def seeded_chunk(predictor: ChunkPredictor, obs: Observation, seconds: bool = False):
+    """The chunk in radians (or the seconds it took) from the same flow noise on every backend."""
+    torch.manual_seed(0)
+    radians, took = predictor.predict(obs)
+    return took if seconds else radians
+
+
 def chunk_flops(predictor: ChunkPredictor, obs: Observation) -> float:
     """Floating-point operations of one forward pass (torch's flop counter: matmuls and convolutions)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     loaded = predictor.loaded
     with torch.inference_mode():
-        batch = loaded.preprocessor(prepare_observation_for_inference(dict(obs.values), loaded.device, "",
-                                                                      ROBOT_TYPE))
+        batch = loaded.preprocessor(prepare_observation_for_inference(dict(obs.values), loaded.device,
+                                                                      predictor.task, ROBOT_TYPE))
         with FlopCounterMode(display=False) as counter:
             loaded.policy.predict_action_chunk(batch)
     return float(counter.get_total_flops())
@@ -87,23 +102,34 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100, help="chunks per backend and measurement")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backends", default=",".join(b.value for b in InferenceBackend))
+    parser.add_argument("--policy", choices=sorted(DEFAULT_BACKENDS), default="act")
+    parser.add_argument("--backends", help="comma separated (default: all that run the policy)")
+    parser.add_argument("--workdir", help="keep the full-size checkpoint here (shared with bench_inference)")
     parser.add_argument("--output", default="outputs/benchmarks/backends.json")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a backend's chunk is farther from eager torch's than its tolerance "
+                             "(the GPU script's exactness test)")
     args = parser.parse_args()
-    names = [name.strip() for name in args.backends.split(",")]
+    names = [name.strip() for name in args.backends.split(",")] if args.backends else DEFAULT_BACKENDS[args.policy]
+    if "torch" not in names:
+        parser.error("--backends must include torch, the baseline")
 
     with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = full_act_checkpoint(Path(tmp) / "act_full")
+        work = Path(args.workdir or tmp)
+        if args.policy == "act":
+            checkpoint = full_act_checkpoint(work / "act")
+        else:
+            checkpoint = full_smolvla_checkpoint(work / "smolvla", smolvlm2_500m_architecture(work / "smolvlm2_500m"))
         predictors, build_s = {}, {}
         for name in names:
             started = time.perf_counter()
             predictors[name] = ChunkPredictor(with_backend(load_policy(checkpoint, args.device), name),
-                                              JointModel.for_sim(), task="")
+                                              JointModel.for_sim(), task=TASK)
             build_s[name] = time.perf_counter() - started
         obs = observation()
         flops = chunk_flops(predictors["torch"], obs)
-        reference, _ = predictors["torch"].predict(obs)
-        difference = {name: float(np.abs(p.predict(obs)[0] - reference).max()) for name, p in predictors.items()}
+        reference = seeded_chunk(predictors["torch"], obs)
+        difference = {name: float(np.abs(seeded_chunk(p, obs) - reference).max()) for name, p in predictors.items()}
         forward = {name: forward_timer(p, obs) for name, p in predictors.items()}
         for name in names:  # warm-up
             for _ in range(3):
@@ -116,19 +142,21 @@ def main() -> None:
                 # As policy_node runs it: an exported model's process keeps torch to its processors' thread.
                 torch.set_num_threads(processor_threads(predictors[name].loaded) or all_threads)
                 times[name]["forward"] += [forward[name]() for _ in range(per_round)]
-                times[name]["predict"] += [predictors[name].predict(obs)[1] for _ in range(per_round)]
+                times[name]["predict"] += [seeded_chunk(predictors[name], obs, seconds=True) for _ in range(per_round)]
 
     torch.set_num_threads(all_threads)
     gemm = {str(dtype).removeprefix("torch."): gemm_throughput(dtype) / 1e9 if args.device == "cpu" else float("nan")
             for dtype in (torch.float32, torch.bfloat16)}
-    report = {"device": args.device, "threads": torch.get_num_threads(), "chunks": args.rounds * per_round,
+    report = {"policy": args.policy, "device": args.device, "threads": torch.get_num_threads(),
+              "chunks": args.rounds * per_round,
               "gflop_per_chunk": flops / 1e9, "gemm_gflop_per_s": gemm, "backends": {}}
     base = {part: np.percentile(times["torch"][part], 50) for part in ("forward", "predict")}
-    print(f"\n| full ACT, {args.device}, {report['chunks']} chunks | forward p50 / p95 ms | ratio | GFLOP/s | "
-          "observation to radians p50 / p95 ms | ratio | max difference from torch, rad | build s |")
+    print(f"\n| full {args.policy}, {args.device}, {report['chunks']} chunks | forward p50 / p95 ms | ratio | "
+          "GFLOP/s | observation to radians p50 / p95 ms | ratio | max difference from torch, rad | build s |")
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
-        row = {"build_s": build_s[name], "max_abs_difference_rad": difference[name]}
+        row = {"build_s": build_s[name], "max_abs_difference_rad": difference[name],
+               "tolerance_rad": EXACTNESS_TOLERANCE_RAD[InferenceBackend(name)]}
         for part in ("forward", "predict"):
             p50, p95 = (float(np.percentile(times[name][part], q)) for q in (50, 95))
             row[part] = {"p50_ms": p50 * 1e3, "p95_ms": p95 * 1e3, "speedup_vs_torch": base[part] / p50}
@@ -147,6 +175,12 @@ def main() -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nWritten: {output}")
+    beyond = [f"{name} {row['max_abs_difference_rad']:.1e} rad (allowed {row['tolerance_rad']:g})"
+              for name, row in report["backends"].items() if row["max_abs_difference_rad"] > row["tolerance_rad"]]
+    if beyond:
+        print(f"Chunks farther from eager torch's than allowed: {', '.join(beyond)}")
+        if args.check:
+            sys.exit(1)
 
 
 if __name__ == "__main__":

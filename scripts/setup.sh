@@ -43,7 +43,18 @@ fi
 # Reinstall only when what is installed would change.
 stamp=.venv/.so101-setup
 wanted=$(cat requirements.txt setup.py setup.cfg package.xml | sha256sum | cut -d' ' -f1)
+# The packages take 6.3 GB in .venv (torch's CUDA wheels), and pip unpacks them in TMPDIR first: a
+# full disk would otherwise stop pip midway with an OSError.
+NEEDED_GB=10
+free_gb() { df -Pk "$1" | awk 'NR == 2 { print int($4 / 1024 / 1024) }'; }
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  for folder in . "${TMPDIR:-/tmp}"; do
+    if [ "$(free_gb "$folder")" -lt "$NEEDED_GB" ]; then
+      echo "[setup] only $(free_gb "$folder") GB free on $(realpath "$folder"); installing the Python packages" \
+        "needs about $NEEDED_GB GB there. Free some space (or set TMPDIR to a roomier disk) and run again." >&2
+      exit 1
+    fi
+  done
   echo "[setup] installing Python packages into .venv (first time: several minutes; log: .venv/setup.log)"
   {
     .venv/bin/python -m pip install --upgrade pip &&

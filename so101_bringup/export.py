@@ -24,7 +24,7 @@ def export(config: ExportConfig) -> tuple[str, str]:
     from so101_policy.checkpoint import CheckpointError, load_policy
     from so101_policy.inference_backends import InferenceBackend, describe_backend, inference_backend, with_backend
 
-    if inference_backend(config.backend) is InferenceBackend.TORCH:
-        raise CheckpointError("the torch backend runs the checkpoint as it is: there is nothing to export")
+    if (backend := inference_backend(config.backend)) in (InferenceBackend.TORCH, InferenceBackend.TORCH_BF16):
+        raise CheckpointError(f"the {backend.value} backend runs the checkpoint as it is: there is nothing to export")
     loaded = with_backend(load_policy(config.checkpoint, config.device), config.backend)
     return str(loaded.policy.path), describe_backend(loaded)

@@ -251,19 +251,20 @@ class JointModel:
         return values
 
     def to_radians(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
-        """LeRobot units (degrees or -100..100, gripper 0..100) to radians (ROS)."""
-        values = _as_joint_vector(values, "LeRobot values")
+        """LeRobot units (degrees or -100..100, gripper 0..100) to radians (ROS): one joint vector, or
+        rows of them (a chunk, shape (N, 6)) at once."""
+        values = _as_joint_vector(values, "LeRobot values", rows=True)
         low, high, flipped = self._ranges
         radians = np.empty_like(values)
         arm = slice(0, GRIPPER_INDEX)
         if self.arm_units is ArmUnits.DEGREES:
-            radians[arm] = np.radians(values[arm])
+            radians[..., arm] = np.radians(values[..., arm])
         else:
             half_span_rad = (high[arm] - low[arm]) / 2.0 * RAD_PER_TICK
-            percent = np.where(flipped[arm], -values[arm], values[arm])
-            radians[arm] = percent / 100.0 * half_span_rad
+            percent = np.where(flipped[arm], -values[..., arm], values[..., arm])
+            radians[..., arm] = percent / 100.0 * half_span_rad
         span_rad = (high[GRIPPER_INDEX] - low[GRIPPER_INDEX]) * RAD_PER_TICK
-        radians[GRIPPER_INDEX] = GRIPPER_CLOSED_RAD + values[GRIPPER_INDEX] / 100.0 * span_rad
+        radians[..., GRIPPER_INDEX] = GRIPPER_CLOSED_RAD + values[..., GRIPPER_INDEX] / 100.0 * span_rad
         return radians
 
     def to_lerobot_dict(self, radians: Sequence[float] | np.ndarray) -> dict[str, float]:
@@ -278,11 +279,13 @@ class JointModel:
         return self.to_radians([values[key] for key in LEROBOT_FEATURE_NAMES])
 
 
-def _as_joint_vector(values: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
+def _as_joint_vector(values: Sequence[float] | np.ndarray, what: str, rows: bool = False) -> np.ndarray:
+    """`values` as float64, shape (6,) or, with `rows`, also (N, 6)."""
     array = np.array(values, dtype=np.float64)
-    if array.shape != (len(JOINT_NAMES),):
+    if array.shape[-1:] != (len(JOINT_NAMES),) or array.ndim > (2 if rows else 1):
         raise UnitError(
-            f"Expected {len(JOINT_NAMES)} {what} ordered as {list(JOINT_NAMES)}, got shape {array.shape}."
+            f"Expected {len(JOINT_NAMES)} {what} ordered as {list(JOINT_NAMES)}{' (or rows of them)' if rows else ''}, "
+            f"got shape {array.shape}."
         )
     return array
 

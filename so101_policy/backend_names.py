@@ -7,9 +7,27 @@ from enum import Enum
 
 class InferenceBackend(str, Enum):
     TORCH = "torch"  # lerobot's eager predict_action_chunk
+    TORCH_BF16 = "torch_bf16"  # the same, weights in bf16 under autocast (ACT and SmolVLA; CPU with bf16, or CUDA)
     ONNXRUNTIME = "onnxruntime"  # the model exported to ONNX, run by ONNX Runtime (CPU, or CUDA where present)
     OPENVINO = "openvino"  # the same file compiled by OpenVINO for the CPU, fp32
     OPENVINO_BF16 = "openvino_bf16"  # the same, computing in bf16 (CPUs with AVX512_BF16 or AMX)
 
 
 BACKEND_NAMES = tuple(backend.value for backend in InferenceBackend)
+
+
+# How far a backend's chunk may be from eager fp32 torch's on the same observations, in radians: the
+# suite checks it on this CPU, benchmarks/bench_backends.py --check on any machine (gpu.sh). fp32
+# backends differ by float rounding only, far below an encoder tick (1.5e-3 rad). bf16 keeps 8 bits of
+# mantissa (a relative error of 2^-9 per rounding): full ACT's and full SmolVLA's chunks stay within
+# 0.007 rad (bench_backends.py); allowed is 0.02 rad, about one degree, a fifth of the driver's
+# per-tick step limit (max_relative_target, 0.1 rad).
+FP32_TOLERANCE_RAD = 1e-3
+BF16_TOLERANCE_RAD = 0.02
+EXACTNESS_TOLERANCE_RAD = {
+    InferenceBackend.TORCH: 0.0,
+    InferenceBackend.TORCH_BF16: BF16_TOLERANCE_RAD,
+    InferenceBackend.ONNXRUNTIME: FP32_TOLERANCE_RAD,
+    InferenceBackend.OPENVINO: FP32_TOLERANCE_RAD,
+    InferenceBackend.OPENVINO_BF16: BF16_TOLERANCE_RAD,
+}

@@ -1,4 +1,5 @@
-"""Where the model's forward pass runs: lerobot's eager PyTorch, ONNX Runtime, or OpenVINO (fp32 or bf16).
+"""Where the model's forward pass runs: lerobot's eager PyTorch (fp32 or bf16), ONNX Runtime, or OpenVINO
+(fp32 or bf16).
 
 lerobot's preprocessor and postprocessor run as they are on every backend, so what reaches the model
 and what leaves it are the same; only `predict_action_chunk` changes. The exported backends share one
@@ -8,6 +9,7 @@ named by the weights' hash and the input shapes, so a changed checkpoint is expo
 unchanged one is not. ONNX Runtime runs it in fp32 (CUDA where present); OpenVINO compiles it for
 the CPU in fp32, or in bf16 where the CPU computes in bf16 (AVX512_BF16 or AMX), the backend that
 meets one camera frame period for full ACT on a 2-core CPU. `so101 export` builds it ahead of time.
+torch_bf16 (torch_bf16.py) needs no file: it is lerobot's eager policy in bf16, for ACT and SmolVLA.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 from .backend_names import BACKEND_NAMES, InferenceBackend
 from .checkpoint import CheckpointError, LoadedPolicy
 from .resize_with_pad import ResizeWithPadStep
+from .torch_bf16 import Bf16Policy
 
 EXPORT_FORMAT = 1  # bump when the exported graph changes, so caches are rebuilt
 WEIGHTS_FILE = "model.safetensors"
@@ -46,9 +49,11 @@ def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_di
     backend = inference_backend(backend) if isinstance(backend, str) else backend
     if backend is InferenceBackend.TORCH:
         return loaded
+    if backend is InferenceBackend.TORCH_BF16:
+        return replace(loaded, policy=Bf16Policy(loaded.policy, loaded.device))
     if loaded.type != "act":
         raise CheckpointError(f"backend {backend.value} runs ACT checkpoints; this one is {loaded.type} "
-                              "(use the torch backend)")
+                              "(use torch or torch_bf16)")
     path = onnx_model(loaded, cache_dir)
     try:
         if backend is InferenceBackend.ONNXRUNTIME:
@@ -79,6 +84,8 @@ def describe_backend(loaded: LoadedPolicy) -> str:
     """For the start-up log: which runtime the forward pass is on."""
     if isinstance(loaded.policy, ExportedAct):
         return f"{loaded.policy.runtime.description}, {loaded.policy.path}"
+    if isinstance(loaded.policy, Bf16Policy):
+        return loaded.policy.description
     return "torch, eager"
 
 

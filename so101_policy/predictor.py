@@ -107,7 +107,7 @@ class ChunkPredictor:
             self._last_raw = (observation.stamp, actions[:, : self.actions_per_chunk].clone())
         actions = self.loaded.postprocessor(actions)
         lerobot_units = actions[0, : self.actions_per_chunk].float().cpu().numpy().astype(np.float64)
-        radians = np.stack([self.joint_model.to_radians(row) for row in lerobot_units])
+        radians = self.joint_model.to_radians(lerobot_units)
         return radians, time.perf_counter() - started
 
     def reset(self) -> None:

@@ -82,6 +82,12 @@ def test_unnormalization_matches_lerobot(calibration_name, arm_units):
         ours = model.radians_to_ticks(radians)
         # LeRobot truncates to whole ticks; we keep the exact angle.
         np.testing.assert_array_less(np.abs(ours - [theirs[calibration[n].id] for n in JOINT_NAMES]), 1.0 + 1e-6)
+    # A chunk's rows at once (how the policy converts them), against lerobot's ticks row by row.
+    rows = np.stack([model.to_lerobot(radians) for radians in np.linspace(low, high, 37)])
+    theirs = np.array([[bus._unnormalize({calibration[n].id: float(v) for n, v in zip(JOINT_NAMES, row)})[
+        calibration[n].id] for n in JOINT_NAMES] for row in rows])
+    ours = np.stack([model.radians_to_ticks(radians) for radians in model.to_radians(rows)])
+    np.testing.assert_array_less(np.abs(ours - theirs), 1.0 + 1e-6)
 
 
 @pytest.mark.parametrize("arm_units", list(ArmUnits))
