@@ -168,10 +168,18 @@ def test_so101_export_builds_the_file_policy_node_takes_and_says_where(act_dir, 
     assert "so101 export: loaded by openvino, CPU f32" in result.stderr
     for arguments, said in (([str(tmp_path / "nothing")], "so101 export: No checkpoint at"),
                             ([str(act_dir), "--backend", "torch"], "nothing to export"),
-                            ([str(act_dir), "--backend", "torch_bf16"], "torch_bf16 backend runs the checkpoint as"),
                             ([str(act_dir), "--backend", "tensorrt"], "backend must be one of")):
         refused = subprocess.run([so101, "export", *arguments], capture_output=True, text=True, timeout=300)
         assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_torch_backends_have_nothing_to_export(act_dir):
+    from so101_bringup.export import ExportConfig, export
+
+    for backend in ("torch", "torch_bf16"):
+        with pytest.raises(CheckpointError, match=f"the {backend} backend runs the checkpoint as it is: there is "
+                                                  "nothing to export"):
+            export(ExportConfig(checkpoint=str(act_dir), backend=backend))
 
 
 def test_a_cached_export_that_cannot_be_read_says_delete_it(act_dir, tmp_path):
