@@ -19,6 +19,7 @@ no file: it is lerobot's eager policy in bf16, for ACT and SmolVLA.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import logging
@@ -57,6 +58,8 @@ def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_di
     if backend is InferenceBackend.TORCH_BF16:
         return replace(loaded, policy=Bf16Policy(loaded.policy, loaded.device))
     part = exported_part(loaded)
+    if backend is InferenceBackend.OPENVINO_BF16:
+        OpenVinoModel.require_bf16()  # before the export: a CPU without bf16 is told at once
     path = onnx_model(loaded, cache_dir)
     runtime = _load_runtime(backend, path, loaded.device)
     if loaded.type == "act":
@@ -162,7 +165,7 @@ class _SmolVLAImageEncoder(torch.nn.Module):
         self.connector = vlm_with_expert.get_vlm_model().connector
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.connector(self.vision(pixel_values=image).last_hidden_state)
+        return self.connector(self.vision(pixel_values=image.to(self.vision.dtype)).last_hidden_state)
 
 
 class _ActForward(torch.nn.Module):
@@ -186,7 +189,9 @@ def onnx_model(loaded: LoadedPolicy, cache_dir: Path | None = None) -> Path:
     path = _cache_dir(loaded, cache_dir) / f"{part.name}_{_cache_key(part)}.onnx"
     if path.is_file():
         return path
-    model = part.module.eval().cpu()
+    # A float32 copy on the CPU: the policy keeps its own modules where and as they are (a SmolVLA
+    # fine-tuned from smolvla_base holds its VLM in bf16, as lerobot loads it).
+    model = copy.deepcopy(part.module).float().eval().cpu()
     example = tuple(torch.zeros(shape) for shape in part.shapes.values())
     partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
@@ -203,8 +208,6 @@ def onnx_model(loaded: LoadedPolicy, cache_dir: Path | None = None) -> Path:
             partial.unlink(missing_ok=True)
         raise CheckpointError(f"Could not export {loaded.source} to ONNX ({error!r}); use the torch "
                               "backend.") from error
-    finally:
-        loaded.policy.model.to(loaded.device)
     return path
 
 
@@ -236,7 +239,7 @@ def _cache_key(part: ExportedPart) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(part.module.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
     digest.update(repr((sorted(part.shapes.items()), EXPORT_FORMAT, torch.__version__)).encode())
     return digest.hexdigest()[:16]
 
@@ -266,9 +269,8 @@ class OpenVinoModel:
         import openvino
 
         core = openvino.Core()
-        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise CheckpointError("backend openvino_bf16 needs a CPU that computes in bf16 (AVX512_BF16 or AMX); "
-                                  "this one does not: use the openvino backend (fp32)")
+        if precision == "bf16":
+            self.require_bf16(core)
         self.compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
                                                               "PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
@@ -276,6 +278,14 @@ class OpenVinoModel:
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.request.infer(feeds)[self.compiled.output(0)]
+
+    @staticmethod
+    def require_bf16(core=None) -> None:
+        import openvino
+
+        if "BF16" not in (core or openvino.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise CheckpointError("backend openvino_bf16 needs a CPU that computes in bf16 (AVX512_BF16 or AMX); "
+                                  "this one does not: use the openvino backend (fp32)")
 
 
 class ExportedAct:

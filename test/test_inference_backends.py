@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from so101_driver.joint_model import JointModel
-from so101_policy.backend_names import EXACTNESS_TOLERANCE_RAD
+from lerobot.policies.utils import prepare_observation_for_inference
+
+from so101_policy.backend_names import BF16_TOLERANCE_RAD, EXACTNESS_TOLERANCE_RAD
 from so101_policy.checkpoint import CheckpointError, load_policy
 from so101_policy.inference_backends import (
     ExportedAct,
@@ -21,7 +23,7 @@ from so101_policy.inference_backends import (
     with_backend,
 )
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
-from so101_policy.predictor import ChunkPredictor
+from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor
 from so101_policy.torch_bf16 import Bf16Policy
 from tiny_policies import STATE_MEAN, STATE_STD, tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 
@@ -123,6 +125,35 @@ def test_smolvlas_chunks_on_each_backend_are_lerobots_eager_chunks(smolvla_dir, 
         assert_same_chunks(eager, other, TOLERANCES[backend], (10, 6), period_s=0.1, latency_s=0.1)
         if backend != "torch_bf16":  # both cameras of every chunk went through the runtime, at the model's size
             assert encoded == [(1, 3, 32, 32)] * 2 * 7
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino_bf16"])
+def test_a_smolvla_fine_tuned_from_smolvla_base_exports_its_bf16_image_encoder(tmp_path, backend):
+    """lerobot loads such a checkpoint's VLM in bf16: eager torch already embeds images in bf16."""
+    skip_without_bf16(backend)
+    checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"), vlm_weights=True)
+    eager, other = (ChunkPredictor(load_policy(checkpoint, "cpu"), JointModel.for_sim(), task="Pick up the cube")
+                    for _ in range(2))
+    vision = eager.loaded.policy.model.vlm_with_expert.get_vlm_model().vision_model
+    assert vision.dtype == torch.bfloat16  # as lerobot loads it: the case to cover
+    other.loaded = with_backend(other.loaded, backend)
+    assert isinstance(exported_image_encoder(other.loaded), ExportedImageEncoder)
+    assert vision.dtype == torch.bfloat16 and vision.embeddings.patch_embedding.weight.device.type == "cpu"
+    # The exported encoder computes in fp32 (onnxruntime) from the bf16 weights, eager torch in bf16.
+    assert_same_chunks(eager, other, BF16_TOLERANCE_RAD, (10, 6))
+
+
+def test_bf16_policys_select_action_runs_lerobots_action_queue_in_bf16(act_dir):
+    skip_without_bf16("torch_bf16")
+    eager, bf16 = load_policy(act_dir, "cpu"), with_backend(load_policy(act_dir, "cpu"), "torch_bf16")
+    observation = observations(1)[0]
+    batches = [loaded.preprocessor(prepare_observation_for_inference(dict(observation.values), loaded.device, "",
+                                                                     ROBOT_TYPE)) for loaded in (eager, bf16)]
+    with torch.inference_mode():
+        expected = eager.policy.select_action(batches[0])
+        found = bf16.policy.select_action(batches[1])
+    assert found.dtype == torch.float32 and found.shape == expected.shape == (1, 6)
+    assert torch.allclose(found, expected, atol=0.05)  # normalized units: bf16 rounding, not another action
 
 
 def test_torch_bf16_stops_at_start_up_where_bf16_would_be_emulated(act_dir, monkeypatch):
