@@ -7,8 +7,9 @@ their inputs to fp32 (SmolVLA's attention scores and action head).
 Casting the weights once, rather than letting autocast cast them at every call, is what makes it
 faster than fp32 on a CPU (full SmolVLA with an fp32 VLM on 2 cores: 4.0 s fp32, 3.0 s autocast
 alone, 2.6 s cast weights). A SmolVLA fine-tuned from smolvla_base already holds its VLM in bf16, as
-lerobot loads it, and gains little from this backend on a CPU. It needs hardware that computes in bf16: a CUDA GPU that supports it, or a CPU with
-AVX512_BF16 or AMX (elsewhere torch emulates bf16 at a loss, so the start-up stops instead).
+lerobot loads it, and gains little from this backend on a CPU. It needs hardware that computes in
+bf16: a CUDA GPU from Ampere on, or a CPU with AVX512_BF16 or AMX (elsewhere torch emulates bf16 at a
+loss, so the start-up stops instead).
 """
 
 from __future__ import annotations
