@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from so101_driver.joint_model import JointModel
+from lerobot.policies.utils import prepare_observation_for_inference
+
 from so101_policy.backend_names import BF16_TOLERANCE_RAD, EXACTNESS_TOLERANCE_RAD
 from so101_policy.checkpoint import CheckpointError, load_policy
 from so101_policy.inference_backends import (
@@ -18,7 +20,7 @@ from so101_policy.inference_backends import (
     with_backend,
 )
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
-from so101_policy.predictor import ChunkPredictor
+from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor
 from so101_policy.torch_bf16 import Bf16Policy
 from tiny_policies import STATE_MEAN, STATE_STD, tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 
@@ -101,6 +103,19 @@ def test_smolvla_in_bf16_gives_the_eager_chunks_with_and_without_real_time_chunk
         # model) towards the unexecuted rest of the one before: observations 0.1 s apart leave 7 of
         # its 10 actions, the first 3 of them frozen by 0.1 s of inference.
         assert_same_chunks(eager, bf16, BF16_TOLERANCE_RAD, (10, 6), period_s=0.1, latency_s=0.1)
+
+
+def test_bf16_policys_select_action_runs_lerobots_action_queue_in_bf16(act_dir):
+    skip_without_bf16("torch_bf16")
+    eager, bf16 = load_policy(act_dir, "cpu"), with_backend(load_policy(act_dir, "cpu"), "torch_bf16")
+    observation = observations(1)[0]
+    batches = [loaded.preprocessor(prepare_observation_for_inference(dict(observation.values), loaded.device, "",
+                                                                     ROBOT_TYPE)) for loaded in (eager, bf16)]
+    with torch.inference_mode():
+        expected = eager.policy.select_action(batches[0])
+        found = bf16.policy.select_action(batches[1])
+    assert found.dtype == torch.float32 and found.shape == expected.shape == (1, 6)
+    assert torch.allclose(found, expected, atol=0.05)  # normalized units: bf16 rounding, not another action
 
 
 def test_torch_bf16_stops_at_start_up_where_bf16_would_be_emulated(act_dir, monkeypatch):
