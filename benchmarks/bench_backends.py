@@ -39,7 +39,7 @@ from so101_policy.observation import Observation  # noqa: E402
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
 
 TASK = "Pick up the cube and place it in the bowl"
-DEFAULT_BACKENDS = {"act": [b.value for b in InferenceBackend], "smolvla": ["torch", "torch_bf16"]}
+DEFAULT_BACKENDS = {"act": [b.value for b in InferenceBackend], "smolvla": ["torch", "torch_bf16", "openvino_bf16"]}
 
 
 def observation(seed: int = 0) -> Observation:
@@ -99,7 +99,9 @@ def gemm_throughput(dtype=torch.float32, size: int = 2048, repeats: int = 20) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chunks", type=int, default=100, help="chunks per backend and measurement")
+    parser.add_argument("--chunks", type=int, default=100, help="chunks per backend, observation to radians")
+    parser.add_argument("--forward-chunks", type=int, help="chunks per backend, forward pass alone (default: --chunks; "
+                                                           "fewer keeps a SmolVLA run short)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--policy", choices=sorted(DEFAULT_BACKENDS), default="act")
@@ -136,23 +138,25 @@ def main() -> None:
                 forward[name]()
         times = {name: {"forward": [], "predict": []} for name in names}
         per_round = max(1, args.chunks // args.rounds)
+        forward_per_round = max(1, (args.forward_chunks or args.chunks) // args.rounds)
         all_threads = torch.get_num_threads()
         for _ in range(args.rounds):
             for name in names:
                 # As policy_node runs it: an exported model's process keeps torch to its processors' thread.
                 torch.set_num_threads(processor_threads(predictors[name].loaded) or all_threads)
-                times[name]["forward"] += [forward[name]() for _ in range(per_round)]
+                times[name]["forward"] += [forward[name]() for _ in range(forward_per_round)]
                 times[name]["predict"] += [seeded_chunk(predictors[name], obs, seconds=True) for _ in range(per_round)]
 
     torch.set_num_threads(all_threads)
     gemm = {str(dtype).removeprefix("torch."): gemm_throughput(dtype) / 1e9 if args.device == "cpu" else float("nan")
             for dtype in (torch.float32, torch.bfloat16)}
     report = {"policy": args.policy, "device": args.device, "threads": torch.get_num_threads(),
-              "chunks": args.rounds * per_round,
+              "chunks": args.rounds * per_round, "forward_chunks": args.rounds * forward_per_round,
               "gflop_per_chunk": flops / 1e9, "gemm_gflop_per_s": gemm, "backends": {}}
     base = {part: np.percentile(times["torch"][part], 50) for part in ("forward", "predict")}
-    print(f"\n| full {args.policy}, {args.device}, {report['chunks']} chunks | forward p50 / p95 ms | ratio | "
-          "GFLOP/s | observation to radians p50 / p95 ms | ratio | max difference from torch, rad | build s |")
+    print(f"\n| full {args.policy}, {args.device} | forward p50 / p95 ms ({report['forward_chunks']} chunks) | ratio | "
+          f"GFLOP/s | observation to radians p50 / p95 ms ({report['chunks']} chunks) | ratio | "
+          "max difference from torch, rad | build s |")
     print("|---|---|---|---|---|---|---|---|")
     for name in names:
         row = {"build_s": build_s[name], "max_abs_difference_rad": difference[name],

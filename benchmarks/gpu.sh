@@ -3,7 +3,8 @@
 # lerobot and no internet: lerobot and its pure-Python needs come as wheels in .whl/, the 640x480
 # sim dataset (so101 dataset sim --width 640 --height 480) in .devdata/sim480.
 #   OUT=outputs/benchmarks/gpu benchmarks/gpu.sh
-# Every log and JSON goes into one archive, $OUT/gpu_results.tar.gz; each step's last lines are printed.
+# Every log and JSON goes into one archive, $OUT/gpu_results.tar.gz, written again after each step so
+# a run cut short by its time limit still returns the steps it finished; each step's last lines are printed.
 # The exit status is the number of steps that failed (the backends' exactness checks among them).
 set -uo pipefail
 OUT=${OUT:-outputs/benchmarks/gpu}
@@ -22,6 +23,7 @@ step() {  # step NAME LINES COMMAND...: the command's output in RESULTS/NAME.log
   echo "== $name"
   "$@" > "$RESULTS/$name.log" 2>&1 || { failed=$((failed + 1)); echo "!! $name failed"; }
   grep -v "^\s*$" "$RESULTS/$name.log" | tail -n "$lines"
+  tar -czf "$OUT/gpu_results.tar.gz" -C "$RESULTS" .
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$RESULTS/gpu.txt"
 if [ "${SKIP_INFERENCE:-0}" != 1 ]; then
@@ -42,6 +44,5 @@ step data 16 python3 benchmarks/bench_data.py --dataset-root .devdata/sim480 --w
 step train_frame_cache 20 python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda \
   --batch-size 64 --steps 200 --warmup 10 --workers 12 --frame-cache --workdir "$WORK" \
   --output "$RESULTS/train_frame_cache.json"
-tar -czf "$OUT/gpu_results.tar.gz" -C "$RESULTS" .
 echo "results: $OUT/gpu_results.tar.gz ($failed failed)"
 exit "$failed"

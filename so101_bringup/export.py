@@ -15,16 +15,23 @@ from .options import option
 class ExportConfig:
     checkpoint: str = option(MISSING, "pretrained_model folder or hub repo id")
     backend: str = option("openvino_bf16", "the backend to build for (policy_node's backend parameter): "
-                                           "onnxruntime, openvino and openvino_bf16 share one ONNX file")
+                                           "onnxruntime, openvino and openvino_bf16 share one ONNX file: "
+                                           "ACT's model, SmolVLA's image encoder")
     device: str = option("cpu", "auto, cuda, mps or cpu: where the exported model will run")
 
 
 def export(config: ExportConfig) -> tuple[str, str]:
     """(the exported model's path, the runtime that loaded it)."""
     from so101_policy.checkpoint import CheckpointError, load_policy
-    from so101_policy.inference_backends import InferenceBackend, describe_backend, inference_backend, with_backend
+    from so101_policy.inference_backends import (
+        InferenceBackend,
+        describe_backend,
+        exported_file,
+        inference_backend,
+        with_backend,
+    )
 
     if (backend := inference_backend(config.backend)) in (InferenceBackend.TORCH, InferenceBackend.TORCH_BF16):
         raise CheckpointError(f"the {backend.value} backend runs the checkpoint as it is: there is nothing to export")
     loaded = with_backend(load_policy(config.checkpoint, config.device), config.backend)
-    return str(loaded.policy.path), describe_backend(loaded)
+    return str(exported_file(loaded)), describe_backend(loaded)

@@ -46,9 +46,10 @@ class GraphArgs:
     cameras: str = option("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint")
     device: str = option("auto", "auto, cuda, mps or cpu")
     backend: str = option("torch", "where the model's forward pass runs: torch (lerobot's eager), torch_bf16 (the "
-                                   "same in bf16, ACT and SmolVLA, on a GPU or a CPU that computes in bf16), or for "
-                                   "ACT onnxruntime, openvino or openvino_bf16 (exported once, cached next to the "
-                                   "checkpoint; openvino_bf16 is the fastest on a CPU that computes in bf16)")
+                                   "same in bf16, on a GPU or a CPU that computes in bf16), onnxruntime, openvino or "
+                                   "openvino_bf16 (ACT's model, SmolVLA's image encoder, exported once and cached "
+                                   "next to the checkpoint; openvino_bf16 is the fastest on a CPU that computes in "
+                                   "bf16)")
     mode: str = option("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
     merge_mode: str = option("", "how the driver meets a new chunk: replace, crossfade or temporal_ensemble "
                                     "(default: temporal_ensemble with mode temporal_ensemble, else replace)")

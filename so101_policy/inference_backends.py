@@ -3,18 +3,23 @@
 
 lerobot's preprocessor and postprocessor run as they are on every backend, so what reaches the model
 and what leaves it are the same; only `predict_action_chunk` changes. The exported backends share one
-file: lerobot's own ACT module (eval mode, no VAE sampling at inference) exported with torch.onnx,
-once, cached next to the checkpoint (or, where that folder cannot be written, in ~/.cache/so101/onnx),
-named by the weights' hash and the input shapes, so a changed checkpoint is exported again and an
-unchanged one is not. ONNX Runtime runs it in fp32 (CUDA where present); OpenVINO compiles it for
-the CPU in fp32, or in bf16 where the CPU computes in bf16 (AVX512_BF16 or AMX), the backend that
-meets one camera frame period for full ACT on a 2-core CPU. `so101 export` builds it ahead of time.
-torch_bf16 (torch_bf16.py) needs no file: it is lerobot's eager policy in bf16, for ACT and SmolVLA.
+file, exported with torch.onnx once and cached next to the checkpoint (or, where that folder cannot
+be written, in ~/.cache/so101/onnx), named by the exported weights' hash and the input shapes, so a
+changed checkpoint is exported again and an unchanged one is not:
+- ACT: lerobot's own ACT module (eval mode, no VAE sampling at inference), the whole forward pass;
+- SmolVLA: its image encoder (SigLIP and the connector, 69% of a full-size chunk's compute). The
+  prefix and the flow steps, whose key-value cache and loop stay in lerobot's code, run on torch:
+  in fp32, or in bf16 (torch_bf16.py) with openvino_bf16.
+ONNX Runtime runs the file in fp32 (CUDA where present); OpenVINO compiles it for the CPU in fp32, or
+in bf16 where the CPU computes in bf16 (AVX512_BF16 or AMX), the backend that meets one camera frame
+period for full ACT on a 2-core CPU. `so101 export` builds the file ahead of time. torch_bf16 needs
+no file: it is lerobot's eager policy in bf16, for ACT and SmolVLA.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import io
 import logging
@@ -22,6 +27,7 @@ import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -51,22 +57,32 @@ def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_di
         return loaded
     if backend is InferenceBackend.TORCH_BF16:
         return replace(loaded, policy=Bf16Policy(loaded.policy, loaded.device))
-    if loaded.type != "act":
-        raise CheckpointError(f"backend {backend.value} runs ACT checkpoints; this one is {loaded.type} "
-                              "(use torch or torch_bf16)")
+    part = exported_part(loaded)
+    if backend is InferenceBackend.OPENVINO_BF16:
+        OpenVinoModel.require_bf16()  # before the export: a CPU without bf16 is told at once
     path = onnx_model(loaded, cache_dir)
+    runtime = _load_runtime(backend, path, loaded.device)
+    if loaded.type == "act":
+        return replace(loaded, policy=ExportedAct(loaded.policy, runtime, path, part.shapes, loaded.device))
+    policy = Bf16Policy(loaded.policy, loaded.device) if backend is InferenceBackend.OPENVINO_BF16 else loaded.policy
+    vlm_with_expert = loaded.policy.model.vlm_with_expert
+    # lerobot's SmolVLA embeds each camera through this method: from here on, through the runtime.
+    vlm_with_expert.embed_image = ExportedImageEncoder(
+        runtime, path, part.shapes["image"], next(vlm_with_expert.get_vlm_model().connector.parameters()).dtype)
+    return replace(loaded, policy=policy)
+
+
+def _load_runtime(backend: InferenceBackend, path: Path, device: torch.device):
     try:
         if backend is InferenceBackend.ONNXRUNTIME:
-            runtime = OnnxRuntimeSession(path, loaded.device)
-        else:
-            runtime = OpenVinoModel(path, "bf16" if backend is InferenceBackend.OPENVINO_BF16 else "f32")
+            return OnnxRuntimeSession(path, device)
+        return OpenVinoModel(path, "bf16" if backend is InferenceBackend.OPENVINO_BF16 else "f32")
     except CheckpointError:
         raise
     except Exception as error:  # noqa: BLE001 - a runtime that cannot read the cached file
         detail = " ".join(str(error).split())[-300:]  # runtimes nest their reasons over many lines
         raise CheckpointError(f"{backend.value} cannot load the exported model {path} ({detail}); delete it to "
                               "export again.") from error
-    return replace(loaded, policy=ExportedAct(loaded.policy, runtime, path, model_input_shapes(loaded), loaded.device))
 
 
 def processor_threads(loaded: LoadedPolicy) -> int | None:
@@ -82,11 +98,24 @@ def processor_threads(loaded: LoadedPolicy) -> int | None:
 
 def describe_backend(loaded: LoadedPolicy) -> str:
     """For the start-up log: which runtime the forward pass is on."""
+    torch_part = loaded.policy.description if isinstance(loaded.policy, Bf16Policy) else "torch, eager"
     if isinstance(loaded.policy, ExportedAct):
         return f"{loaded.policy.runtime.description}, {loaded.policy.path}"
-    if isinstance(loaded.policy, Bf16Policy):
-        return loaded.policy.description
-    return "torch, eager"
+    if isinstance(encoder := exported_image_encoder(loaded), ExportedImageEncoder):
+        return f"{encoder.runtime.description} image encoder, {encoder.path}; the rest on {torch_part}"
+    return torch_part
+
+
+def exported_file(loaded: LoadedPolicy) -> Path | None:
+    """The exported model file the policy runs, if any."""
+    if isinstance(loaded.policy, ExportedAct):
+        return loaded.policy.path
+    encoder = exported_image_encoder(loaded)
+    return encoder.path if isinstance(encoder, ExportedImageEncoder) else None
+
+
+def exported_image_encoder(loaded: LoadedPolicy):
+    return loaded.policy.model.vlm_with_expert.embed_image if loaded.type == "smolvla" else None
 
 
 def model_input_shapes(loaded: LoadedPolicy) -> dict[str, tuple[int, ...]]:
@@ -101,6 +130,42 @@ def model_input_shapes(loaded: LoadedPolicy) -> dict[str, tuple[int, ...]]:
                 height, width = resize.height, resize.width
             shapes[key] = (1, channels, height, width)
     return shapes
+
+
+class ExportedPart(NamedTuple):
+    """What of a policy is exported: a module of tensors, its inputs' shapes, the file's name."""
+
+    name: str
+    module: torch.nn.Module
+    shapes: dict[str, tuple[int, ...]]
+    output: str
+
+
+def exported_part(loaded: LoadedPolicy) -> ExportedPart:
+    if loaded.type == "act":
+        return ExportedPart("act", _ActForward(loaded.policy.model), model_input_shapes(loaded), "actions")
+    if loaded.type == "smolvla":
+        size = loaded.config.resize_imgs_with_padding
+        if size is None:
+            raise CheckpointError("this SmolVLA checkpoint embeds its cameras at their own sizes "
+                                  "(resize_imgs_with_padding is None), which an exported image encoder cannot "
+                                  "take: use torch or torch_bf16")
+        channels = next(f.shape[0] for f in loaded.config.input_features.values() if f.type is FeatureType.VISUAL)
+        return ExportedPart("smolvla_image_encoder", _SmolVLAImageEncoder(loaded.policy.model.vlm_with_expert),
+                            {"image": (1, channels, *size)}, "embeddings")
+    raise CheckpointError(f"backends other than torch and torch_bf16 run ACT and SmolVLA; this is {loaded.type}")
+
+
+class _SmolVLAImageEncoder(torch.nn.Module):
+    """lerobot's SmolVLA image embedding (SigLIP, then the connector) as a function of the image alone."""
+
+    def __init__(self, vlm_with_expert: torch.nn.Module):
+        super().__init__()
+        self.vision = vlm_with_expert.get_vlm_model().vision_model
+        self.connector = vlm_with_expert.get_vlm_model().connector
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.connector(self.vision(pixel_values=image.to(self.vision.dtype)).last_hidden_state)
 
 
 class _ActForward(torch.nn.Module):
@@ -119,19 +184,21 @@ def _input_names(shapes: dict[str, tuple[int, ...]]) -> list[str]:
 
 
 def onnx_model(loaded: LoadedPolicy, cache_dir: Path | None = None) -> Path:
-    """The checkpoint's ACT as an ONNX file: from the cache, or exported now."""
-    shapes = model_input_shapes(loaded)
-    path = _cache_dir(loaded, cache_dir) / f"act_{_cache_key(loaded, shapes)}.onnx"
+    """The checkpoint's exported part (exported_part) as an ONNX file: from the cache, or exported now."""
+    part = exported_part(loaded)
+    path = _cache_dir(loaded, cache_dir) / f"{part.name}_{_cache_key(part)}.onnx"
     if path.is_file():
         return path
-    model = _ActForward(loaded.policy.model).eval().cpu()
-    example = tuple(torch.zeros(shape) for shape in shapes.values())
+    # A float32 copy on the CPU: the policy keeps its own modules where and as they are (a SmolVLA
+    # fine-tuned from smolvla_base holds its VLM in bf16, as lerobot loads it).
+    model = copy.deepcopy(part.module).float().eval().cpu()
+    example = tuple(torch.zeros(shape) for shape in part.shapes.values())
     partial = path.with_suffix(f".{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _quiet_exporter(), torch.no_grad():
-            torch.onnx.export(model, example, str(partial), input_names=_input_names(shapes),
-                              output_names=["actions"], dynamo=True, external_data=False)
+            torch.onnx.export(model, example, str(partial), input_names=_input_names(part.shapes),
+                              output_names=[part.output], dynamo=True, external_data=False)
         partial.replace(path)  # whole or not at all: a reader never sees half a file
     except OSError as error:
         raise CheckpointError(f"Could not write the exported model to {path.parent} ({error}); give the "
@@ -141,8 +208,6 @@ def onnx_model(loaded: LoadedPolicy, cache_dir: Path | None = None) -> Path:
             partial.unlink(missing_ok=True)
         raise CheckpointError(f"Could not export {loaded.source} to ONNX ({error!r}); use the torch "
                               "backend.") from error
-    finally:
-        loaded.policy.model.to(loaded.device)
     return path
 
 
@@ -170,12 +235,12 @@ def _cache_dir(loaded: LoadedPolicy, cache_dir: Path | None) -> Path:
     return Path.home() / ".cache" / "so101" / "onnx"
 
 
-def _cache_key(loaded: LoadedPolicy, shapes: dict[str, tuple[int, ...]]) -> str:
+def _cache_key(part: ExportedPart) -> str:
     digest = hashlib.sha256()
-    for name, tensor in sorted(loaded.policy.model.state_dict().items()):
+    for name, tensor in sorted(part.module.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(repr((sorted(shapes.items()), EXPORT_FORMAT, torch.__version__)).encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
+    digest.update(repr((sorted(part.shapes.items()), EXPORT_FORMAT, torch.__version__)).encode())
     return digest.hexdigest()[:16]
 
 
@@ -194,7 +259,7 @@ class OnnxRuntimeSession:
         self.description = f"onnxruntime, {self.session.get_providers()[0]}"
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(["actions"], feeds)[0]
+        return self.session.run(None, feeds)[0]
 
 
 class OpenVinoModel:
@@ -204,9 +269,8 @@ class OpenVinoModel:
         import openvino
 
         core = openvino.Core()
-        if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            raise CheckpointError("backend openvino_bf16 needs a CPU that computes in bf16 (AVX512_BF16 or AMX); "
-                                  "this one does not: use the openvino backend (fp32)")
+        if precision == "bf16":
+            self.require_bf16(core)
         self.compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
                                                               "PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
@@ -214,6 +278,14 @@ class OpenVinoModel:
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.request.infer(feeds)[self.compiled.output(0)]
+
+    @staticmethod
+    def require_bf16(core=None) -> None:
+        import openvino
+
+        if "BF16" not in (core or openvino.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            raise CheckpointError("backend openvino_bf16 needs a CPU that computes in bf16 (AVX512_BF16 or AMX); "
+                                  "this one does not: use the openvino backend (fp32)")
 
 
 class ExportedAct:
@@ -231,11 +303,26 @@ class ExportedAct:
         return getattr(self._policy, name)
 
     def predict_action_chunk(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        feeds = {}
-        for key, input_name in self._inputs.items():
-            value = batch[key].detach().to("cpu", torch.float32).numpy()
-            if value.shape != self._shapes[key]:
-                raise CheckpointError(f"{key} reaches the model as {value.shape}; the ONNX model was exported for "
-                                      f"{self._shapes[key]}")
-            feeds[input_name] = np.ascontiguousarray(value)
+        feeds = {input_name: _feed(key, batch[key], self._shapes[key]) for key, input_name in self._inputs.items()}
         return torch.from_numpy(np.asarray(self.runtime(feeds), dtype=np.float32)).to(self._device)
+
+
+class ExportedImageEncoder:
+    """Stands in for lerobot's SmolVLA `embed_image`: the camera's embeddings from the exported encoder."""
+
+    def __init__(self, runtime, path: Path, shape: tuple[int, ...], dtype: torch.dtype):
+        self.runtime = runtime
+        self.path = path
+        self._shape = shape
+        self._dtype = dtype  # what the rest of the model computes in
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        embeddings = self.runtime({"image": _feed("a camera's image", image, self._shape)})
+        return torch.from_numpy(np.asarray(embeddings, dtype=np.float32)).to(image.device, self._dtype)
+
+
+def _feed(name: str, value: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
+    array = value.detach().to("cpu", torch.float32).numpy()
+    if array.shape != shape:
+        raise CheckpointError(f"{name} reaches the model as {array.shape}; the ONNX model was exported for {shape}")
+    return np.ascontiguousarray(array)

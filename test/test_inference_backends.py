@@ -13,7 +13,10 @@ from so101_policy.backend_names import BF16_TOLERANCE_RAD, EXACTNESS_TOLERANCE_R
 from so101_policy.checkpoint import CheckpointError, load_policy
 from so101_policy.inference_backends import (
     ExportedAct,
+    ExportedImageEncoder,
     describe_backend,
+    exported_file,
+    exported_image_encoder,
     inference_backend,
     onnx_model,
     processor_threads,
@@ -90,19 +93,54 @@ def assert_same_chunks(eager: ChunkPredictor, other: ChunkPredictor, tolerance: 
     assert np.abs(chunks[0] - chunks[1]).max() > 4 * max(differences)
 
 
-def test_smolvla_in_bf16_gives_the_eager_chunks_with_and_without_real_time_chunking(tmp_path):
-    skip_without_bf16("torch_bf16")
-    checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"))
+@pytest.fixture(scope="module")
+def smolvla_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("smolvla")
+    return tiny_smolvla_checkpoint(root / "pretrained_model", tiny_vlm(root / "vlm"))
+
+
+@pytest.mark.parametrize("backend", ["torch_bf16", "onnxruntime", "openvino", "openvino_bf16"])
+def test_smolvlas_chunks_on_each_backend_are_lerobots_eager_chunks(smolvla_dir, backend):
+    skip_without_bf16(backend)
     for rtc in (False, True):
-        eager, bf16 = (ChunkPredictor(load_policy(checkpoint, "cpu", real_time_chunking=rtc), JointModel.for_sim(),
-                                      task="Pick up the cube") for _ in range(2))
-        bf16.loaded = with_backend(bf16.loaded, "torch_bf16")
-        assert bf16.loaded.policy.model.action_out_proj.weight.dtype == torch.bfloat16
-        assert describe_backend(bf16.loaded) == "torch, bf16"
+        eager, other = (ChunkPredictor(load_policy(smolvla_dir, "cpu", real_time_chunking=rtc), JointModel.for_sim(),
+                                       task="Pick up the cube") for _ in range(2))
+        other.loaded = with_backend(other.loaded, backend)
+        in_bf16 = backend in BF16_BACKENDS
+        assert other.loaded.policy.model.action_out_proj.weight.dtype == (torch.bfloat16 if in_bf16 else torch.float32)
+        encoder = exported_image_encoder(other.loaded)
+        encoded = []
+        if backend == "torch_bf16":
+            assert describe_backend(other.loaded) == "torch, bf16" and exported_file(other.loaded) is None
+        else:
+            # Only the image encoder is exported; the rest of the model stays lerobot's torch code.
+            assert isinstance(encoder, ExportedImageEncoder) and encoder.path.name.startswith("smolvla_image_encoder_")
+            assert exported_file(other.loaded) == encoder.path and encoder.path.parent == smolvla_dir / "onnx"
+            assert describe_backend(other.loaded).endswith(f"; the rest on torch, {'bf16' if in_bf16 else 'eager'}")
+            runtime = encoder.runtime
+            encoder.runtime = lambda feeds: encoded.append(feeds["image"].shape) or runtime(feeds)
         # With real-time chunking, each chunk after the first is guided (by gradients through the
         # model) towards the unexecuted rest of the one before: observations 0.1 s apart leave 7 of
         # its 10 actions, the first 3 of them frozen by 0.1 s of inference.
-        assert_same_chunks(eager, bf16, BF16_TOLERANCE_RAD, (10, 6), period_s=0.1, latency_s=0.1)
+        assert_same_chunks(eager, other, TOLERANCES[backend], (10, 6), period_s=0.1, latency_s=0.1)
+        if backend != "torch_bf16":  # both cameras of every chunk went through the runtime, at the model's size
+            assert encoded == [(1, 3, 32, 32)] * 2 * 7
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino_bf16"])
+def test_a_smolvla_fine_tuned_from_smolvla_base_exports_its_bf16_image_encoder(tmp_path, backend):
+    """lerobot loads such a checkpoint's VLM in bf16: eager torch already embeds images in bf16."""
+    skip_without_bf16(backend)
+    checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"), vlm_weights=True)
+    eager, other = (ChunkPredictor(load_policy(checkpoint, "cpu"), JointModel.for_sim(), task="Pick up the cube")
+                    for _ in range(2))
+    vision = eager.loaded.policy.model.vlm_with_expert.get_vlm_model().vision_model
+    assert vision.dtype == torch.bfloat16  # as lerobot loads it: the case to cover
+    other.loaded = with_backend(other.loaded, backend)
+    assert isinstance(exported_image_encoder(other.loaded), ExportedImageEncoder)
+    assert vision.dtype == torch.bfloat16 and vision.embeddings.patch_embedding.weight.device.type == "cpu"
+    # The exported encoder computes in fp32 (onnxruntime) from the bf16 weights, eager torch in bf16.
+    assert_same_chunks(eager, other, BF16_TOLERANCE_RAD, (10, 6))
 
 
 def test_bf16_policys_select_action_runs_lerobots_action_queue_in_bf16(act_dir):
@@ -136,14 +174,14 @@ def test_the_export_is_cached_next_to_the_checkpoint_and_redone_for_other_weight
     assert not list(act_dir.glob("onnx/*.partial"))
 
 
-def test_backends_are_named_and_smolvla_is_not_exported(act_dir):
+def test_backends_are_named_and_need_a_fixed_image_size_to_export(act_dir):
     with pytest.raises(CheckpointError, match=r"backend must be one of \['torch', 'torch_bf16', 'onnxruntime', "
                                               r"'openvino', 'openvino_bf16'\], got 'tensorrt'"):
         inference_backend("tensorrt")
     loaded = load_policy(act_dir, "cpu")
     assert with_backend(loaded, "torch") is loaded
-    smolvla = type("Loaded", (), {"type": "smolvla"})()
-    with pytest.raises(CheckpointError, match=r"runs ACT checkpoints; this one is smolvla \(use torch or torch_bf16\)"):
+    smolvla = type("Loaded", (), {"type": "smolvla", "config": type("Config", (), {"resize_imgs_with_padding": None})})
+    with pytest.raises(CheckpointError, match=r"embeds its cameras at their own sizes.*use torch or torch_bf16"):
         with_backend(smolvla, "onnxruntime")
 
 
@@ -161,10 +199,18 @@ def test_so101_export_builds_the_file_policy_node_takes_and_says_where(act_dir, 
     assert "so101 export: loaded by openvino, CPU f32" in result.stderr
     for arguments, said in (([str(tmp_path / "nothing")], "so101 export: No checkpoint at"),
                             ([str(act_dir), "--backend", "torch"], "nothing to export"),
-                            ([str(act_dir), "--backend", "torch_bf16"], "torch_bf16 backend runs the checkpoint as"),
                             ([str(act_dir), "--backend", "tensorrt"], "backend must be one of")):
         refused = subprocess.run([so101, "export", *arguments], capture_output=True, text=True, timeout=300)
         assert refused.returncode == 1 and said in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_torch_backends_have_nothing_to_export(act_dir):
+    from so101_bringup.export import ExportConfig, export
+
+    for backend in ("torch", "torch_bf16"):
+        with pytest.raises(CheckpointError, match=f"the {backend} backend runs the checkpoint as it is: there is "
+                                                  "nothing to export"):
+            export(ExportConfig(checkpoint=str(act_dir), backend=backend))
 
 
 def test_a_cached_export_that_cannot_be_read_says_delete_it(act_dir, tmp_path):

@@ -199,9 +199,9 @@ def test_a_policy_given_another_arms_calibration_refuses_to_act(tmp_path, record
     assert all(not chunk.points for chunk in record["chunks"])  # at most its cancel: nothing to follow
 
 
-@pytest.mark.parametrize("backend", ["torch", "torch_bf16"])
+@pytest.mark.parametrize("backend", ["torch", "openvino_bf16"])
 def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, recorder, backend):
-    if backend == "torch_bf16" and not cpu_computes_in_bf16():
+    if backend == "openvino_bf16" and not cpu_computes_in_bf16():
         pytest.skip("this CPU does not compute in bf16 (no AVX512_BF16 or AMX)")
     domain, probe, record, processes = recorder
     checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"), cameras=("wrist",))
@@ -214,6 +214,10 @@ def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, 
     probe.spin_until(lambda: len(record["chunks"]) >= 3, STARTUP, f"SmolVLA chunks (log:\n{policy.output})")
     assert len(record["chunks"][-1].points) == 10
     assert "smolvla" in policy.output and "mode rtc" in policy.output
-    assert ("torch, bf16" if backend == "torch_bf16" else "torch, eager") in policy.output
+    if backend == "openvino_bf16":  # the image encoder on OpenVINO, the rest of lerobot's SmolVLA in torch bf16
+        assert "(openvino, CPU bf16 image encoder" in policy.output and "the rest on torch, bf16)" in policy.output
+        assert len(list((checkpoint / "onnx").glob("smolvla_image_encoder_*.onnx"))) == 1
+    else:
+        assert "(torch, eager)" in policy.output
     assert "'wrist'" in policy.output and "'overhead'" not in policy.output
     assert "inference failed" not in policy.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import torch
@@ -94,8 +96,13 @@ def tiny_vlm(path: Path, text_config: dict = TINY_TEXT, vision_config: dict = TI
 
 
 def tiny_smolvla_checkpoint(path: Path, vlm: Path, cameras=("wrist", "overhead"), image_shape=(3, 64, 64),
-                            chunk_size=10, seed=0) -> Path:
-    """SmolVLA on the tiny VLM (load_vlm_weights=False), saved as lerobot saves it."""
+                            chunk_size=10, seed=0, vlm_weights: bool = False) -> Path:
+    """SmolVLA on the tiny VLM, saved as lerobot saves it.
+
+    `vlm_weights`: as a checkpoint fine-tuned from smolvla_base is (load_vlm_weights true), so lerobot
+    loads the VLM from its weights in bf16 before the checkpoint's own; the tiny VLM gets random
+    weights for that. Otherwise the VLM is built from its config, in fp32.
+    """
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 
@@ -118,4 +125,10 @@ def tiny_smolvla_checkpoint(path: Path, vlm: Path, cameras=("wrist", "overhead")
     path.mkdir(parents=True, exist_ok=True)
     for saveable in (policy, preprocessor, postprocessor):
         saveable.save_pretrained(path)
+    if vlm_weights:
+        from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+
+        SmolVLMForConditionalGeneration(SmolVLMConfig.from_pretrained(vlm)).save_pretrained(vlm)
+        saved = json.loads((path / "config.json").read_text())
+        (path / "config.json").write_text(json.dumps(dict(saved, load_vlm_weights=True), indent=4))
     return path

@@ -29,7 +29,8 @@ def add_parser(commands) -> None:
     from so101_bringup.export import ExportConfig
 
     export = commands.add_parser(
-        "export", help="build a checkpoint's model for an inference backend (onnxruntime, openvino) ahead of time",
+        "export", help="build a checkpoint's exported model (ACT's, SmolVLA's image encoder) for onnxruntime or "
+             "openvino ahead of time",
         description="Export the checkpoint's model for --backend and cache it next to the checkpoint (or in "
                     "~/.cache/so101/onnx), where policy_node, so101 eval and so101 replay with the same backend "
                     "find it; prints where it is.",
