@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import io
 import logging
@@ -262,16 +263,28 @@ class OnnxRuntimeSession:
         return self.session.run(None, feeds)[0]
 
 
+@functools.cache
+def openvino_core():
+    """The process's one OpenVINO Core, kept until exit.
+
+    OpenVINO's CPU plugin (2026.4) gives the main thread an alternate signal stack of its own when a
+    Core loads it and puts back the one it found when that Core goes. Two Cores whose lives overlap
+    and end in the order they began leave the second's saved stack, already freed, in place: the next
+    signal a Python handler takes on the main thread (a DataLoader worker's SIGCHLD, a Ctrl-C) then
+    kills the process with a segfault that no Python stack reports. One Core loads the plugin once.
+    """
+    import openvino
+
+    return openvino.Core()
+
+
 class OpenVinoModel:
     """The exported model compiled by OpenVINO for the CPU, computing in `precision` (f32 or bf16)."""
 
     def __init__(self, path: Path, precision: str):
-        import openvino
-
-        core = openvino.Core()
         if precision == "bf16":
-            self.require_bf16(core)
-        self.compiled = core.compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
+            self.require_bf16()
+        self.compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
                                                               "PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
         self.description = f"openvino, CPU {precision}"
@@ -280,10 +293,8 @@ class OpenVinoModel:
         return self.request.infer(feeds)[self.compiled.output(0)]
 
     @staticmethod
-    def require_bf16(core=None) -> None:
-        import openvino
-
-        if "BF16" not in (core or openvino.Core()).get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    def require_bf16() -> None:
+        if "BF16" not in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
             raise CheckpointError("backend openvino_bf16 needs a CPU that computes in bf16 (AVX512_BF16 or AMX); "
                                   "this one does not: use the openvino backend (fp32)")
 

@@ -222,3 +222,34 @@ def test_a_cached_export_that_cannot_be_read_says_delete_it(act_dir, tmp_path):
     for backend in ("onnxruntime", "openvino"):
         with pytest.raises(CheckpointError, match=f"{backend} cannot load the exported model .*delete it"):
             with_backend(load_policy(checkpoint, "cpu"), backend)
+
+
+OPENVINO_MODELS_THEN_A_SIGNAL = """
+import os, signal, sys
+from so101_policy.inference_backends import OpenVinoModel
+
+first, second = OpenVinoModel(sys.argv[1], "f32"), OpenVinoModel(sys.argv[1], "f32")
+del first, second  # in the order they were made, as a benchmark or a test drops them
+handled = []
+signal.signal(signal.SIGUSR1, lambda *_: handled.append(True))  # as a DataLoader's SIGCHLD handler, a Ctrl-C
+os.kill(os.getpid(), signal.SIGUSR1)
+print("handled" if handled else "not handled")
+"""
+
+
+def test_a_signal_after_openvino_models_are_dropped_is_handled_not_a_segfault(tmp_path):
+    """OpenVINO's CPU plugin swaps the main thread's signal stack per Core: two Cores dropped first-made-first
+    left a freed one in place, and the suite died in a later DataLoader's SIGCHLD with no Python stack."""
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    values = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 4]) for name in ("x", "y")]
+    model = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", values[:1],
+                                                  values[1:])), model)
+    run = subprocess.run([sys.executable, "-c", OPENVINO_MODELS_THEN_A_SIGNAL, str(model)], capture_output=True,
+                         text=True, timeout=120)
+    assert (run.returncode, run.stdout.strip()) == (0, "handled"), (run.returncode, run.stderr[-2000:])
