@@ -12,16 +12,15 @@ from lerobot.policies.utils import prepare_observation_for_inference
 from so101_policy.backend_names import BF16_TOLERANCE_RAD, EXACTNESS_TOLERANCE_RAD
 from so101_policy.checkpoint import CheckpointError, load_policy
 from so101_policy.inference_backends import (
-    ExportedAct,
-    ExportedImageEncoder,
     describe_backend,
     exported_file,
     exported_image_encoder,
     inference_backend,
-    onnx_model,
     processor_threads,
     with_backend,
 )
+from so101_policy.onnx_export import onnx_model
+from so101_policy.onnx_runtimes import ExportedAct, ExportedImageEncoder
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor
 from so101_policy.torch_bf16 import Bf16Policy
@@ -226,7 +225,7 @@ def test_a_cached_export_that_cannot_be_read_says_delete_it(act_dir, tmp_path):
 
 OPENVINO_MODELS_THEN_A_SIGNAL = """
 import os, signal, sys
-from so101_policy.inference_backends import OpenVinoModel
+from so101_policy.onnx_runtimes import OpenVinoModel
 
 first, second = OpenVinoModel(sys.argv[1], "f32"), OpenVinoModel(sys.argv[1], "f32")
 del first, second  # in the order they were made, as a benchmark or a test drops them
