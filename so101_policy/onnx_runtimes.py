@@ -56,8 +56,8 @@ class OpenVinoModel:
     def __init__(self, path: Path, precision: str):
         if precision == "bf16":
             self.require_bf16()
-        self.compiled = openvino_core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision,
-                                                              "PERFORMANCE_HINT": "LATENCY"})
+        self.compiled = openvino_core().compile_model(
+            str(path), "CPU", {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
         self.description = f"openvino, CPU {precision}"
 
