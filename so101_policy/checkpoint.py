@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from draccus.utils import DraccusException
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.pretrained import PreTrainedPolicy
@@ -80,8 +81,10 @@ def load_policy(checkpoint: str | Path, device: str = "auto", expected_type: str
         )
     try:
         config = PreTrainedConfig.from_pretrained(source)
-    except (FileNotFoundError, OSError, ValueError) as error:
-        raise CheckpointError(f"Could not read the policy config of '{source}': {error}") from error
+    except (FileNotFoundError, OSError, ValueError, TypeError, DraccusException) as error:
+        # draccus and lerobot's config checks (TypeError: a value they cannot compare) may span lines.
+        raise CheckpointError(f"Could not read the policy config of '{source}': {' '.join(str(error).split())} "
+                              "(fix config.json, or point at the checkpoint as training saved it)") from error
 
     if config.type not in SUPPORTED_TYPES:
         raise CheckpointError(f"'{source}' is a {config.type} policy; this node runs {list(SUPPORTED_TYPES)}.")

@@ -95,6 +95,8 @@ def exported_file(loaded: LoadedPolicy) -> Path | None:
 
 
 def exported_image_encoder(loaded: LoadedPolicy):
+    """What a SmolVLA embeds each camera with: an ExportedImageEncoder on an exported backend, lerobot's
+    own `embed_image` method otherwise; None for ACT."""
     return loaded.policy.model.vlm_with_expert.embed_image if loaded.type == "smolvla" else None
 
 

@@ -1,6 +1,6 @@
 """The torch_bf16 backend: lerobot's own policy, its model's weights in bfloat16, its forward pass under autocast.
 
-The one backend for both policy types: ACT and SmolVLA run their own eager code, only in bf16. lerobot's
+For both policy types, ACT and SmolVLA run their own eager code, only in bf16. lerobot's
 SmolVLA is written for bf16 weights (its layers cast their inputs to their weights' dtype); autocast
 covers ACT and the ops between layers, and runs matrix products in bf16 even where lerobot upcast
 their inputs to fp32 (SmolVLA's attention scores and action head).

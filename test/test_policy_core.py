@@ -196,6 +196,16 @@ def test_checkpoint_errors_say_what_to_do(act_dir, tmp_path):
         (old / name).write_bytes((act_dir / name).read_bytes())
     with pytest.raises(CheckpointError, match="migrate_policy_normalization --pretrained-path"):
         load_policy(old, "cpu")
+    # Hand-edited configs, a value of the wrong type (draccus cannot decode it) or none at all (lerobot's
+    # checks cannot compare it): one line naming the field, not a traceback.
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    config = json.loads((act_dir / "config.json").read_text())
+    for value in ("fifty", None):
+        (edited / "config.json").write_text(json.dumps({**config, "chunk_size": value}))
+        with pytest.raises(CheckpointError, match=r"Could not read the policy config of .*edited") as error:
+            load_policy(edited, "cpu")
+        assert "\n" not in str(error.value) and ("chunk_size" in str(error.value) or value is None), error.value
 
 
 def test_weights_that_do_not_fit_the_config_stop_the_load(act_dir, tmp_path):
