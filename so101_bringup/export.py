@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass
 
+from so101_policy.backend_names import BACKEND_NAMES, InferenceBackend
+
 from .options import option
+
+UNEXPORTED = (InferenceBackend.TORCH.value, InferenceBackend.TORCH_BF16.value)  # they run the checkpoint as it is
 
 
 @dataclass(frozen=True)
@@ -19,19 +23,18 @@ class ExportConfig:
                                            "ACT's model, SmolVLA's image encoder")
     device: str = option("cpu", "auto, cuda, mps or cpu: where the exported model will run")
 
+    def __post_init__(self):
+        """Checked before torch and lerobot load (seconds), so a mistyped backend is told at once."""
+        if self.backend not in BACKEND_NAMES:
+            raise ValueError(f"backend must be one of {list(BACKEND_NAMES)}, got {self.backend!r}")
+        if self.backend in UNEXPORTED:
+            raise ValueError(f"the {self.backend} backend runs the checkpoint as it is: there is nothing to export")
+
 
 def export(config: ExportConfig) -> tuple[str, str]:
     """(the exported model's path, the runtime that loaded it)."""
-    from so101_policy.checkpoint import CheckpointError, load_policy
-    from so101_policy.inference_backends import (
-        InferenceBackend,
-        describe_backend,
-        exported_file,
-        inference_backend,
-        with_backend,
-    )
+    from so101_policy.checkpoint import load_policy
+    from so101_policy.inference_backends import describe_backend, exported_file, with_backend
 
-    if (backend := inference_backend(config.backend)) in (InferenceBackend.TORCH, InferenceBackend.TORCH_BF16):
-        raise CheckpointError(f"the {backend.value} backend runs the checkpoint as it is: there is nothing to export")
     loaded = with_backend(load_policy(config.checkpoint, config.device), config.backend)
     return str(exported_file(loaded)), describe_backend(loaded)

@@ -7,16 +7,23 @@ import sys
 
 from so101_bringup.options import add_options, from_options
 
+from .common import UsageError
+
 
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
     from so101_bringup.export import ExportConfig, export
+
+    try:
+        config = from_options(ExportConfig, args)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     from so101_policy.checkpoint import CheckpointError
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # lerobot's loading notes: stdout is the path alone
-            path, runtime = export(from_options(ExportConfig, args))
+            path, runtime = export(config)
     except CheckpointError as error:
         print(f"so101 export: {error}", file=sys.stderr)
         return 1
