@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
 
-from .backends.base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration
+from .backends.base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration, open_bus
 from .joint_model import LEROBOT_FEATURE_NAMES, ArmUnits
 
 
@@ -44,7 +44,7 @@ class LeaderArm:
         """
         bus = self.leader.bus
         try:
-            bus.connect()
+            open_bus(bus)
             if not bus.is_calibrated:
                 raise BackendError(
                     f"The leader arm's motors on {self.port} hold a calibration that differs from "

@@ -4,7 +4,8 @@ lerobot's FeetechMotorsBus (through scservo_sdk and pyserial) opens the pty's sl
 were the arm's USB serial adapter. Implemented: PING, READ, WRITE, SYNC_READ, SYNC_WRITE, the
 broadcast id, status packets, and the registers lerobot uses, read from lerobot's own control
 table. A servo with torque on reaches its Goal_Position at once; a muted servo stops answering; a
-servo told `dies_at_read` goes silent for good at the first read of that register; a `blocked` one
+servo told `dies_at_read` goes silent for good at the first read of that register; one told
+`misses_pings` leaves that many pings unanswered; a `blocked` one
 takes goals but does not move (an obstacle); `reply_delay`
 holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
 """
@@ -57,6 +58,7 @@ class EmulatedServo:
         self.muted = False
         self.blocked = False  # an obstacle: goals are taken, but the joint stays where it is
         self.dies_at_read: str | None = None
+        self.misses_pings = 0  # the next PINGs it leaves unanswered (a reply lost on the line)
         self.writes: list[Write] = []
 
     def get(self, name: str) -> int:
@@ -184,7 +186,9 @@ class FeetechEmulator:
             servo = self.servos.get(target)
             if servo is None or servo.muted:
                 continue
-            if instruction == PING:
+            if instruction == PING and servo.misses_pings:
+                servo.misses_pings -= 1
+            elif instruction == PING:
                 replies += self._status(target)
             elif instruction == READ:
                 data = servo.read(params[0], params[1])

@@ -5,6 +5,7 @@ import pytest
 
 from feetech_emulator import FeetechEmulator
 from so101_driver.backends import BackendError
+from so101_driver.backends.base import HANDSHAKE_ATTEMPTS
 from so101_driver.backends.feetech import FeetechBackend
 from so101_driver.driver_core import DriverConfig, DriverCore
 from so101_driver.joint_model import JOINT_NAMES, JointModel, save_calibration
@@ -181,3 +182,18 @@ def test_a_ctrl_c_inside_lerobots_configure_leaves_torque_off(calibration_file):
             backend.connect()
         assert not any(servo.torque_enabled for servo in emulator.servos.values())
         assert not backend.robot.bus.is_connected
+
+
+def test_a_ping_reply_lost_at_connect_is_asked_again_and_a_missing_motor_still_stops_it(calibration_file):
+    """lerobot pings each motor once at connect: a reply lost on the line failed the whole connect."""
+    with calibrated_emulator() as emulator:
+        emulator.servos[1].misses_pings = HANDSHAKE_ATTEMPTS - 1
+        backend = FeetechBackend(emulator.port, calibration_file)
+        backend.connect()
+        try:
+            assert emulator.servos[1].misses_pings == 0 and backend.read_positions().shape == (6,)
+        finally:
+            backend.disconnect()
+        emulator.servos[3].muted = True  # gone for good: every attempt misses it
+        with pytest.raises(BackendError, match=r"Missing motor IDs:\s+- 3"):
+            FeetechBackend(emulator.port, calibration_file).connect()

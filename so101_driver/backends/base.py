@@ -40,6 +40,27 @@ def free_port(bus) -> None:
     bus.port_handler.is_using = False
 
 
+HANDSHAKE_ATTEMPTS = 3
+
+
+def open_bus(bus) -> None:
+    """lerobot's bus.connect() (open the port, ping every motor, check their firmware), up to
+    HANDSHAKE_ATTEMPTS times.
+
+    lerobot pings each motor once, with scservo's 34 ms timeout, so one reply lost on the line fails
+    the whole check; a motor that is really missing fails every attempt, with lerobot's own message.
+    """
+    for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
+        try:
+            bus.connect()
+            return
+        except RuntimeError:  # the motor check (a port that cannot open is a ConnectionError: not retried)
+            if attempt == HANDSHAKE_ATTEMPTS:
+                raise
+            free_port(bus)
+            bus.port_handler.closePort()
+
+
 class Backend(Protocol):
     """An SO-101, real or simulated. Positions are radians ordered as JOINT_NAMES."""
 

@@ -14,7 +14,7 @@ import numpy as np
 from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
 
 from ..joint_model import ArmUnits
-from .base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration
+from .base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration, open_bus
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class FeetechBackend:
         """
         bus = self.robot.bus
         try:
-            bus.connect()  # opens the port and pings every motor
+            open_bus(bus)  # opens the port and pings every motor
             if not bus.is_calibrated:
                 if not self.write_calibration:
                     raise BackendError(
