@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass
 
-from so101_policy.backend_names import BACKEND_NAMES, InferenceBackend
+from so101_policy.backend_names import UNEXPORTED_BACKENDS, check_backend_name
 
 from .options import option
-
-UNEXPORTED = (InferenceBackend.TORCH.value, InferenceBackend.TORCH_BF16.value)  # they run the checkpoint as it is
 
 
 @dataclass(frozen=True)
@@ -25,9 +23,7 @@ class ExportConfig:
 
     def __post_init__(self):
         """Checked before torch and lerobot load (seconds), so a mistyped backend is told at once."""
-        if self.backend not in BACKEND_NAMES:
-            raise ValueError(f"backend must be one of {list(BACKEND_NAMES)}, got {self.backend!r}")
-        if self.backend in UNEXPORTED:
+        if check_backend_name(self.backend) in UNEXPORTED_BACKENDS:
             raise ValueError(f"the {self.backend} backend runs the checkpoint as it is: there is nothing to export")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
-from so101_policy.backend_names import BACKEND_NAMES
+from so101_policy.backend_names import check_backend_name
 
 from .options import option
 
@@ -89,8 +89,7 @@ class GraphArgs:
                                         "recorded without one")
 
     def __post_init__(self):
-        if self.backend not in BACKEND_NAMES:
-            raise ValueError(f"backend must be one of {list(BACKEND_NAMES)}, got {self.backend!r}")
+        check_backend_name(self.backend)
         if self.policy not in ("act", "smolvla"):
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         unknown = sorted(set(self.camera_list) - set(CAMERAS))

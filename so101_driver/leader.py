@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
 
-from .backends.base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration, open_bus
+from .backends.base import BackendError, calibrated_joint_model, close_port, give_lerobot_the_calibration, open_bus
 from .joint_model import LEROBOT_FEATURE_NAMES, ArmUnits
 
 
@@ -72,5 +72,4 @@ class LeaderArm:
         bus = self.leader.bus
         if not bus.is_connected:
             return
-        free_port(bus)
-        bus.port_handler.closePort()
+        close_port(bus)

@@ -14,6 +14,15 @@ class InferenceBackend(str, Enum):
 
 
 BACKEND_NAMES = tuple(backend.value for backend in InferenceBackend)
+# They run the checkpoint as it is: `so101 export` has nothing to build for them.
+UNEXPORTED_BACKENDS = (InferenceBackend.TORCH.value, InferenceBackend.TORCH_BF16.value)
+
+
+def check_backend_name(name: str) -> str:
+    """`name` if it names a backend, else a ValueError saying which do: for configs, before torch loads."""
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"backend must be one of {list(BACKEND_NAMES)}, got {name!r}")
+    return name
 
 
 # How far a backend's chunk may be from eager fp32 torch's on the same observations, in radians: the

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .backend_names import BACKEND_NAMES, InferenceBackend
+from .backend_names import InferenceBackend, check_backend_name
 from .checkpoint import CheckpointError, LoadedPolicy
 from .onnx_export import exported_part, onnx_model
 from .onnx_runtimes import ExportedAct, ExportedImageEncoder, OnnxRuntimeSession, OpenVinoModel
@@ -25,9 +25,9 @@ from .torch_bf16 import Bf16Policy
 
 def inference_backend(name: str) -> InferenceBackend:
     try:
-        return InferenceBackend(name)
-    except ValueError:
-        raise CheckpointError(f"backend must be one of {list(BACKEND_NAMES)}, got {name!r}") from None
+        return InferenceBackend(check_backend_name(name))
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
 
 
 def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_dir: Path | None = None) -> LoadedPolicy:

@@ -40,6 +40,12 @@ def free_port(bus) -> None:
     bus.port_handler.is_using = False
 
 
+def close_port(bus) -> None:
+    """Close a lerobot bus's port without a word to the motors (torque is off, or they did not answer)."""
+    free_port(bus)
+    bus.port_handler.closePort()
+
+
 HANDSHAKE_ATTEMPTS = 3
 
 
@@ -57,8 +63,7 @@ def open_bus(bus) -> None:
         except RuntimeError:  # the motor check (a port that cannot open is a ConnectionError: not retried)
             if attempt == HANDSHAKE_ATTEMPTS:
                 raise
-            free_port(bus)
-            bus.port_handler.closePort()
+            close_port(bus)
 
 
 class Backend(Protocol):
