@@ -45,7 +45,8 @@ def _minutes(seconds: float) -> str:
 
 
 def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
-    from training.sim_dataset import SimDatasetConfig, record_sim_dataset
+    from training.configs import SimDatasetConfig
+    from training.sim_dataset import record_sim_dataset
 
     root = config.output / f"dataset_{config.image_size}px"
     started = time.monotonic()
@@ -61,7 +62,8 @@ def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
 
 def _train(config: DemoConfig, dataset_root: Path, timings: dict) -> str:
     from training.report import summarize, write_report
-    from training.train import TrainRequest, run_training
+    from training.configs import TrainRequest
+    from training.train import run_training
 
     run_dir = config.output / "train"
     started = time.monotonic()

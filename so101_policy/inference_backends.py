@@ -60,9 +60,10 @@ def _load_runtime(backend: InferenceBackend, path: Path, device: torch.device):
     except CheckpointError:
         raise
     except Exception as error:  # noqa: BLE001 - a runtime that cannot read the cached file
-        detail = " ".join(str(error).split())[-300:]  # runtimes nest their reasons over many lines
-        raise CheckpointError(f"{backend.value} cannot load the exported model {path} ({detail}); delete it to "
-                              "export again.") from error
+        # The runtimes nest their reason under lines of source locations; the reason is the last line.
+        reason = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        raise CheckpointError(f"{backend.value} cannot load the exported model {path} ({reason[-1]}); delete it "
+                              "to export again.") from error
 
 
 def processor_threads(loaded: LoadedPolicy) -> int | None:

@@ -13,7 +13,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from so101_bringup import bag_format
 from so101_driver.arm_description import describe
 from so101_driver.joint_model import JOINT_NAMES, JointModel, MotorCalibration
-from training.bag_dataset import BagDatasetConfig, BagDatasetError, bag_joint_model, convert_bags
+from training.bag_dataset import BagDatasetError, bag_joint_model, convert_bags
+from training.configs import BagDatasetConfig
 
 SO101 = str(Path(sys.executable).parent / "so101")
 HEIGHT, WIDTH = 32, 40

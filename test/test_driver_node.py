@@ -49,8 +49,11 @@ class Graph:
         self.command_pub = node.create_publisher(JointState, "/so101/joint_command", 10)
 
     def wait_for_joint_states(self, count=3):
-        self.probe.spin_until(lambda: len(self.joint_states) >= count, STARTUP_TIMEOUT,
-                              f"/joint_states (driver log:\n{self.process.output})")
+        try:
+            self.probe.spin_until(lambda: len(self.joint_states) >= count, STARTUP_TIMEOUT, "/joint_states")
+        except TimeoutError as error:
+            self.process.dump_stacks()  # where a driver that never came up is stuck
+            raise TimeoutError(f"{error} (driver log:\n{self.process.output})") from None
 
     def latest_positions(self) -> np.ndarray:
         msg = self.joint_states[-1]

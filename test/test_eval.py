@@ -259,7 +259,7 @@ def test_so101_replay_takes_replay_launch_arguments_and_its_own_options(monkeypa
     from dataclasses import fields
 
     from so101_bringup.cli import build_parser
-    from so101_bringup.replay import ReplayConfig
+    from so101_bringup.replay_config import ReplayConfig
 
     parser = build_parser()
     replay = parser._subparsers._group_actions[0].choices["replay"]

@@ -28,7 +28,8 @@ from so101_policy.checkpoint import load_policy
 from test_feetech_backend import calibrated_emulator
 from test_joint_model import REAL_CALIBRATION, lerobot_bus
 from tiny_policies import tiny_act_checkpoint
-from training.sim_dataset import ROBOT_TYPE, TASK, dataset_features
+from training.configs import ROBOT_TYPE, TASK
+from training.sim_dataset import dataset_features
 
 REPO = Path(__file__).parents[1]
 REPO_ID = "local/golden"

@@ -18,7 +18,8 @@ from so101_driver.joint_model import JOINT_NAMES, LEROBOT_FEATURE_NAMES
 from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec
 from so101_policy.checkpoint import CheckpointError
 from so101_policy.dataset_contract import check_training_data, training_data
-from training.sim_dataset import TASK, SimDatasetConfig, record_sim_dataset
+from training.configs import TASK, SimDatasetConfig
+from training.sim_dataset import record_sim_dataset
 
 REPO_ID = "local/so101_sim_test"
 TINY_ACT = ["--policy.dim_model=32", "--policy.n_heads=2", "--policy.dim_feedforward=64",

@@ -1,5 +1,6 @@
 """The package builds as ROS users build it (colcon, ament_python) and installs as pip users install it."""
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -80,3 +81,32 @@ def test_colcon_installed_executable_runs_the_installed_code(colcon_workspace):
 def test_pip_install_puts_the_executables_on_the_venv_path():
     for name in EXECUTABLES:
         assert os.access(VENV_BIN / name, os.X_OK), f"{name} is not in {VENV_BIN}: run pip install -e ."
+
+
+# What costs seconds to import: a command's --help must not wait for them.
+HEAVY_LIBRARIES = {"torch", "lerobot", "mujoco", "rclpy", "cv2", "datasets", "onnxruntime", "openvino"}
+
+
+def _command_paths(parser, path=()):
+    """Every command and sub-command of the parser, as the words a user types."""
+    yield path
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _command_paths(sub, (*path, name))
+
+
+def test_every_so101_help_answers_without_importing_torch_lerobot_mujoco_or_ros():
+    from so101_bringup.cli import build_parser
+
+    commands = list(_command_paths(build_parser()))
+    assert ("dataset", "from-bags") in commands and ("eval", "compare") in commands
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}  # every import, one stderr line each
+    for command in commands:
+        result = subprocess.run([VENV_BIN / "so101", *command, "--help"], env=env, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0 and result.stdout.startswith("usage: so101"), result.stdout + result.stderr
+        imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in result.stderr.splitlines()
+                    if line.startswith("import time:") and "|" in line}
+        assert "so101_bringup" in imported, result.stderr[-2000:]
+        assert not imported & HEAVY_LIBRARIES, f"so101 {' '.join(command)} --help imports {imported & HEAVY_LIBRARIES}"

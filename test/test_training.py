@@ -23,7 +23,8 @@ from so101_policy.resize_with_pad import ResizeWithPadStep, resize_with_pad
 from training.dataset_source import DatasetSourceError, prepare_dataset
 from training.presets import PresetError, parse_overrides, resolve
 from training.report import comparison_table, summarize, write_report
-from training.sim_dataset import SimDatasetConfig, SimDatasetError, record_sim_dataset
+from training.configs import SimDatasetConfig
+from training.sim_dataset import SimDatasetError, record_sim_dataset
 
 SO101 = str(Path(sys.executable).parent / "so101")
 REPO_ID = "local/so101_sim_train_test"
@@ -73,7 +74,7 @@ def test_so101_trains_options_are_the_train_requests_fields():
 
     from so101_bringup.cli import build_parser
     from so101_bringup.options import from_options
-    from training.train import TrainRequest
+    from training.configs import TrainRequest
 
     parser = build_parser()
     assert from_options(TrainRequest, parser.parse_args(["train", "act_dual"])) == TrainRequest("act_dual")
@@ -98,7 +99,7 @@ def test_the_dataset_commands_options_are_their_configs_fields():
 
     from so101_bringup.cli import build_parser
     from so101_bringup.options import from_options
-    from training.bag_dataset import BagDatasetConfig
+    from training.configs import BagDatasetConfig
 
     parser = build_parser()
     sim = parser.parse_args(["dataset", "sim", "--width", "64", "--images"])

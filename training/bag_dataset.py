@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +19,16 @@ from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
 from so101_bringup import bag_format
-from so101_bringup.options import option
 from so101_driver.arm_description import check_same_arm, joint_model_from
 from so101_driver.joint_model import JointModel, UnitError, in_joint_order
 from so101_policy.images import compressed_to_rgb, image_to_rgb
 
-from .sim_dataset import FPS, ROBOT_TYPE, TASK, dataset_features
+from .configs import ROBOT_TYPE, BagDatasetConfig
+from .sim_dataset import dataset_features
 
 
 class BagDatasetError(RuntimeError):
     """A bag that cannot become episodes; the message says what is missing."""
-
-
-@dataclass(frozen=True)
-class BagDatasetConfig:
-    """What `so101 dataset from-bags` makes; its options are these fields (but cameras), and the arm's
-    calibration and units are GraphArgs' (as replay takes them)."""
-
-    repo_id: str = option("local/so101_from_bags", "the dataset's repo id")
-    fps: int = option(FPS, "dataset frame rate")
-    task: str = option(TASK, "task string of every episode")
-    use_videos: bool = option(True, "store PNG frames instead of AV1 videos", flag="--images", action="store_false")
-    cameras: tuple[str, ...] = tuple(bag_format.CAMERA_TOPICS)
 
 
 def _joints(msg, topic: str) -> np.ndarray:

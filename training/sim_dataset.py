@@ -22,30 +22,12 @@ import numpy as np
 from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
-from so101_bringup.options import option
 from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, JointModel
 from so101_driver.sim.expert import ScriptedExpert
 from so101_driver.sim.scene import CAMERA_NAMES, SceneConfig
 from so101_driver.sim.sim_arm import SimArm
 
-TASK = "Pick up the cube and place it in the bowl"
-FPS = 30
-ROBOT_TYPE = "so101_follower"
-
-
-@dataclass(frozen=True)
-class SimDatasetConfig:
-    """What `so101 dataset sim` records; its options are these fields (but only_successes)."""
-
-    repo_id: str = option("local/so101_sim_pick_place", "the dataset's repo id")
-    episodes: int = option(10, "total episodes the dataset should hold")
-    seed: int = option(0, "seed of the first episode")
-    image_width: int = option(224, "camera image width", flag="--width")
-    image_height: int = option(224, "camera image height", flag="--height")
-    use_videos: bool = option(True, "store PNG frames instead of AV1 videos", flag="--images", action="store_false")
-    only_successes: bool = True  # a failed demonstration is skipped, not recorded
-    workers: int = option(1, "sims playing episodes in parallel processes (0: one per core); the dataset is the "
-                             "same whatever the count")
+from .configs import FPS, ROBOT_TYPE, TASK, SimDatasetConfig
 
 
 def _worker_count(requested: int) -> int:

@@ -7,18 +7,16 @@ Running the same command again resumes from checkpoints/last.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from so101_bringup.options import option
-
+from .configs import TrainRequest
 from .dataset_source import prepare_dataset
 from .lerobot_hooks import TimeBudgetReached, training_hooks
-from .presets import DEFAULT_DATASET, PRESETS, PresetError, resolve
+from .presets import PRESETS, PresetError, resolve
 
 RUN_INFO = "run_info.json"
 METRICS = "metrics.jsonl"
@@ -27,49 +25,6 @@ LAST_CONFIG = Path("checkpoints") / "last" / "pretrained_model" / "train_config.
 
 class TrainError(RuntimeError):
     """A run that cannot start; the message says what was found and what to do."""
-
-
-def image_size(text: str) -> tuple[int, int] | None | str:
-    """--resize-with-pad's value: HEIGHTxWIDTH, none, or preset (the preset's choice)."""
-    if text.lower() in ("none", "preset"):
-        return None if text.lower() == "none" else "preset"
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        height = width = 0
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (e.g. 224x224), none or preset, found '{text}'")
-    return height, width
-
-
-@dataclass
-class TrainRequest:
-    """What `so101 train` runs; its options are these fields (so101_bringup.options), but `overrides`,
-    which are lerobot-train's own --key=value settings."""
-
-    preset: str = option(MISSING, "the reference run to reproduce", choices=sorted(PRESETS))
-    dataset: str = option(DEFAULT_DATASET, f"hub repo id of the LeRobotDataset (default {DEFAULT_DATASET}); a "
-                          "v2.1 dataset is converted once to v3.0 into $HF_LEROBOT_HOME/so101_converted")
-    dataset_root: Path | None = option(None, "a local dataset directory instead of the hub (v3.0, or v2.1 "
-                                       "converted once)", type=Path)
-    output_dir: Path | None = option(None, "run directory (default outputs/train/PRESET); resumed when it has a "
-                                     "checkpoint", type=Path)
-    exclude_cameras: tuple[str, ...] = option((), "cameras the policy does not see, e.g. --exclude-cameras "
-                                              "overhead", type=str, nargs="+", metavar="NAME")
-    overrides: dict[str, str] = field(default_factory=dict)
-    resize_with_pad: tuple[int, int] | None | str = option(
-        "preset", "resize images keeping the aspect ratio with padding, a step saved in the checkpoint's "
-        "preprocessor: HxW, none, or preset (the default: 224x224 for ACT, none for SmolVLA, which pads inside "
-        "the model)", type=image_size, metavar="HxW|none")
-    resume: bool | None = option(None, "--resume requires a checkpoint to resume from, --no-resume never resumes "
-                                 "and fails if the run directory exists (default: resume if there is one)",
-                                 boolean=True)
-    time_budget_min: float | None = option(None, "stop once this many minutes of training have passed, saving that "
-                                           "step as the last checkpoint (the run can be resumed later)",
-                                           flag="--time-budget", type=float, metavar="MINUTES")
-    frame_cache: bool = option(False, "decode every camera frame once, at the --resize-with-pad size, into "
-                               "<dataset root>/so101_frame_cache, and train from it instead of decoding videos at "
-                               "every step (the hub dataset at 224x224: 6.8 GB on disk)")
 
 
 @dataclass

@@ -12,7 +12,8 @@ from .common import add_graph_options
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    from training.sim_dataset import SimDatasetConfig, record_sim_dataset
+    from training.configs import SimDatasetConfig
+    from training.sim_dataset import record_sim_dataset
 
     dataset = record_sim_dataset(Path(args.root), from_options(SimDatasetConfig, args))
     print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
@@ -21,7 +22,8 @@ def run_sim(args: argparse.Namespace) -> int:
 
 def run_from_bags(args: argparse.Namespace) -> int:
     from so101_driver.joint_model import joint_model_for
-    from training.bag_dataset import FROM_BAG, BagDatasetConfig, BagDatasetError, convert_bags
+    from training.bag_dataset import FROM_BAG, BagDatasetError, convert_bags
+    from training.configs import BagDatasetConfig
 
     config = from_options(BagDatasetConfig, args)
     joint_model = None if args.calibration == FROM_BAG else joint_model_for(args.calibration, args.arm_units)
@@ -35,8 +37,7 @@ def run_from_bags(args: argparse.Namespace) -> int:
 
 
 def add_parser(commands) -> None:
-    from training.bag_dataset import BagDatasetConfig
-    from training.sim_dataset import SimDatasetConfig
+    from training.configs import BagDatasetConfig, SimDatasetConfig
 
     dataset = commands.add_parser("dataset", help="make LeRobotDatasets: scripted sim demos, or from ROS bags")
     kinds = dataset.add_subparsers(dest="kind", required=True)

@@ -15,10 +15,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from so101_bringup.graph import REPLAY_OPTIONS, with_checkpoint
-    from so101_bringup.replay import ReplayConfig, replay_bag, write_reports
+    from so101_bringup.replay import replay_bag, write_reports
+    from so101_bringup.replay_config import ReplayConfig
     from so101_driver.joint_model import joint_model_for
     from training.bag_dataset import FROM_BAG, BagDatasetError
-    from training.sim_dataset import TASK
+    from training.configs import TASK
     from so101_driver.joint_model import UnitError
     from so101_policy.checkpoint import CheckpointError, load_policy
     from so101_policy.compatibility import check_compatibility
@@ -87,7 +88,7 @@ def _replay_through_the_graph(config, graph_args) -> int:
 
 def add_parser(commands) -> None:
     from so101_bringup.graph import REPLAY_DEFAULTS, REPLAY_OPTIONS
-    from so101_bringup.replay import ReplayConfig
+    from so101_bringup.replay_config import ReplayConfig
 
     replay = commands.add_parser(
         "replay", help="replay bags through a policy, open loop, against the recorded actions",

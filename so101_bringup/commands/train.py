@@ -13,7 +13,8 @@ def run(args: argparse.Namespace) -> int:
     from training.dataset_source import DatasetSourceError
     from training.frame_cache import FrameCacheError
     from training.presets import PresetError, parse_overrides
-    from training.train import TrainError, TrainRequest, run_training
+    from training.configs import TrainRequest
+    from training.train import TrainError, run_training
 
     try:
         run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
@@ -34,7 +35,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def add_parser(commands) -> None:
     from training.presets import PRESETS
-    from training.train import TrainRequest
+    from training.configs import TrainRequest
 
     presets = "\n".join(f"  {name}: {preset.description}" for name, preset in PRESETS.items())
     train = commands.add_parser(
