@@ -37,8 +37,8 @@ from so101_policy.checkpoint import load_policy  # noqa: E402
 from so101_policy.inference_backends import InferenceBackend, processor_threads, with_backend  # noqa: E402
 from so101_policy.observation import Observation  # noqa: E402
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
+from training.configs import TASK  # noqa: E402
 
-TASK = "Pick up the cube and place it in the bowl"
 DEFAULT_BACKENDS = {"act": [b.value for b in InferenceBackend], "smolvla": ["torch", "torch_bf16", "openvino_bf16"]}
 
 

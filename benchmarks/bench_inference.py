@@ -33,8 +33,8 @@ from so101_driver.joint_model import JointModel  # noqa: E402
 from so101_policy.checkpoint import load_policy  # noqa: E402
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation  # noqa: E402
 from so101_policy.predictor import ChunkPredictor  # noqa: E402
+from training.configs import TASK  # noqa: E402
 
-TASK = "Pick up the cube and place it in the bowl"
 
 
 def observation_values(joint_model: JointModel, height: int, width: int) -> dict[str, np.ndarray]:

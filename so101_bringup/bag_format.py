@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from functools import cache
+from pathlib import Path
 
 CAMERA_TOPICS = {"wrist": "/so101/wrist/image_raw", "overhead": "/so101/overhead/image_raw"}
 JOINT_STATES = "/joint_states"
@@ -30,6 +31,13 @@ TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 
 EPISODE_START = "start"
 EPISODE_END = "end"
+
+
+def check_bag_directories(bags) -> None:
+    """A ValueError naming the first of `bags` that is no rosbag2 directory (they hold a metadata.yaml)."""
+    for bag in bags:
+        if not (Path(bag) / "metadata.yaml").is_file():
+            raise ValueError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
 
 
 @cache

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass
-from pathlib import Path
 
+from . import bag_format
 from .options import option
 
 
@@ -24,6 +24,4 @@ class ReplayConfig:
     def __post_init__(self):
         if self.fps <= 0 or (self.stride is not None and self.stride < 1):
             raise ValueError(f"fps must be above 0 and stride at least 1, got fps {self.fps:g}, stride {self.stride}")
-        for bag in self.bags:
-            if not (Path(bag) / "metadata.yaml").is_file():
-                raise ValueError(f"{bag} is not a rosbag2 directory (no metadata.yaml)")
+        bag_format.check_bag_directories(self.bags)

@@ -59,6 +59,8 @@ def read_onnx(path: Path):
     from openvino.frontend import FrontEndManager
 
     onnx_reader = FrontEndManager().load_by_framework("onnx")
+    if not onnx_reader.supported(str(path)):  # an empty file would read as a model without inputs or outputs
+        raise RuntimeError(f"{path} holds no ONNX model")
     return onnx_reader.convert(onnx_reader.load(str(path)))
 
 

@@ -54,11 +54,15 @@ class NodeProcess:
         return self.process.wait(timeout=timeout)
 
     def dump_stacks(self) -> None:
-        """Every thread's Python stack into the log (run_node's SIGUSR1), before the process is killed."""
+        """Every thread's Python stack into the log (run_node's SIGUSR1), before the process is killed.
+
+        A process still importing has no handler yet: the signal ends it, and its exit status says so."""
+        if self.process.poll() is not None:
+            return
         size = self.log_path.stat().st_size
         os.kill(self.process.pid, signal.SIGUSR1)
         deadline = time.monotonic() + 5
-        while self.log_path.stat().st_size == size and time.monotonic() < deadline:
+        while self.log_path.stat().st_size == size and self.process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
 
     def stop(self, timeout: float = 15.0) -> int:

@@ -53,7 +53,8 @@ class Graph:
             self.probe.spin_until(lambda: len(self.joint_states) >= count, STARTUP_TIMEOUT, "/joint_states")
         except TimeoutError as error:
             self.process.dump_stacks()  # where a driver that never came up is stuck
-            raise TimeoutError(f"{error} (driver log:\n{self.process.output})") from None
+            raise TimeoutError(f"{error} (driver exit status {self.process.process.poll()}, log:\n"
+                               f"{self.process.output})") from None
 
     def latest_positions(self) -> np.ndarray:
         msg = self.joint_states[-1]

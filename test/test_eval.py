@@ -279,8 +279,9 @@ def test_so101_replay_takes_replay_launch_arguments_and_its_own_options(monkeypa
     assert (player["calibration"], player["arm_units"], player["output_dir"]) == ("lab", "range_m100_100", "out")
 
 
-def test_replay_and_train_mistakes_are_one_line(tmp_path):
-    """Found by a user's try: each of these printed a traceback (or, for fps 0, a ZeroDivisionError)."""
+def test_replay_dataset_and_train_mistakes_are_one_line(tmp_path):
+    """Found by users' tries: each of these printed a traceback (or, for fps 0, a ZeroDivisionError; for
+    episodes 0, "0 episodes"; for workers -1, a traceback and half a dataset)."""
     bag = tmp_path / "bag"
     bag.mkdir()
     (bag / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
@@ -292,12 +293,19 @@ def test_replay_and_train_mistakes_are_one_line(tmp_path):
         (["eval", "--checkpoint", "ckpt", "--backend", "tensorrt"], 2, "backend must be one of"),
         (["train", "act_dual", "--dataset-root", str(tmp_path / "no_data")], 1, "so101 train: "),
         (["train", "act_dual", "--resize-with-pad", "0x0"], 2, "expected HEIGHTxWIDTH"),
+        (["dataset", "sim", "--root", str(tmp_path / "sim"), "--workers", "-1"], 2, "workers must be 0 (one per core)"),
+        (["dataset", "sim", "--root", str(tmp_path / "sim"), "--width", "0"], 2, "must be at least 1"),
+        (["dataset", "sim", "--root", str(tmp_path / "sim"), "--episodes", "0"], 2, "must be at least 1"),
+        (["dataset", "from-bags", str(tmp_path / "nowhere"), "--root", str(tmp_path / "ds")], 2,
+         "is not a rosbag2 directory"),
+        (["dataset", "from-bags", str(bag), "--root", str(tmp_path / "ds"), "--fps", "0"], 2, "fps must be above 0"),
     ]
     for arguments, code, said in cases:
         result = subprocess.run([SO101, *arguments], capture_output=True, text=True, timeout=120,
                                 env=isolated_ros_env(next_domain_id()))
         assert result.returncode == code and said in result.stderr, (arguments, result.stderr[-2000:])
         assert "Traceback" not in result.stderr, (arguments, result.stderr[-2000:])
+    assert not (tmp_path / "sim").exists() and not (tmp_path / "ds").exists()  # refused before anything is written
 
 
 def test_every_so101_eval_option_reaches_the_graph():

@@ -214,25 +214,26 @@ def test_torch_backends_have_nothing_to_export(act_dir):
 
 
 def test_a_cached_export_that_cannot_be_read_says_delete_it(act_dir, tmp_path, capfd):
-    """In one line with the runtime's own reason, whole, and nothing else on the terminal."""
+    """At start-up, in one line with the runtime's reason (not its source locations), and nothing else on the
+    terminal; before, OpenVINO compiled an empty file into a model without inputs and failed at the first chunk."""
     import shutil
 
-    checkpoint = shutil.copytree(act_dir, tmp_path / "copy")
-    path = onnx_model(load_policy(checkpoint, "cpu"))
-    loaded = load_policy(checkpoint, "cpu")
+    loaded = load_policy(shutil.copytree(act_dir, tmp_path / "copy"), "cpu")
+    path = onnx_model(loaded)
     cut_short = path.read_bytes()[:100_000]
     # A checkpoint folder kept in git LFS and cloned without it holds this text in place of the file.
     lfs_pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:4d7a21\nsize 206123456\n"
-    for content in (cut_short, lfs_pointer):
+    for content in (cut_short, lfs_pointer, b""):
         path.write_bytes(content)
-        for backend, reason in (("onnxruntime", "Protobuf parsing failed."), ("openvino", "Model can't be parsed")):
+        for backend in ("onnxruntime", "openvino"):
             capfd.readouterr()
             with pytest.raises(CheckpointError) as error:
                 with_backend(loaded, backend)
             message = str(error.value)
-            assert message.startswith(f"{backend} cannot load the exported model {path} ("), message
-            assert message.endswith(f"{reason}); delete it to export again."), message
-            assert "\n" not in message
+            start, end = f"{backend} cannot load the exported model {path} (", "); delete it to export again."
+            assert message.startswith(start) and message.endswith(end), message
+            reason = message[len(start):-len(end)]
+            assert reason and "\n" not in reason and ".cpp:" not in reason, message
             assert capfd.readouterr().err == "", backend  # OpenVINO's TensorFlow reader printed its parse errors
 
 

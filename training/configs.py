@@ -1,9 +1,9 @@
 """The options of `so101 dataset sim`, `so101 dataset from-bags` and `so101 train`, and the dataset
 contract they share (task, fps, robot type).
 
-Only the standard library and so101's option helpers are imported here: the `so101` command line
-is built from these dataclasses, and importing the modules that use them (lerobot, torch, MuJoCo)
-would cost seconds before `--help` could print.
+Nothing here imports more than the standard library, so101's option helpers, the bag topics and the
+presets: the `so101` command line is built from these dataclasses, and importing the modules that
+use them (lerobot, torch, MuJoCo) would cost seconds before `--help` could print.
 """
 
 from __future__ import annotations
@@ -36,6 +36,13 @@ class SimDatasetConfig:
     workers: int = option(1, "sims playing episodes in parallel processes (0: one per core); the dataset is the "
                              "same whatever the count")
 
+    def __post_init__(self):
+        if self.episodes < 1 or self.image_width < 1 or self.image_height < 1:
+            raise ValueError(f"episodes, width and height must be at least 1, got {self.episodes} episodes of "
+                             f"{self.image_width}x{self.image_height}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be 0 (one per core) or more, got {self.workers}")
+
 
 @dataclass(frozen=True)
 class BagDatasetConfig:
@@ -47,6 +54,10 @@ class BagDatasetConfig:
     task: str = option(TASK, "task string of every episode")
     use_videos: bool = option(True, "store PNG frames instead of AV1 videos", flag="--images", action="store_false")
     cameras: tuple[str, ...] = tuple(bag_format.CAMERA_TOPICS)
+
+    def __post_init__(self):
+        if self.fps <= 0:
+            raise ValueError(f"fps must be above 0, got {self.fps}")
 
 
 def image_size(text: str) -> tuple[int, int] | None | str:

@@ -31,8 +31,6 @@ from .configs import FPS, ROBOT_TYPE, TASK, SimDatasetConfig
 
 
 def _worker_count(requested: int) -> int:
-    if requested < 0:
-        raise ValueError(f"workers must be 0 (one per core) or more, got {requested}")
     return requested or len(os.sched_getaffinity(0))
 
 

@@ -12,20 +12,10 @@ from .common import UsageError, add_graph_options, graph_from_options
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from so101_bringup.graph import REPLAY_OPTIONS, with_checkpoint
-    from so101_bringup.replay import replay_bag, write_reports
     from so101_bringup.replay_config import ReplayConfig
-    from so101_driver.joint_model import joint_model_for
-    from training.bag_dataset import FROM_BAG, BagDatasetError
-    from training.configs import TASK
-    from so101_driver.joint_model import UnitError
-    from so101_policy.checkpoint import CheckpointError, load_policy
-    from so101_policy.compatibility import check_compatibility
-    from so101_policy.inference_backends import with_backend
 
-    try:
+    try:  # before torch and the policy load: a mistake in the options is told at once
         config = from_options(ReplayConfig, args)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -33,6 +23,16 @@ def run(args: argparse.Namespace) -> int:
     _, graph_args = graph_from_options(args, REPLAY_OPTIONS, with_checkpoint)
     if config.realtime:
         return _replay_through_the_graph(config, graph_args)
+    import numpy as np
+
+    from so101_bringup.replay import replay_bag, write_reports
+    from so101_driver.joint_model import UnitError, joint_model_for
+    from so101_policy.checkpoint import CheckpointError, load_policy
+    from so101_policy.compatibility import check_compatibility
+    from so101_policy.inference_backends import with_backend
+    from training.bag_dataset import FROM_BAG, BagDatasetError
+    from training.configs import TASK
+
     cameras = graph_args.camera_list
     calibration = graph_args.calibration
     try:
