@@ -385,15 +385,21 @@ def test_resize_with_pad_is_applied_at_inference_from_the_checkpoint(act_run):
         np.testing.assert_allclose(onnx.predict(Observation(stamp=0.0, values=values))[0], chunk, rtol=0, atol=1e-3)
 
 
-def test_running_again_resumes_from_the_last_checkpoint(act_run):
-    result = so101_train("act_dual", "--output-dir", str(act_run), "--steps=3")
+def test_running_again_resumes_from_the_last_checkpoint_where_the_run_is_now(act_run):
+    import shutil
+
+    # A run copied elsewhere (from another machine, or to keep the original): before, its next
+    # checkpoints went to the directory named in the saved config, the original run's.
+    moved = Path(shutil.copytree(act_run, act_run.parent / "act_wrist_moved", symlinks=True))
+    result = so101_train("act_dual", "--output-dir", str(moved), "--steps=3")
     assert "Resuming" in result.stdout
-    records = [json.loads(line) for line in (act_run / "metrics.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (moved / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
-    assert (act_run / "checkpoints/000003").is_dir()
+    assert (moved / "checkpoints/000003").is_dir() and (moved / "checkpoints/last").resolve().name == "000003"
+    assert not (act_run / "checkpoints/000003").exists()
     # Resumed without --frame-cache: its summary no longer names the cache the first run read.
-    assert json.loads((act_run / "run_info.json").read_text())["frame_cache"] is None
-    failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(act_run), "--no-resume"],
+    assert json.loads((moved / "run_info.json").read_text())["frame_cache"] is None
+    failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(moved), "--no-resume"],
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "exists" in failed.stderr
 

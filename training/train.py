@@ -84,7 +84,9 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
         info = RunInfo.load(run_dir)
         print(f"Resuming {run_dir} from {last_config.parent}")
         overrides = [f"--{key}={value}" for key, value in request.overrides.items()]
-        return run_dir, info, [f"--config_path={last_config}", "--resume=true", *overrides]
+        # The saved config names the directory the run was started in; a run moved or copied since
+        # would save its next checkpoints there, into another run.
+        return run_dir, info, [f"--config_path={last_config}", "--resume=true", f"--output_dir={run_dir}", *overrides]
     if request.resume:
         raise TrainError(f"nothing to resume: {last_config} does not exist")
     if run_dir.exists():
