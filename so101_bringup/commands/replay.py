@@ -62,6 +62,7 @@ def _replay_through_the_graph(config, graph_args) -> int:
     """Each bag played into the graph (replay.launch.py's nodes) in turn, its report under output_dir."""
     from dataclasses import replace
 
+    import lerobot.policies  # noqa: F401 - registers the policy types from_pretrained chooses among
     from lerobot.configs.policies import PreTrainedConfig
 
     from so101_bringup.graph import replay_nodes
