@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 
 from so101_bringup.options import add_options, from_options
 
 
 class UsageError(Exception):
     """Options that do not make a graph (a negative seed, a real arm without its calibration)."""
+
+
+@contextmanager
+def usage_errors():
+    """A ValueError inside (a config refusing an option's value) is the user's mistake: one line, exit 2.
+
+    Keep only the checks of options inside: a ValueError from deeper down is not the user's.
+    """
+    try:
+        yield
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def config_from_options(config_class, options: argparse.Namespace, names: tuple[str, ...] | None = None, **fixed):
+    """from_options, with a value the config refuses told as a UsageError."""
+    with usage_errors():
+        return from_options(config_class, options, names, **fixed)
 
 
 def add_graph_options(parser: argparse.ArgumentParser, names: tuple[str, ...], defaults: dict | None = None) -> None:
@@ -24,8 +43,6 @@ def graph_from_options(options: argparse.Namespace, names: tuple[str, ...], buil
     """(GraphArgs, node specs) of the parsed `names` (and `fixed` values); a user's mistake in them as a UsageError."""
     from so101_bringup.graph import GraphArgs
 
-    try:
+    with usage_errors():  # a seed that is not one, a real arm without calibration, no checkpoint
         args = from_options(GraphArgs, options, names, **fixed)
         return args, build(args)
-    except ValueError as error:  # a seed that is not one, a real arm without calibration, no checkpoint
-        raise UsageError(str(error)) from None

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from so101_bringup.options import add_options, from_options
 
-from .common import UsageError, add_graph_options
+from .common import add_graph_options, config_from_options, usage_errors
 
 
 def run_sim(args: argparse.Namespace) -> int:
     from training.configs import SimDatasetConfig
 
-    config = _config(SimDatasetConfig, args)  # before the sim and lerobot load
+    config = config_from_options(SimDatasetConfig, args)  # before the sim and lerobot load
     from training.sim_dataset import record_sim_dataset
 
     dataset = record_sim_dataset(Path(args.root), config)
@@ -26,11 +26,9 @@ def run_from_bags(args: argparse.Namespace) -> int:
     from so101_bringup.bag_format import check_bag_directories
     from training.configs import BagDatasetConfig
 
-    config = _config(BagDatasetConfig, args)
-    try:
+    with usage_errors():
+        config = from_options(BagDatasetConfig, args)
         check_bag_directories(args.bags)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     from so101_driver.joint_model import joint_model_for
     from training.bag_dataset import FROM_BAG, BagDatasetError, convert_bags
 
@@ -42,13 +40,6 @@ def run_from_bags(args: argparse.Namespace) -> int:
         return 1
     print(f"{dataset.meta.total_episodes} episodes, {dataset.meta.total_frames} frames in {Path(args.root).resolve()}")
     return 0
-
-
-def _config(config_class, args: argparse.Namespace):
-    try:
-        return from_options(config_class, args)
-    except ValueError as error:  # a value the config refuses: the user's to mend
-        raise UsageError(str(error)) from None
 
 
 def add_parser(commands) -> None:

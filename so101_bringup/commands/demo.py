@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from so101_bringup.options import add_options, from_options
+from so101_bringup.options import add_options
 
-from .common import UsageError
+from .common import config_from_options
 
 
 def run(args: argparse.Namespace) -> int:
     from so101_bringup.demo import DemoConfig, run_demo
 
-    try:
-        config = from_options(DemoConfig, args)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-    return run_demo(config)
+    return run_demo(config_from_options(DemoConfig, args))
 
 
 def add_parser(commands) -> None:

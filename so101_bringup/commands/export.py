@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from so101_bringup.options import add_options, from_options
+from so101_bringup.options import add_options
 
-from .common import UsageError
+from .common import config_from_options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,10 +15,7 @@ def run(args: argparse.Namespace) -> int:
 
     from so101_bringup.export import ExportConfig, export
 
-    try:
-        config = from_options(ExportConfig, args)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    config = config_from_options(ExportConfig, args)  # before torch and lerobot load
     from so101_policy.checkpoint import CheckpointError
 
     try:

@@ -6,19 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from so101_bringup.options import add_options, from_options
+from so101_bringup.options import add_options
 
-from .common import UsageError, add_graph_options, graph_from_options
+from .common import add_graph_options, config_from_options, graph_from_options
 
 
 def run(args: argparse.Namespace) -> int:
     from so101_bringup.graph import REPLAY_OPTIONS, with_checkpoint
     from so101_bringup.replay_config import ReplayConfig
 
-    try:  # before torch and the policy load: a mistake in the options is told at once
-        config = from_options(ReplayConfig, args)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    config = config_from_options(ReplayConfig, args)  # before torch and the policy load
     # A checkpoint: the one given, or the newest trained here.
     _, graph_args = graph_from_options(args, REPLAY_OPTIONS, with_checkpoint)
     if config.realtime:
