@@ -32,14 +32,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from full_size import CAMERAS, full_act_checkpoint, full_smolvla_checkpoint, smolvlm2_500m_architecture  # noqa: E402
 from so101_driver.joint_model import JointModel  # noqa: E402
-from so101_policy.backend_names import EXACTNESS_TOLERANCE_RAD  # noqa: E402
+from so101_policy.backend_names import CUDA_BACKENDS, EXACTNESS_TOLERANCE_RAD  # noqa: E402
 from so101_policy.checkpoint import load_policy  # noqa: E402
 from so101_policy.inference_backends import InferenceBackend, processor_threads, with_backend  # noqa: E402
 from so101_policy.observation import Observation  # noqa: E402
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
 from training.configs import TASK  # noqa: E402
 
-DEFAULT_BACKENDS = {"act": [b.value for b in InferenceBackend], "smolvla": ["torch", "torch_bf16", "openvino_bf16"]}
+DEFAULT_BACKENDS = {"act": [b.value for b in InferenceBackend if b.value not in CUDA_BACKENDS],
+                    "smolvla": ["torch", "torch_bf16", "openvino_bf16"]}
 
 
 def observation(seed: int = 0) -> Observation:

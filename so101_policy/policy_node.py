@@ -51,7 +51,8 @@ PARAMETERS = {
     "device": ("auto", "auto, cuda, mps or cpu"),
     "backend": ("torch", "where the model's forward pass runs: torch (lerobot's eager), torch_bf16 (the same in bf16), "
                          "onnxruntime, openvino or openvino_bf16 (ACT's model, SmolVLA's image encoder, exported "
-                         "once, cached next to the checkpoint)"),
+                         "once, cached next to the checkpoint), cuda_graph or cuda_graph_bf16 (ACT recorded once as "
+                         "a CUDA graph, on a GPU)"),
     "cameras": ("wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw",
                 "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage"),
     "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),

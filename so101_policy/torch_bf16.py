@@ -45,7 +45,8 @@ class Bf16Policy:
         return getattr(self._policy, name)
 
     def predict_action_chunk(self, batch: dict[str, torch.Tensor], **kwargs) -> torch.Tensor:
-        with torch.autocast(self._device_type, dtype=torch.bfloat16):
+        # No cast cache: the weights are bf16 already, and a CUDA graph (cuda_graph_bf16) cannot record one.
+        with torch.autocast(self._device_type, dtype=torch.bfloat16, cache_enabled=False):
             actions = self._policy.predict_action_chunk(batch, **kwargs)
         return actions.float()  # lerobot's postprocessor and real-time chunking work in fp32
 

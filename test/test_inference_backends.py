@@ -9,7 +9,7 @@ import torch
 from so101_driver.joint_model import JointModel
 from lerobot.policies.utils import prepare_observation_for_inference
 
-from so101_policy.backend_names import BF16_TOLERANCE_RAD, EXACTNESS_TOLERANCE_RAD
+from so101_policy.backend_names import BF16_TOLERANCE_RAD, CUDA_BACKENDS, EXACTNESS_TOLERANCE_RAD
 from so101_policy.checkpoint import CheckpointError, load_policy
 from so101_policy.inference_backends import (
     describe_backend,
@@ -26,7 +26,9 @@ from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor
 from so101_policy.torch_bf16 import Bf16Policy
 from tiny_policies import STATE_MEAN, STATE_STD, tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 
-TOLERANCES = {backend.value: tolerance for backend, tolerance in EXACTNESS_TOLERANCE_RAD.items() if tolerance}
+# The CUDA graphs are checked on a GPU (benchmarks/gpu.sh) and, for what they record, in test_cuda_graph.py.
+TOLERANCES = {backend.value: tolerance for backend, tolerance in EXACTNESS_TOLERANCE_RAD.items()
+              if tolerance and backend.value not in CUDA_BACKENDS}
 BF16_BACKENDS = ("openvino_bf16", "torch_bf16")
 
 
@@ -175,7 +177,8 @@ def test_the_export_is_cached_next_to_the_checkpoint_and_redone_for_other_weight
 
 def test_backends_are_named_and_need_a_fixed_image_size_to_export(act_dir):
     with pytest.raises(CheckpointError, match=r"backend must be one of \['torch', 'torch_bf16', 'onnxruntime', "
-                                              r"'openvino', 'openvino_bf16'\], got 'tensorrt'"):
+                                              r"'openvino', 'openvino_bf16', 'cuda_graph', 'cuda_graph_bf16'\], "
+                                              r"got 'tensorrt'"):
         inference_backend("tensorrt")
     loaded = load_policy(act_dir, "cpu")
     assert with_backend(loaded, "torch") is loaded
@@ -207,7 +210,7 @@ def test_so101_export_builds_the_file_policy_node_takes_and_says_where(act_dir, 
 def test_torch_backends_have_nothing_to_export(act_dir):
     from so101_bringup.export import ExportConfig
 
-    for backend in ("torch", "torch_bf16"):
+    for backend in ("torch", "torch_bf16", "cuda_graph", "cuda_graph_bf16"):
         with pytest.raises(ValueError, match=f"the {backend} backend runs the checkpoint as it is: there is "
                                              "nothing to export"):
             ExportConfig(checkpoint=str(act_dir), backend=backend)
