@@ -14,7 +14,8 @@ test_cuda_graph.py checks the first two on a CPU by running `forward_on_device` 
 the copies and the replay are checked on a GPU (benchmarks/gpu.sh, bench_backends.py --check).
 
 SmolVLA is refused: transformers' SmolVLM vision embeddings index with a boolean mask and test it with
-`.all()`, both of which wait for the GPU, which a recording forbids.
+`.all()`, both of which wait for the GPU, and lerobot's embed_prefix and Euler loop copy Python numbers
+to the GPU (`torch.tensor(x, device=...)`); a recording forbids both.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class CudaGraphPolicy:
     def __init__(self, policy, policy_type: str, device: torch.device, bf16: bool):
         name = "cuda_graph_bf16" if bf16 else "cuda_graph"
         if policy_type != "act":
-            raise CheckpointError(f"backend {name} runs ACT; SmolVLA's vision encoder waits for the GPU inside its "
-                                  "forward pass, which a CUDA graph cannot record: use torch_bf16 for SmolVLA")
+            raise CheckpointError(f"backend {name} runs ACT; SmolVLA's forward pass waits for the GPU and copies "
+                                  "to it, which a CUDA graph cannot record: use torch_bf16 for SmolVLA")
         if device.type != "cuda":
             raise CheckpointError(f"backend {name} needs a CUDA GPU (device:=cuda), this is {device.type}: on a "
                                   "CPU use openvino_bf16 (or torch)")
