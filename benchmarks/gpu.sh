@@ -30,9 +30,9 @@ if [ "${SKIP_INFERENCE:-0}" != 1 ]; then
   step inference 20 python3 benchmarks/bench_inference.py --device cuda --samples 30 --workdir "$WORK" \
     --output "$RESULTS/inference.json"
   # Issue 12's exactness check on the GPU and each backend's time against eager fp32 in the same run.
-  # ACT's CUDA graphs (cuda_graph.py) are checked here only: recording and replay need a GPU.
+  # The CUDA graphs (cuda_graph.py, and torch_compile_bf16's on a GPU) are checked here only.
   for policy in act smolvla; do
-    backends=torch,torch_bf16
+    backends=torch,torch_bf16,torch_compile_bf16
     [ "$policy" = act ] && backends=$backends,cuda_graph,cuda_graph_bf16
     step "backends_$policy" 8 python3 benchmarks/bench_backends.py --device cuda --policy "$policy" \
       --backends "$backends" --chunks 100 --rounds 5 --check --workdir "$WORK" \

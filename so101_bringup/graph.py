@@ -49,8 +49,9 @@ class GraphArgs:
                                    "same in bf16, on a GPU or a CPU that computes in bf16), onnxruntime, openvino or "
                                    "openvino_bf16 (ACT's model, SmolVLA's image encoder, exported once and cached "
                                    "next to the checkpoint; openvino_bf16 is the fastest on a CPU that computes in "
-                                   "bf16), cuda_graph or cuda_graph_bf16 (ACT recorded once as a CUDA graph, on a "
-                                   "GPU)")
+                                   "bf16), torch_compile or torch_compile_bf16 (compiled at start-up; CUDA graphs "
+                                   "on a GPU), cuda_graph or cuda_graph_bf16 (ACT recorded once as a CUDA graph, on "
+                                   "a GPU)")
     mode: str = option("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
     merge_mode: str = option("", "how the driver meets a new chunk: replace, crossfade or temporal_ensemble "
                                     "(default: temporal_ensemble with mode temporal_ensemble, else replace)")

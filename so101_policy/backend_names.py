@@ -11,6 +11,8 @@ class InferenceBackend(str, Enum):
     ONNXRUNTIME = "onnxruntime"  # the model exported to ONNX, run by ONNX Runtime (CPU, or CUDA where present)
     OPENVINO = "openvino"  # the same file compiled by OpenVINO for the CPU, fp32
     OPENVINO_BF16 = "openvino_bf16"  # the same, computing in bf16 (CPUs with AVX512_BF16 or AMX)
+    TORCH_COMPILE = "torch_compile"  # lerobot's policy compiled by torch.compile (CUDA graphs on a GPU)
+    TORCH_COMPILE_BF16 = "torch_compile_bf16"  # the same in bf16
     CUDA_GRAPH = "cuda_graph"  # lerobot's ACT, its forward pass recorded once as a CUDA graph and replayed
     CUDA_GRAPH_BF16 = "cuda_graph_bf16"  # the same in bf16 (GPUs from Ampere on)
 
@@ -18,7 +20,8 @@ class InferenceBackend(str, Enum):
 BACKEND_NAMES = tuple(backend.value for backend in InferenceBackend)
 # They run the checkpoint as it is: `so101 export` has nothing to build for them.
 UNEXPORTED_BACKENDS = tuple(backend.value for backend in (
-    InferenceBackend.TORCH, InferenceBackend.TORCH_BF16, InferenceBackend.CUDA_GRAPH, InferenceBackend.CUDA_GRAPH_BF16))
+    InferenceBackend.TORCH, InferenceBackend.TORCH_BF16, InferenceBackend.TORCH_COMPILE,
+    InferenceBackend.TORCH_COMPILE_BF16, InferenceBackend.CUDA_GRAPH, InferenceBackend.CUDA_GRAPH_BF16))
 # They run on a CUDA GPU only.
 CUDA_BACKENDS = (InferenceBackend.CUDA_GRAPH.value, InferenceBackend.CUDA_GRAPH_BF16.value)
 
@@ -44,6 +47,8 @@ EXACTNESS_TOLERANCE_RAD = {
     InferenceBackend.ONNXRUNTIME: FP32_TOLERANCE_RAD,
     InferenceBackend.OPENVINO: FP32_TOLERANCE_RAD,
     InferenceBackend.OPENVINO_BF16: BF16_TOLERANCE_RAD,
+    InferenceBackend.TORCH_COMPILE: FP32_TOLERANCE_RAD,
+    InferenceBackend.TORCH_COMPILE_BF16: BF16_TOLERANCE_RAD,
     InferenceBackend.CUDA_GRAPH: FP32_TOLERANCE_RAD,
     InferenceBackend.CUDA_GRAPH_BF16: BF16_TOLERANCE_RAD,
 }

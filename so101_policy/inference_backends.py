@@ -1,10 +1,11 @@
 """Where the model's forward pass runs: lerobot's eager PyTorch (fp32 or bf16), ONNX Runtime, or OpenVINO
-(fp32 or bf16), or a CUDA graph of lerobot's ACT (fp32 or bf16), chosen by name at start-up.
+(fp32 or bf16), torch.compile, or a CUDA graph of lerobot's ACT, chosen by name at start-up.
 
 lerobot's preprocessor and postprocessor run as they are on every backend, so what reaches the model
 and what leaves it are the same; only `predict_action_chunk` changes. torch_bf16 (torch_bf16.py) is
-lerobot's eager policy in bf16, for ACT and SmolVLA; cuda_graph and cuda_graph_bf16
-(cuda_graph.py) replay lerobot's ACT recorded once on a GPU. The other backends run an exported ONNX file
+lerobot's eager policy in bf16, for ACT and SmolVLA; torch_compile and torch_compile_bf16
+(torch_compile.py) compile it; cuda_graph and cuda_graph_bf16 (cuda_graph.py) replay lerobot's ACT
+recorded once on a GPU. The other backends run an exported ONNX file
 (onnx_export.py: ACT's whole model, SmolVLA's image encoder) on a runtime (onnx_runtimes.py); with
 openvino_bf16 the rest of a SmolVLA runs in bf16 too. openvino_bf16 is the backend that meets one
 camera frame period for full ACT on a 2-core CPU. `so101 export` builds the file ahead of time.
@@ -23,6 +24,7 @@ from .onnx_export import exported_part, onnx_model
 from .cuda_graph import CudaGraphPolicy
 from .onnx_runtimes import ExportedAct, ExportedImageEncoder, OnnxRuntimeSession, OpenVinoModel
 from .torch_bf16 import Bf16Policy
+from .torch_compile import CompiledPolicy
 
 
 def inference_backend(name: str) -> InferenceBackend:
@@ -39,6 +41,9 @@ def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_di
         return loaded
     if backend is InferenceBackend.TORCH_BF16:
         return replace(loaded, policy=Bf16Policy(loaded.policy, loaded.device))
+    if backend in (InferenceBackend.TORCH_COMPILE, InferenceBackend.TORCH_COMPILE_BF16):
+        bf16 = backend is InferenceBackend.TORCH_COMPILE_BF16
+        return replace(loaded, policy=CompiledPolicy(loaded.policy, loaded.device, bf16))
     if backend in (InferenceBackend.CUDA_GRAPH, InferenceBackend.CUDA_GRAPH_BF16):
         bf16 = backend is InferenceBackend.CUDA_GRAPH_BF16
         return replace(loaded, policy=CudaGraphPolicy(loaded.policy, loaded.type, loaded.device, bf16))
@@ -84,7 +89,7 @@ def processor_threads(loaded: LoadedPolicy) -> int | None:
 
 def describe_backend(loaded: LoadedPolicy) -> str:
     """For the start-up log: which runtime the forward pass is on."""
-    torch_part = (loaded.policy.description if isinstance(loaded.policy, (Bf16Policy, CudaGraphPolicy))
+    torch_part = (loaded.policy.description if isinstance(loaded.policy, (Bf16Policy, CompiledPolicy, CudaGraphPolicy))
                   else "torch, eager")
     if isinstance(loaded.policy, ExportedAct):
         return f"{loaded.policy.runtime.description}, {loaded.policy.path}"

@@ -51,8 +51,9 @@ PARAMETERS = {
     "device": ("auto", "auto, cuda, mps or cpu"),
     "backend": ("torch", "where the model's forward pass runs: torch (lerobot's eager), torch_bf16 (the same in bf16), "
                          "onnxruntime, openvino or openvino_bf16 (ACT's model, SmolVLA's image encoder, exported "
-                         "once, cached next to the checkpoint), cuda_graph or cuda_graph_bf16 (ACT recorded once as "
-                         "a CUDA graph, on a GPU)"),
+                         "once, cached next to the checkpoint), torch_compile or torch_compile_bf16 (compiled at "
+                         "start-up; CUDA graphs on a GPU), cuda_graph or cuda_graph_bf16 (ACT recorded once as a "
+                         "CUDA graph, on a GPU)"),
     "cameras": ("wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw",
                 "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage"),
     "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),
@@ -148,6 +149,7 @@ class PolicyNode(Node):
         self._fresh_cameras: set[str] = set()
         self._last_evaluation = 0.0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="so101_inference")
+        warm_up_s = self._warm_up(backend.value)
         self.lockstep: LockstepInference | None = None
         if p["lockstep"]:
             self.lockstep = LockstepInference(p["latency_ticks"], 1.0 / self.fps)
@@ -176,9 +178,20 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"{loaded.type} from {loaded.source} on {loaded.device} ({describe_backend(loaded)}), "
             f"mode {self.scheduler.mode.value}, "
-            f"cameras {self.cameras}, {self.predictor.actions_per_chunk} actions a chunk at {self.fps:g} Hz"
+            f"cameras {self.cameras}, {self.predictor.actions_per_chunk} actions a chunk at {self.fps:g} Hz, "
+            f"first chunk computed at start-up in {warm_up_s:.2f} s"
             + (f", lockstep ({p['latency_ticks']} ticks of latency charged)" if self.lockstep else "")
         )
+
+    def _warm_up(self, backend: str) -> float:
+        """The first chunk, now: what the backend builds at its first chunk (compiled graphs, a CUDA graph)
+        is built before any episode, on the thread that computes every chunk, and a failure stops here."""
+        try:
+            return self._worker.submit(self.predictor.warm_up).result()
+        except Exception as error:  # noqa: BLE001 - whatever the backend raised, said in one line at start-up
+            reason = next((line for line in reversed(str(error).splitlines()) if line.strip()), type(error).__name__)
+            raise CheckpointError(f"the first chunk, computed at start-up on backend {backend}, failed: "
+                                  f"{reason.strip()}") from error
 
     def _now(self) -> float:
         return time_to_sec(self.get_clock().now().to_msg())

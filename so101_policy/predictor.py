@@ -13,7 +13,7 @@ from so101_driver.joint_model import JointModel
 
 from .checkpoint import LoadedPolicy
 from .compatibility import checkpoint_cameras, expected_image_size
-from .observation import IMAGE_PREFIX, Observation
+from .observation import IMAGE_PREFIX, STATE_KEY, Observation
 from .resize_with_pad import ResizeWithPadStep
 
 ROBOT_TYPE = "so101_follower"
@@ -71,9 +71,12 @@ class ChunkPredictor:
         rtc = getattr(self.loaded.config, "rtc_config", None)
         return rtc is not None and rtc.enabled
 
-    def _rtc_arguments(self, observation: Observation, expected_latency: float, fps: float) -> dict:
-        """lerobot's RTC inputs: the steps inference will take, and the previous chunk from this
-        observation's time on, in the policy's own (normalized) action space."""
+    def _policy_arguments(self, observation: Observation, expected_latency: float, fps: float) -> dict:
+        """predict_action_chunk's arguments besides the batch. With RTC, lerobot's RTC inputs: the steps
+        inference will take, and the previous chunk from this observation's time on, in the policy's own
+        (normalized) action space."""
+        if not self.real_time_chunking:
+            return {}
         if self._last_raw is None:
             return {"inference_delay": 0, "prev_chunk_left_over": None}
         stamp, raw = self._last_raw
@@ -84,6 +87,27 @@ class ChunkPredictor:
         return {"inference_delay": min(math.ceil(expected_latency * fps), left_over.shape[1]),
                 "prev_chunk_left_over": left_over}
 
+    def warm_up(self) -> float:
+        """One chunk from a blank observation of the checkpoint's shapes, then a reset; the seconds it took.
+
+        What a backend builds at its first chunk (torch.compile's graphs, a CUDA graph) is built here, at
+        start-up, and a backend that cannot compute stops the start-up, not the first episode. The chunk
+        goes nowhere: its units are not checked, as a blank observation's chunk means nothing.
+        """
+        config = self.loaded.config
+        values = {STATE_KEY: np.zeros(config.input_features[STATE_KEY].shape, np.float32)}
+        for camera in checkpoint_cameras(config):
+            height, width = self.frame_sizes.get(camera) or expected_image_size(config, camera)
+            values[IMAGE_PREFIX + camera] = np.zeros((height, width, 3), np.uint8)
+        observation = Observation(stamp=0.0, values=values)
+        started = time.perf_counter()
+        self.reset()
+        with self._grad_mode():
+            chunk = self._model_chunk(observation, self._policy_arguments(observation, 0.0, 1.0))
+            chunk.cpu()  # waits for a GPU to finish it
+        self.reset()
+        return time.perf_counter() - started
+
     def predict(self, observation: Observation, expected_latency: float = 0.0,
                 fps: float = 30.0) -> tuple[np.ndarray, float]:
         """Joint targets in radians, shape (actions_per_chunk, 6), and the seconds it took.
@@ -91,24 +115,29 @@ class ChunkPredictor:
         With real-time chunking, `expected_latency` (s) and `fps` say how much of the previous
         chunk will have run by the time this one arrives.
         """
-        # RTC's guidance takes gradients inside, which inference_mode forbids and no_grad allows.
-        with torch.no_grad() if self.real_time_chunking else torch.inference_mode():
+        with self._grad_mode():
             return self._predict(observation, expected_latency, fps)
+
+    def _grad_mode(self):
+        # RTC's guidance takes gradients inside, which inference_mode forbids and no_grad allows.
+        return torch.no_grad() if self.real_time_chunking else torch.inference_mode()
 
     def _predict(self, observation: Observation, expected_latency: float, fps: float) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         self.check_frame_sizes(observation)
-        batch = prepare_observation_for_inference(dict(observation.values), self.loaded.device, self.task,
-                                                  ROBOT_TYPE)
-        batch = self.loaded.preprocessor(batch)
-        kwargs = self._rtc_arguments(observation, expected_latency, fps) if self.real_time_chunking else {}
-        actions = self.loaded.policy.predict_action_chunk(batch, **kwargs)
+        actions = self._model_chunk(observation, self._policy_arguments(observation, expected_latency, fps))
         if self.real_time_chunking:
             self._last_raw = (observation.stamp, actions[:, : self.actions_per_chunk].clone())
         actions = self.loaded.postprocessor(actions)
         lerobot_units = actions[0, : self.actions_per_chunk].float().cpu().numpy().astype(np.float64)
         radians = self.joint_model.to_radians(lerobot_units)
         return radians, time.perf_counter() - started
+
+    def _model_chunk(self, observation: Observation, kwargs: dict) -> torch.Tensor:
+        """The policy's chunk, in its own units, through lerobot's preprocessor."""
+        batch = prepare_observation_for_inference(dict(observation.values), self.loaded.device, self.task,
+                                                  ROBOT_TYPE)
+        return self.loaded.policy.predict_action_chunk(self.loaded.preprocessor(batch), **kwargs)
 
     def reset(self) -> None:
         self.loaded.policy.reset()

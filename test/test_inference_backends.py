@@ -26,9 +26,10 @@ from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor
 from so101_policy.torch_bf16 import Bf16Policy
 from tiny_policies import STATE_MEAN, STATE_STD, tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 
-# The CUDA graphs are checked on a GPU (benchmarks/gpu.sh) and, for what they record, in test_cuda_graph.py.
+# The CUDA graphs are checked on a GPU (benchmarks/gpu.sh) and, for what they record, in test_cuda_graph.py;
+# torch.compile in test_torch_compile.py (a compilation takes 20-50 s here).
 TOLERANCES = {backend.value: tolerance for backend, tolerance in EXACTNESS_TOLERANCE_RAD.items()
-              if tolerance and backend.value not in CUDA_BACKENDS}
+              if tolerance and backend.value not in (*CUDA_BACKENDS, "torch_compile", "torch_compile_bf16")}
 BF16_BACKENDS = ("openvino_bf16", "torch_bf16")
 
 
@@ -177,7 +178,8 @@ def test_the_export_is_cached_next_to_the_checkpoint_and_redone_for_other_weight
 
 def test_backends_are_named_and_need_a_fixed_image_size_to_export(act_dir):
     with pytest.raises(CheckpointError, match=r"backend must be one of \['torch', 'torch_bf16', 'onnxruntime', "
-                                              r"'openvino', 'openvino_bf16', 'cuda_graph', 'cuda_graph_bf16'\], "
+                                              r"'openvino', 'openvino_bf16', 'torch_compile', 'torch_compile_bf16', "
+                                              r"'cuda_graph', 'cuda_graph_bf16'\], "
                                               r"got 'tensorrt'"):
         inference_backend("tensorrt")
     loaded = load_policy(act_dir, "cpu")
@@ -210,7 +212,7 @@ def test_so101_export_builds_the_file_policy_node_takes_and_says_where(act_dir, 
 def test_torch_backends_have_nothing_to_export(act_dir):
     from so101_bringup.export import ExportConfig
 
-    for backend in ("torch", "torch_bf16", "cuda_graph", "cuda_graph_bf16"):
+    for backend in ("torch", "torch_bf16", "torch_compile", "torch_compile_bf16", "cuda_graph", "cuda_graph_bf16"):
         with pytest.raises(ValueError, match=f"the {backend} backend runs the checkpoint as it is: there is "
                                              "nothing to export"):
             ExportConfig(checkpoint=str(act_dir), backend=backend)

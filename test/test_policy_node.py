@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -79,6 +80,7 @@ def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder, b
     reset = probe.node.create_client(Trigger, "/so101/policy/reset")
     assert probe.call(reset, Trigger.Request()).success
     assert f"({backend.split('_')[0]}" in policy.output  # the start-up line names the runtime
+    assert "first chunk computed at start-up in " in policy.output
     if backend != "torch":
         assert len(list((checkpoint / "onnx").glob("act_*.onnx"))) == 1
 
@@ -158,6 +160,27 @@ def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
     output = policy.output
     assert "does not fit this SO-101 graph" in output and "found (7,)" in output
     assert "Traceback" not in output
+
+
+def test_a_checkpoint_that_cannot_compute_a_chunk_stops_at_start_up(tmp_path, recorder):
+    """Its preprocessor's wrist statistics have 4 channels for a 3-channel camera: every check of the
+    start-up passes, and before the first chunk was computed at start-up the node came up and failed at
+    every observation, mid-episode."""
+    from safetensors.torch import load_file, save_file
+
+    domain, _, _, _ = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act")
+    for stats_file in checkpoint.glob("policy_preprocessor_step_*_normalizer_processor.safetensors"):
+        stats = load_file(stats_file)
+        stats.update({f"observation.images.wrist.{name}": torch.full((4, 1, 1), 0.5) for name in ("mean", "std")})
+        save_file(stats, stats_file)
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "calibration": "sim"}, domain, tmp_path)
+    try:
+        assert policy.wait(timeout=STARTUP) == 1
+    finally:
+        policy.stop()
+    assert "the first chunk, computed at start-up on backend torch, failed: " in policy.output, policy.output
+    assert "must match the size of tensor" in policy.output and "Traceback" not in policy.output
 
 
 def test_training_data_in_other_units_stops_at_start_up(tmp_path, recorder):

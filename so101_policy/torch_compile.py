@@ -1,0 +1,49 @@
+"""The torch_compile backends: lerobot's own ACT or SmolVLA, its predict_action_chunk compiled by
+torch.compile (TorchInductor), in fp32 (`torch_compile`) or bf16 (`torch_compile_bf16`, the weights cast
+as torch_bf16 casts them).
+
+On a GPU the compiled parts run as CUDA graphs (mode "reduce-overhead"), which is what takes eager
+PyTorch's kernel-by-kernel launching out of a chunk. Unlike cuda_graph it takes SmolVLA: where lerobot's
+code makes a tensor from a Python number, dynamo makes that tensor a constant of the compiled graph,
+and where transformers' code waits for the GPU (the boolean-mask indexing in SmolVLM's vision
+embeddings), the graph breaks and that operation runs eagerly between two compiled parts.
+Compiling takes long (seconds for a tiny model, minutes for a full SmolVLA on a CPU) and happens at
+the first chunk, which policy_node computes at start-up (ChunkPredictor.warm_up). Real-time chunking
+is refused: its inputs change shape and value every chunk, and each new one compiled again (12-28 s
+each for a tiny SmolVLA here), in the middle of an episode.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .checkpoint import CheckpointError
+from .torch_bf16 import Bf16Policy
+
+
+class CompiledPolicy:
+    """A lerobot policy whose predict_action_chunk is compiled; everything else is the policy's own."""
+
+    def __init__(self, policy, device: torch.device, bf16: bool):
+        rtc = getattr(policy.config, "rtc_config", None)
+        if rtc is not None and rtc.enabled:
+            raise CheckpointError(f"backend torch_compile{'_bf16' if bf16 else ''} cannot run real-time chunking "
+                                  "(mode rtc): its inputs change every chunk, and each change compiles again. "
+                                  "Use mode:=async, or the torch_bf16 backend")
+        self._policy = Bf16Policy(policy, device) if bf16 else policy
+        self._device = device
+        mode = "reduce-overhead" if device.type == "cuda" else None  # reduce-overhead: CUDA graphs
+        self.description = f"torch.compile{', bf16' if bf16 else ''}{', CUDA graphs' if mode else ''}"
+        self._compiled = torch.compile(self._policy.predict_action_chunk, mode=mode)
+
+    def __getattr__(self, name: str):  # config, reset, select_action...: the policy's own
+        return getattr(self._policy, name)
+
+    def predict_action_chunk(self, batch: dict, **kwargs) -> torch.Tensor:
+        # As for cuda_graph: lerobot's factory calls (ACT's latent) then make their tensors on the device,
+        # not on the CPU with a copy, which would keep the compiled graph off CUDA graphs.
+        with torch.device(self._device):
+            # In one key order: dynamo guards on it, and observations come with their cameras in any order.
+            chunk = self._compiled(dict(sorted(batch.items())), **kwargs)
+        # With CUDA graphs the chunk lives in the graphs' memory, which the next chunk overwrites.
+        return chunk.clone() if chunk.device.type == "cuda" else chunk

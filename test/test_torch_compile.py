@@ -1,0 +1,51 @@
+"""torch_compile backends: lerobot's chunks, compiled once, at start-up."""
+
+from __future__ import annotations
+
+import pytest
+from torch._dynamo.utils import counters
+
+from so101_driver.joint_model import JointModel
+from so101_policy.backend_names import EXACTNESS_TOLERANCE_RAD, InferenceBackend
+from so101_policy.checkpoint import CheckpointError, load_policy
+from so101_policy.inference_backends import describe_backend, with_backend
+from so101_policy.predictor import ChunkPredictor
+from test_inference_backends import assert_same_chunks, skip_without_bf16
+from tiny_policies import tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
+
+
+def compiled_graphs() -> int:
+    """Graphs dynamo has compiled in this process so far."""
+    return counters["stats"]["unique_graphs"]
+
+
+def check_compiled_backend(checkpoint, backend: str, shape, task: str = "") -> None:
+    eager, other = (ChunkPredictor(load_policy(checkpoint, "cpu"), JointModel.for_sim(), task=task) for _ in range(2))
+    other.loaded = with_backend(other.loaded, backend)
+    assert describe_backend(other.loaded) == f"torch.compile{', bf16' if backend.endswith('bf16') else ''}"
+    before = compiled_graphs()
+    other.warm_up()
+    compiled = compiled_graphs()
+    assert compiled > before  # the warm-up compiled...
+    assert_same_chunks(eager, other, EXACTNESS_TOLERANCE_RAD[InferenceBackend(backend)], shape)
+    assert compiled_graphs() == compiled  # ...so no chunk after it compiled again
+
+
+def test_compiled_act_in_bf16_gives_lerobots_chunks_and_compiles_only_at_warm_up(tmp_path):
+    skip_without_bf16("torch_bf16")
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", chunk_size=30)
+    check_compiled_backend(checkpoint, "torch_compile_bf16", (30, 6))
+
+
+def test_compiled_smolvla_gives_lerobots_chunks_and_compiles_only_at_warm_up(tmp_path):
+    """SmolVLA's vision embeddings break the graph (boolean-mask indexing): compiled parts with eager
+    operations between them, still lerobot's chunk."""
+    checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"))
+    check_compiled_backend(checkpoint, "torch_compile", (10, 6), task="Pick up the cube")
+
+
+def test_compiled_backends_refuse_real_time_chunking(tmp_path):
+    checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"))
+    with pytest.raises(CheckpointError, match=r"backend torch_compile cannot run real-time chunking \(mode rtc\).*"
+                                              "Use mode:=async, or the torch_bf16 backend"):
+        with_backend(load_policy(checkpoint, "cpu", real_time_chunking=True), "torch_compile")
