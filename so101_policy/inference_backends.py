@@ -20,8 +20,8 @@ import torch
 
 from .backend_names import InferenceBackend, check_backend_name
 from .checkpoint import CheckpointError, LoadedPolicy
-from .onnx_export import exported_part, onnx_model
 from .cuda_graph import CudaGraphPolicy
+from .onnx_export import exported_part, onnx_model
 from .onnx_runtimes import ExportedAct, ExportedImageEncoder, OnnxRuntimeSession, OpenVinoModel
 from .torch_bf16 import Bf16Policy
 from .torch_compile import CompiledPolicy

@@ -9,7 +9,7 @@ and where transformers' code waits for the GPU (the boolean-mask indexing in Smo
 embeddings), the graph breaks and that operation runs eagerly between two compiled parts.
 Compiling takes long (seconds for a tiny model, minutes for a full SmolVLA on a CPU) and happens at
 the first chunk, which policy_node computes at start-up (ChunkPredictor.warm_up). Real-time chunking
-is refused: its inputs change shape and value every chunk, and each new one compiled again (12-28 s
+is refused: its inputs change shape and value every chunk, and each new one compiled again (13-28 s
 each for a tiny SmolVLA here), in the middle of an episode.
 """
 
