@@ -59,6 +59,9 @@ class GraphArgs:
     record: bool = option(False, "true: a bag per episode under output_dir/bags")
     episodes: int = option(DEFAULT_EPISODES, "episodes to evaluate (a list of seeds gives one per seed)")
     max_episode_s: float = option(30.0, "maximum episode length, s")
+    graph_timeout: float = option(180.0, "wall s to wait for the policy node's (and the sim's) services: its start-up "
+                                         "computes a first chunk, which takes minutes with torch_compile for a "
+                                         "full-size model on a CPU")
     output_dir: str = option("outputs/eval", "results (and bags) directory")
     seed: str = option("0", "sim: seed of the first episode, each next one taking the next; or a list, "
                                "one per episode (3,7,11)")
@@ -248,6 +251,7 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
     nodes = [policy_node(args, enabled=False, lockstep=lockstep),
              NodeSpec("eval_manager", EVAL_MANAGER, "eval.yaml",
                       {"episodes": args.episode_count, "sim": args.sim, "max_episode_s": args.max_episode_s,
+                       "graph_timeout": args.graph_timeout,
                        "output_dir": args.output_dir, "policy": args.policy, "checkpoint": args.checkpoint,
                        "cameras": ",".join(args.camera_list), "backend": args.backend, "lockstep": lockstep,
                        "bags_dir": str(Path(args.output_dir) / "bags") if args.record else ""})]
@@ -323,7 +327,8 @@ ARGUMENT_HELP = {arg.name: arg.metadata["help"] for arg in fields(GraphArgs)}
 ROBOT_ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibration_id", "arm_units", "wrist_device",
                    "overhead_device", "camera_width", "camera_height", "robot_description")
 EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "backend", "mode", "merge_mode", "task", "record",
-                  "episodes", "max_episode_s", "output_dir", "realtime", "latency_ticks", *ROBOT_ARGUMENTS)
+                  "episodes", "max_episode_s", "graph_timeout", "output_dir", "realtime", "latency_ticks",
+                  *ROBOT_ARGUMENTS)
 TELEOP_ARGUMENTS = (*ROBOT_ARGUMENTS, "leader_port", "leader_calibration_id")
 RECORD_ARGUMENTS = (*TELEOP_ARGUMENTS, "teleop", "output_dir", "policy", "checkpoint")
 RECORD_DEFAULTS = {"output_dir": "outputs/record"}  # where a graph's defaults differ from GraphArgs'

@@ -53,7 +53,8 @@ def by_name(specs):
 
 
 def test_sim_eval_graph_and_its_parameters():
-    specs = by_name(eval_nodes(GraphArgs(policy="act", checkpoint="ckpt", episodes=3, record=True, seed=5)))
+    specs = by_name(eval_nodes(GraphArgs(policy="act", checkpoint="ckpt", episodes=3, record=True, seed=5,
+                                         graph_timeout=600.0)))
     assert list(specs) == ["so101_driver", "so101_lifecycle_manager", "so101_policy", "so101_eval_manager",
                            "so101_recorder"]
     driver = node_parameters(specs["so101_driver"])
@@ -67,6 +68,7 @@ def test_sim_eval_graph_and_its_parameters():
     assert policy["calibration"] == "driver" and policy["fps"] == 30.0  # the units the driver publishes
     manager = node_parameters(specs["so101_eval_manager"])
     assert manager["episodes"] == 3 and manager["sim"] is True and manager["bags_dir"] == "outputs/eval/bags"
+    assert manager["graph_timeout"] == 600.0
     assert node_parameters(specs["so101_recorder"])["output_dir"] == "outputs/eval/bags"
     for spec in specs.values():  # every parameter a node is given is one it declares, with its type
         table = {**declared(spec.executable), "use_sim_time": (False, "rclpy declares it on every node")}
