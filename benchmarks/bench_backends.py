@@ -39,8 +39,14 @@ from so101_policy.observation import Observation  # noqa: E402
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
 from training.configs import TASK  # noqa: E402
 
-DEFAULT_BACKENDS = {"act": [b.value for b in InferenceBackend if b.value not in CUDA_BACKENDS],
-                    "smolvla": ["torch", "torch_bf16", "openvino_bf16"]}
+def default_backends(policy: str, device: str) -> list[str]:
+    """The backends worth measuring for the policy on the device."""
+    if device == "cpu":
+        if policy == "smolvla":
+            return ["torch", "torch_bf16", "openvino_bf16"]
+        return [backend.value for backend in InferenceBackend if backend.value not in CUDA_BACKENDS]
+    on_gpu = ["torch", "torch_bf16", "torch_compile_bf16"]
+    return on_gpu + list(CUDA_BACKENDS) if policy == "act" else on_gpu
 
 
 def observation(seed: int = 0) -> Observation:
@@ -105,7 +111,7 @@ def main() -> None:
                                                            "fewer keeps a SmolVLA run short)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--policy", choices=sorted(DEFAULT_BACKENDS), default="act")
+    parser.add_argument("--policy", choices=["act", "smolvla"], default="act")
     parser.add_argument("--backends", help="comma separated (default: all that run the policy)")
     parser.add_argument("--workdir", help="keep the full-size checkpoint here (shared with bench_inference)")
     parser.add_argument("--output", default="outputs/benchmarks/backends.json")
@@ -113,7 +119,8 @@ def main() -> None:
                         help="exit 1 when a backend's chunk is farther from eager torch's than its tolerance "
                              "(the GPU script's exactness test)")
     args = parser.parse_args()
-    names = [name.strip() for name in args.backends.split(",")] if args.backends else DEFAULT_BACKENDS[args.policy]
+    names = ([name.strip() for name in args.backends.split(",")] if args.backends
+             else default_backends(args.policy, args.device))
     if "torch" not in names:
         parser.error("--backends must include torch, the baseline")
 
@@ -135,8 +142,8 @@ def main() -> None:
             except Exception as error:  # noqa: BLE001 - one backend failing must not cost the others' numbers
                 if name == "torch":
                     raise
-                reason = str(error).strip().splitlines() or [""]
-                failed[name] = f"{type(error).__name__}: {reason[-1]}"
+                reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+                failed[name] = f"{type(error).__name__}: {reason}"
                 predictors.pop(name, None)
                 print(f"!! {name} failed: {failed[name]}", flush=True)
         names = [name for name in names if name not in failed]

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
-from so101_policy.backend_names import check_backend_name
+from so101_policy.backend_names import BACKEND_HELP, check_backend_for, check_backend_name
 
 from .options import option
 
@@ -45,13 +45,7 @@ class GraphArgs:
     sim: bool = option(True, "true: the MuJoCo arm and cameras; false: the real arm")
     cameras: str = option("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint")
     device: str = option("auto", "auto, cuda, mps or cpu")
-    backend: str = option("torch", "where the model's forward pass runs: torch (lerobot's eager), torch_bf16 (the "
-                                   "same in bf16, on a GPU or a CPU that computes in bf16), onnxruntime, openvino or "
-                                   "openvino_bf16 (ACT's model, SmolVLA's image encoder, exported once and cached "
-                                   "next to the checkpoint; openvino_bf16 is the fastest on a CPU that computes in "
-                                   "bf16), torch_compile or torch_compile_bf16 (compiled at start-up; CUDA graphs "
-                                   "on a GPU), cuda_graph or cuda_graph_bf16 (ACT recorded once as a CUDA graph, on "
-                                   "a GPU)")
+    backend: str = option("torch", BACKEND_HELP)
     mode: str = option("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
     merge_mode: str = option("", "how the driver meets a new chunk: replace, crossfade or temporal_ensemble "
                                     "(default: temporal_ensemble with mode temporal_ensemble, else replace)")
@@ -97,6 +91,7 @@ class GraphArgs:
         check_backend_name(self.backend)
         if self.policy not in ("act", "smolvla"):
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
+        check_backend_for(self.backend, self.policy, self.inference_mode == "rtc")
         unknown = sorted(set(self.camera_list) - set(CAMERAS))
         if unknown or not self.camera_list:
             raise ValueError(f"cameras must name some of {list(CAMERAS)}, got '{self.cameras}'")
@@ -106,6 +101,11 @@ class GraphArgs:
         if seeds.is_list and self.episodes not in (len(seeds.listed), DEFAULT_EPISODES):
             raise ValueError(f"episodes is {self.episodes} but seed lists {len(seeds.listed)} seeds ({seeds}); "
                              "a list of seeds gives one episode per seed: leave episodes out or make them agree")
+
+    @property
+    def inference_mode(self) -> str:
+        """`mode`, or the policy's default: real-time chunking for SmolVLA, async for ACT."""
+        return self.mode or ("rtc" if self.policy == "smolvla" else "async")
 
     @property
     def episode_seeds(self) -> EpisodeSeeds:
@@ -220,7 +220,7 @@ def policy_node(args: GraphArgs, enabled: bool, lockstep: bool = False, calibrat
         raise ValueError("checkpoint is required: a pretrained_model folder or a hub repo id")  # see with_checkpoint
     overrides = {
         "checkpoint": args.checkpoint, "policy_type": args.policy, "device": args.device, "backend": args.backend,
-        "mode": args.mode or ("rtc" if args.policy == "smolvla" else "async"),
+        "mode": args.inference_mode,
         "cameras": ",".join(f"{c}={CAMERA_TOPIC.format(camera=c)}" for c in args.camera_list),
         "calibration": calibration, "enabled": enabled,
     }

@@ -22,8 +22,25 @@ BACKEND_NAMES = tuple(backend.value for backend in InferenceBackend)
 UNEXPORTED_BACKENDS = tuple(backend.value for backend in (
     InferenceBackend.TORCH, InferenceBackend.TORCH_BF16, InferenceBackend.TORCH_COMPILE,
     InferenceBackend.TORCH_COMPILE_BF16, InferenceBackend.CUDA_GRAPH, InferenceBackend.CUDA_GRAPH_BF16))
-# They run on a CUDA GPU only.
+# They run on a CUDA GPU only, and ACT only.
 CUDA_BACKENDS = (InferenceBackend.CUDA_GRAPH.value, InferenceBackend.CUDA_GRAPH_BF16.value)
+COMPILED_BACKENDS = (InferenceBackend.TORCH_COMPILE.value, InferenceBackend.TORCH_COMPILE_BF16.value)
+BACKEND_HELP = ("where the model's forward pass runs: torch (lerobot's eager), torch_bf16 (the same in bf16, on a GPU "
+                "or a CPU that computes in bf16), onnxruntime, openvino or openvino_bf16 (ACT's model, SmolVLA's image "
+                "encoder, exported once and cached next to the checkpoint; openvino_bf16 is the fastest on a CPU that "
+                "computes in bf16), torch_compile or torch_compile_bf16 (compiled at start-up; CUDA graphs on a GPU), "
+                "cuda_graph or cuda_graph_bf16 (ACT recorded once as a CUDA graph, on a GPU)")
+
+
+def check_backend_for(backend: str, policy_type: str, real_time_chunking: bool) -> None:
+    """A ValueError saying why, where `backend` cannot run this policy type or real-time chunking."""
+    if backend in CUDA_BACKENDS and policy_type != "act":
+        raise ValueError(f"backend {backend} runs ACT; SmolVLA's forward pass waits for the GPU and copies to it, "
+                         "which a CUDA graph cannot record: use torch_bf16 or torch_compile_bf16 for SmolVLA")
+    if backend in COMPILED_BACKENDS and real_time_chunking:
+        raise ValueError(f"backend {backend} cannot run real-time chunking (mode rtc, SmolVLA's default): its inputs "
+                         "change every chunk, and each change compiles again. Use mode async, or the torch_bf16 "
+                         "backend")
 
 
 def check_backend_name(name: str) -> str:

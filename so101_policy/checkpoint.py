@@ -40,6 +40,12 @@ class LoadedPolicy:
     def type(self) -> str:
         return self.config.type
 
+    @property
+    def real_time_chunking(self) -> bool:
+        """lerobot's RTC guidance is on (load_policy's `real_time_chunking`)."""
+        rtc = getattr(self.config, "rtc_config", None)
+        return rtc is not None and rtc.enabled
+
 
 def resolve_device(requested: str) -> torch.device:
     """auto picks cuda, then mps, then cpu; a named device must exist."""

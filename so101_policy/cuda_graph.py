@@ -1,9 +1,10 @@
 """The cuda_graph backends: lerobot's own ACT, its forward pass recorded once as a CUDA graph and replayed
 for every chunk, in fp32 (`cuda_graph`) or bf16 (`cuda_graph_bf16`, the weights cast as torch_bf16 casts them).
 
-On a GPU, eager ACT's time is mostly Python launching its kernels one at a time: 13.2 ms a chunk on an
-H200 for 11.5 GFLOP that the GPU computes in well under a millisecond. A graph launches the same kernels
-with one call. What recording needs, and how it is met here:
+On an H200, eager ACT took 13.2 ms from observation to chunk for 11.5 GFLOP, which the GPU's matrix
+units compute in well under a millisecond; the rest is overhead, much of it Python launching kernels
+one at a time (not profiled yet). A graph launches the same kernels with one call. What recording
+needs, and how it is met here:
 - Every tensor of the forward pass on the GPU. lerobot's ACT makes its zero latent on the CPU and copies
   it over at every call (modeling_act.py); a host-to-device copy ends a recording. The forward pass runs
   under `torch.device(device)`, so lerobot's factory calls make their tensors on the GPU instead.
@@ -13,15 +14,17 @@ with one call. What recording needs, and how it is met here:
 test_cuda_graph.py checks the first two on a CPU by running `forward_on_device` on fake CUDA tensors;
 the copies and the replay are checked on a GPU (benchmarks/gpu.sh, bench_backends.py --check).
 
-SmolVLA is refused: transformers' SmolVLM vision embeddings index with a boolean mask and test it with
-`.all()`, both of which wait for the GPU, and lerobot's embed_prefix and Euler loop copy Python numbers
-to the GPU (`torch.tensor(x, device=...)`); a recording forbids both.
+SmolVLA is refused (backend_names.check_backend_for): transformers' SmolVLM vision embeddings index
+with a boolean mask and test it with `.all()`, both of which wait for the GPU, and lerobot's
+embed_prefix and Euler loop copy Python numbers to the GPU (`torch.tensor(x, device=...)`); a
+recording forbids both.
 """
 
 from __future__ import annotations
 
 import torch
 
+from .backend_names import InferenceBackend
 from .checkpoint import CheckpointError
 from .torch_bf16 import Bf16Policy
 
@@ -41,15 +44,12 @@ class CudaGraphPolicy:
     every later batch must match them, as frames of one camera setup do.
     """
 
-    def __init__(self, policy, policy_type: str, device: torch.device, bf16: bool):
-        name = "cuda_graph_bf16" if bf16 else "cuda_graph"
-        if policy_type != "act":
-            raise CheckpointError(f"backend {name} runs ACT; SmolVLA's forward pass waits for the GPU and copies "
-                                  "to it, which a CUDA graph cannot record: use torch_bf16 for SmolVLA")
+    def __init__(self, policy, device: torch.device, backend: InferenceBackend):
         if device.type != "cuda":
-            raise CheckpointError(f"backend {name} needs a CUDA GPU (device:=cuda), this is {device.type}: on a "
-                                  "CPU use openvino_bf16 (or torch)")
-        self._policy = Bf16Policy(policy, device) if bf16 else policy
+            raise CheckpointError(f"backend {backend.value} needs a CUDA GPU (device:=cuda), this is {device.type}: "
+                                  "on a CPU use openvino_bf16 (or torch)")
+        bf16 = backend is InferenceBackend.CUDA_GRAPH_BF16
+        self._policy = Bf16Policy(policy, device, backend.value) if bf16 else policy
         self._device = device
         self.description = f"torch, {'bf16, ' if bf16 else ''}CUDA graph"
         self._graph: torch.cuda.CUDAGraph | None = None
@@ -80,8 +80,7 @@ class CudaGraphPolicy:
                 forward_on_device(self._policy, self._batch, self._device)
         torch.cuda.current_stream(self._device).wait_stream(side_stream)
         self._graph = torch.cuda.CUDAGraph()
-        # thread_local: the node's other threads may use CUDA while this one records.
-        with torch.cuda.graph(self._graph, capture_error_mode="thread_local"):
+        with torch.cuda.graph(self._graph):
             self._chunk = forward_on_device(self._policy, self._batch, self._device)
 
     def _copy_in(self, batch: dict) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .backend_names import InferenceBackend, check_backend_name
+from .backend_names import InferenceBackend, check_backend_for, check_backend_name
 from .checkpoint import CheckpointError, LoadedPolicy
 from .cuda_graph import CudaGraphPolicy
 from .onnx_export import exported_part, onnx_model
@@ -37,16 +37,18 @@ def inference_backend(name: str) -> InferenceBackend:
 def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_dir: Path | None = None) -> LoadedPolicy:
     """The loaded policy with its forward pass on `backend` (built, or taken from the cache, now)."""
     backend = inference_backend(backend) if isinstance(backend, str) else backend
+    try:
+        check_backend_for(backend.value, loaded.type, loaded.real_time_chunking)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     if backend is InferenceBackend.TORCH:
         return loaded
     if backend is InferenceBackend.TORCH_BF16:
         return replace(loaded, policy=Bf16Policy(loaded.policy, loaded.device))
     if backend in (InferenceBackend.TORCH_COMPILE, InferenceBackend.TORCH_COMPILE_BF16):
-        bf16 = backend is InferenceBackend.TORCH_COMPILE_BF16
-        return replace(loaded, policy=CompiledPolicy(loaded.policy, loaded.device, bf16))
+        return replace(loaded, policy=CompiledPolicy(loaded.policy, loaded.device, backend))
     if backend in (InferenceBackend.CUDA_GRAPH, InferenceBackend.CUDA_GRAPH_BF16):
-        bf16 = backend is InferenceBackend.CUDA_GRAPH_BF16
-        return replace(loaded, policy=CudaGraphPolicy(loaded.policy, loaded.type, loaded.device, bf16))
+        return replace(loaded, policy=CudaGraphPolicy(loaded.policy, loaded.device, backend))
     part = exported_part(loaded)
     if backend is InferenceBackend.OPENVINO_BF16:
         OpenVinoModel.require_bf16()  # before the export: a CPU without bf16 is told at once

@@ -36,6 +36,7 @@ from .checkpoint import CheckpointError, load_policy
 from .compatibility import check_compatibility, check_value_ranges, normalization_stats
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
+from .backend_names import BACKEND_HELP
 from .inference_backends import describe_backend, inference_backend, processor_threads, with_backend
 from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
@@ -49,11 +50,7 @@ PARAMETERS = {
     "checkpoint": ("", "LeRobot checkpoint: a pretrained_model folder or a hub repo id"),
     "policy_type": ("", "act or smolvla; empty takes the checkpoint's"),
     "device": ("auto", "auto, cuda, mps or cpu"),
-    "backend": ("torch", "where the model's forward pass runs: torch (lerobot's eager), torch_bf16 (the same in bf16), "
-                         "onnxruntime, openvino or openvino_bf16 (ACT's model, SmolVLA's image encoder, exported "
-                         "once, cached next to the checkpoint), torch_compile or torch_compile_bf16 (compiled at "
-                         "start-up; CUDA graphs on a GPU), cuda_graph or cuda_graph_bf16 (ACT recorded once as a "
-                         "CUDA graph, on a GPU)"),
+    "backend": ("torch", BACKEND_HELP),
     "cameras": ("wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw",
                 "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage"),
     "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),
@@ -134,7 +131,6 @@ class PolicyNode(Node):
         # A calibration given here acts only once the driver's agrees, or when no driver has spoken
         # for arm_timeout (a graph without one).
         self._arm_confirmed = self._arm_source == FROM_DRIVER
-        self._arm_wait_until = time.monotonic() + p["arm_timeout"]
         self.scheduler = ChunkScheduler(mode, self.fps, margin=p["async_margin"])
         self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
                                         full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE,
@@ -150,6 +146,8 @@ class PolicyNode(Node):
         self._last_evaluation = 0.0
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="so101_inference")
         warm_up_s = self._warm_up(backend.value)
+        # From now on: the driver's description of the arm can only arrive once the node listens.
+        self._arm_wait_until = time.monotonic() + p["arm_timeout"]
         self.lockstep: LockstepInference | None = None
         if p["lockstep"]:
             self.lockstep = LockstepInference(p["latency_ticks"], 1.0 / self.fps)
@@ -189,9 +187,10 @@ class PolicyNode(Node):
         try:
             return self._worker.submit(self.predictor.warm_up).result()
         except Exception as error:  # noqa: BLE001 - whatever the backend raised, said in one line at start-up
-            reason = next((line for line in reversed(str(error).splitlines()) if line.strip()), type(error).__name__)
+            # The first line is the reason; torch's last lines are hints (TORCHDYNAMO_VERBOSE, TORCH_USE_CUDA_DSA).
+            reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
             raise CheckpointError(f"the first chunk, computed at start-up on backend {backend}, failed: "
-                                  f"{reason.strip()}") from error
+                                  f"{type(error).__name__}: {reason}") from error
 
     def _now(self) -> float:
         return time_to_sec(self.get_clock().now().to_msg())

@@ -15,6 +15,7 @@ from .checkpoint import LoadedPolicy
 from .compatibility import checkpoint_cameras, expected_image_size
 from .observation import IMAGE_PREFIX, STATE_KEY, Observation
 from .resize_with_pad import ResizeWithPadStep
+from .torch_compile import CompiledPolicy
 
 ROBOT_TYPE = "so101_follower"
 
@@ -50,8 +51,11 @@ class ChunkPredictor:
                                 if camera in training_frame_sizes}
             self.frame_sizes_from = "its training data"
         else:
-            self.frame_sizes = {} if self.resizes_images else {c: expected_image_size(config, c) for c in cameras}
-            self.frame_sizes_from = "its model"
+            # A compiled SmolVLA resizes in its model too, but compiling again for another size would take
+            # minutes mid-episode: it takes the size it was compiled for (warm_up), its training data's.
+            fixed = not self.resizes_images or isinstance(loaded.policy, CompiledPolicy)
+            self.frame_sizes = {c: expected_image_size(config, c) for c in cameras} if fixed else {}
+            self.frame_sizes_from = "its model" if not self.resizes_images else "its model, compiled for that size"
 
     def check_frame_size(self, camera: str, frame: np.ndarray) -> None:
         expected = self.frame_sizes.get(camera)
@@ -68,8 +72,7 @@ class ChunkPredictor:
 
     @property
     def real_time_chunking(self) -> bool:
-        rtc = getattr(self.loaded.config, "rtc_config", None)
-        return rtc is not None and rtc.enabled
+        return self.loaded.real_time_chunking
 
     def _policy_arguments(self, observation: Observation, expected_latency: float, fps: float) -> dict:
         """predict_action_chunk's arguments besides the batch. With RTC, lerobot's RTC inputs: the steps
@@ -88,11 +91,12 @@ class ChunkPredictor:
                 "prev_chunk_left_over": left_over}
 
     def warm_up(self) -> float:
-        """One chunk from a blank observation of the checkpoint's shapes, then a reset; the seconds it took.
+        """Two chunks from a blank observation of the checkpoint's shapes, then a reset; the seconds they took.
 
-        What a backend builds at its first chunk (torch.compile's graphs, a CUDA graph) is built here, at
-        start-up, and a backend that cannot compute stops the start-up, not the first episode. The chunk
-        goes nowhere: its units are not checked, as a blank observation's chunk means nothing.
+        What a backend builds at its first chunks is built here, at start-up: torch.compile compiles at
+        the first call and records its CUDA graphs at the second, cuda_graph records at the first. A
+        backend that cannot compute stops the start-up, not the first episode. The chunks go nowhere:
+        their units are not checked, as a blank observation's chunk means nothing.
         """
         config = self.loaded.config
         values = {STATE_KEY: np.zeros(config.input_features[STATE_KEY].shape, np.float32)}
@@ -102,10 +106,11 @@ class ChunkPredictor:
         observation = Observation(stamp=0.0, values=values)
         started = time.perf_counter()
         self.reset()
-        with self._grad_mode():
-            chunk = self._model_chunk(observation, self._policy_arguments(observation, 0.0, 1.0))
-            chunk.cpu()  # waits for a GPU to finish it
-        self.reset()
+        for _ in range(2):
+            with self._grad_mode():
+                chunk = self._model_chunk(observation, self._policy_arguments(observation, 0.0, 1.0))
+                chunk.cpu()  # waits for a GPU to finish it
+            self.reset()
         return time.perf_counter() - started
 
     def predict(self, observation: Observation, expected_latency: float = 0.0,

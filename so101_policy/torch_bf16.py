@@ -32,10 +32,11 @@ class Bf16Policy:
 
     description = "torch, bf16"
 
-    def __init__(self, policy, device: torch.device):
+    def __init__(self, policy, device: torch.device, backend: str = "torch_bf16"):
+        """`backend`: the backend's name, for the message when this device does not compute in bf16."""
         if not computes_in_bf16(device):
             where = "a CPU with AVX512_BF16 or AMX" if device.type == "cpu" else "a CUDA GPU that supports bf16"
-            raise CheckpointError(f"backend torch_bf16 needs {where}; this {device.type} device does not compute in "
+            raise CheckpointError(f"backend {backend} needs {where}; this {device.type} device does not compute in "
                                   "bf16: use the torch backend (fp32)")
         policy.model.to(torch.bfloat16)
         self._policy = policy

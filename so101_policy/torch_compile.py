@@ -9,32 +9,32 @@ and where transformers' code waits for the GPU (the boolean-mask indexing in Smo
 embeddings), the graph breaks and that operation runs eagerly between two compiled parts.
 Compiling takes long (seconds for a tiny model, minutes for a full SmolVLA on a CPU) and happens at
 the first chunk, which policy_node computes at start-up (ChunkPredictor.warm_up). Real-time chunking
-is refused: its inputs change shape and value every chunk, and each new one compiled again (13-28 s
-each for a tiny SmolVLA here), in the middle of an episode.
+is refused (backend_names.check_backend_for): its inputs change shape and value every chunk, and each
+new one compiled again (13-28 s each for a tiny SmolVLA here), in the middle of an episode.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .checkpoint import CheckpointError
+from .backend_names import InferenceBackend
 from .torch_bf16 import Bf16Policy
 
 
 class CompiledPolicy:
     """A lerobot policy whose predict_action_chunk is compiled; everything else is the policy's own."""
 
-    def __init__(self, policy, device: torch.device, bf16: bool):
-        rtc = getattr(policy.config, "rtc_config", None)
-        if rtc is not None and rtc.enabled:
-            raise CheckpointError(f"backend torch_compile{'_bf16' if bf16 else ''} cannot run real-time chunking "
-                                  "(mode rtc): its inputs change every chunk, and each change compiles again. "
-                                  "Use mode:=async, or the torch_bf16 backend")
-        self._policy = Bf16Policy(policy, device) if bf16 else policy
+    def __init__(self, policy, device: torch.device, backend: InferenceBackend):
+        bf16 = backend is InferenceBackend.TORCH_COMPILE_BF16
+        self._policy = Bf16Policy(policy, device, backend.value) if bf16 else policy
         self._device = device
-        mode = "reduce-overhead" if device.type == "cuda" else None  # reduce-overhead: CUDA graphs
-        self.description = f"torch.compile{', bf16' if bf16 else ''}{', CUDA graphs' if mode else ''}"
-        self._compiled = torch.compile(self._policy.predict_action_chunk, mode=mode)
+        cuda_graphs = device.type == "cuda"
+        self.description = f"torch.compile{', bf16' if bf16 else ''}{', CUDA graphs' if cuda_graphs else ''}"
+        # triton.cudagraphs is what mode "reduce-overhead" turns on. fallback_random draws random numbers
+        # (SmolVLA's flow noise) from torch's own generator, as eager torch does, not Inductor's: a seeded
+        # run gives eager's noise.
+        options = {"fallback_random": True, **({"triton.cudagraphs": True} if cuda_graphs else {})}
+        self._compiled = torch.compile(self._policy.predict_action_chunk, options=options)
 
     def __getattr__(self, name: str):  # config, reset, select_action...: the policy's own
         return getattr(self._policy, name)

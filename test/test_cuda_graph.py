@@ -116,7 +116,7 @@ def test_smolvlas_vision_encoder_waits_for_the_gpu_so_its_graph_is_refused(tmp_p
     found = record_on_fake_gpu(loaded, lambda policy, batch: forward_on_device(policy, batch, GPU))
     assert any("waits for the GPU" in finding for finding in found), found
     with pytest.raises(CheckpointError, match="cuda_graph runs ACT; SmolVLA's forward pass waits for the GPU.*"
-                                              "use torch_bf16 for SmolVLA"):
+                                              "use torch_bf16 or torch_compile_bf16 for SmolVLA"):
         with_backend(loaded, "cuda_graph")
 
 

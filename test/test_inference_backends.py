@@ -9,7 +9,7 @@ import torch
 from so101_driver.joint_model import JointModel
 from lerobot.policies.utils import prepare_observation_for_inference
 
-from so101_policy.backend_names import BF16_TOLERANCE_RAD, CUDA_BACKENDS, EXACTNESS_TOLERANCE_RAD
+from so101_policy.backend_names import BF16_TOLERANCE_RAD, COMPILED_BACKENDS, CUDA_BACKENDS, EXACTNESS_TOLERANCE_RAD
 from so101_policy.checkpoint import CheckpointError, load_policy
 from so101_policy.inference_backends import (
     describe_backend,
@@ -29,7 +29,7 @@ from tiny_policies import STATE_MEAN, STATE_STD, tiny_act_checkpoint, tiny_smolv
 # The CUDA graphs are checked on a GPU (benchmarks/gpu.sh) and, for what they record, in test_cuda_graph.py;
 # torch.compile in test_torch_compile.py (a compilation takes 20-50 s here).
 TOLERANCES = {backend.value: tolerance for backend, tolerance in EXACTNESS_TOLERANCE_RAD.items()
-              if tolerance and backend.value not in (*CUDA_BACKENDS, "torch_compile", "torch_compile_bf16")}
+              if tolerance and backend.value not in (*CUDA_BACKENDS, *COMPILED_BACKENDS)}
 BF16_BACKENDS = ("openvino_bf16", "torch_bf16")
 
 
@@ -184,7 +184,8 @@ def test_backends_are_named_and_need_a_fixed_image_size_to_export(act_dir):
         inference_backend("tensorrt")
     loaded = load_policy(act_dir, "cpu")
     assert with_backend(loaded, "torch") is loaded
-    smolvla = type("Loaded", (), {"type": "smolvla", "config": type("Config", (), {"resize_imgs_with_padding": None})})
+    smolvla = type("Loaded", (), {"type": "smolvla", "real_time_chunking": False,
+                                  "config": type("Config", (), {"resize_imgs_with_padding": None})})
     with pytest.raises(CheckpointError, match=r"embeds its cameras at their own sizes.*use torch or torch_bf16"):
         with_backend(smolvla, "onnxruntime")
 

@@ -179,8 +179,9 @@ def test_a_checkpoint_that_cannot_compute_a_chunk_stops_at_start_up(tmp_path, re
         assert policy.wait(timeout=STARTUP) == 1
     finally:
         policy.stop()
-    assert "the first chunk, computed at start-up on backend torch, failed: " in policy.output, policy.output
-    assert "must match the size of tensor" in policy.output and "Traceback" not in policy.output
+    assert ("the first chunk, computed at start-up on backend torch, failed: RuntimeError: The size of tensor a (3) "
+            "must match the size of tensor b (4)") in policy.output, policy.output
+    assert "Traceback" not in policy.output
 
 
 def test_training_data_in_other_units_stops_at_start_up(tmp_path, recorder):

@@ -46,6 +46,21 @@ def test_compiled_smolvla_gives_lerobots_chunks_and_compiles_only_at_warm_up(tmp
 
 def test_compiled_backends_refuse_real_time_chunking(tmp_path):
     checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"))
-    with pytest.raises(CheckpointError, match=r"backend torch_compile cannot run real-time chunking \(mode rtc\).*"
-                                              "Use mode:=async, or the torch_bf16 backend"):
+    with pytest.raises(CheckpointError, match=r"backend torch_compile cannot run real-time chunking \(mode rtc, "
+                                              r"SmolVLA's default\).*Use mode async, or the torch_bf16 backend"):
         with_backend(load_policy(checkpoint, "cpu", real_time_chunking=True), "torch_compile")
+
+
+def test_a_compiled_smolvla_takes_frames_of_the_size_it_was_compiled_for(tmp_path):
+    """SmolVLA resizes in its model, so eager takes any frame size; compiled, another size would compile
+    again mid-episode (minutes on a CPU), so it is refused at the first frame, before anything is inferred."""
+    from so101_policy.predictor import FrameSizeError
+    from test_inference_backends import observations
+
+    checkpoint = tiny_smolvla_checkpoint(tmp_path / "smolvla", tiny_vlm(tmp_path / "vlm"))
+    eager, compiled = (ChunkPredictor(with_backend(load_policy(checkpoint, "cpu"), backend), JointModel.for_sim(),
+                                      task="Pick up the cube") for backend in ("torch", "torch_compile"))
+    assert eager.frame_sizes == {} and compiled.frame_sizes == {"overhead": (64, 64), "wrist": (64, 64)}
+    with pytest.raises(FrameSizeError, match="camera 'overhead' sends 48x32 frames; the checkpoint was trained on "
+                                             r"64x64 \(its model, compiled for that size\)"):
+        compiled.predict(observations(1, size=(32, 48))[0])
