@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from full_size import CAMERAS, full_act_checkpoint, full_smolvla_checkpoint, smolvlm2_500m_architecture  # noqa: E402
 from so101_driver.joint_model import JointModel  # noqa: E402
 from so101_policy.backend_names import CUDA_BACKENDS, EXACTNESS_TOLERANCE_RAD  # noqa: E402
-from so101_policy.checkpoint import load_policy  # noqa: E402
+from so101_policy.checkpoint import error_summary, load_policy  # noqa: E402
 from so101_policy.inference_backends import InferenceBackend, processor_threads, with_backend  # noqa: E402
 from so101_policy.observation import Observation  # noqa: E402
 from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
@@ -142,8 +142,7 @@ def main() -> None:
             except Exception as error:  # noqa: BLE001 - one backend failing must not cost the others' numbers
                 if name == "torch":
                     raise
-                reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-                failed[name] = f"{type(error).__name__}: {reason}"
+                failed[name] = error_summary(error)
                 predictors.pop(name, None)
                 print(f"!! {name} failed: {failed[name]}", flush=True)
         names = [name for name in names if name not in failed]

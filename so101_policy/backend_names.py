@@ -18,10 +18,10 @@ class InferenceBackend(str, Enum):
 
 
 BACKEND_NAMES = tuple(backend.value for backend in InferenceBackend)
-# They run the checkpoint as it is: `so101 export` has nothing to build for them.
-UNEXPORTED_BACKENDS = tuple(backend.value for backend in (
-    InferenceBackend.TORCH, InferenceBackend.TORCH_BF16, InferenceBackend.TORCH_COMPILE,
-    InferenceBackend.TORCH_COMPILE_BF16, InferenceBackend.CUDA_GRAPH, InferenceBackend.CUDA_GRAPH_BF16))
+# They run an ONNX file `so101 export` builds; the others run the checkpoint as it is.
+EXPORTED_BACKENDS = (InferenceBackend.ONNXRUNTIME.value, InferenceBackend.OPENVINO.value,
+                     InferenceBackend.OPENVINO_BF16.value)
+UNEXPORTED_BACKENDS = tuple(name for name in BACKEND_NAMES if name not in EXPORTED_BACKENDS)
 # They run on a CUDA GPU only, and ACT only.
 CUDA_BACKENDS = (InferenceBackend.CUDA_GRAPH.value, InferenceBackend.CUDA_GRAPH_BF16.value)
 COMPILED_BACKENDS = (InferenceBackend.TORCH_COMPILE.value, InferenceBackend.TORCH_COMPILE_BF16.value)

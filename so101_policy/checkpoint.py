@@ -23,6 +23,13 @@ PREPROCESSOR_FILE = "policy_preprocessor.json"
 MIGRATION_COMMAND = "python -m lerobot.processor.migrate_policy_normalization --pretrained-path {path}"
 
 
+def error_summary(error: BaseException) -> str:
+    """An error in one line: its type and its first line (torch puts hints, such as TORCHDYNAMO_VERBOSE or
+    TORCH_USE_CUDA_DSA, in its last lines)."""
+    first_line = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first_line}"
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot run here; the message says what was expected and what to do."""
 

@@ -54,15 +54,12 @@ class CudaGraphPolicy:
         self.description = f"torch, {'bf16, ' if bf16 else ''}CUDA graph"
         self._graph: torch.cuda.CUDAGraph | None = None
         self._inputs: dict[str, torch.Tensor] = {}
-        self._batch: dict = {}
         self._chunk: torch.Tensor | None = None
 
     def __getattr__(self, name: str):  # config, reset, select_action...: the policy's own
         return getattr(self._policy, name)
 
-    def predict_action_chunk(self, batch: dict, **kwargs) -> torch.Tensor:
-        if kwargs:
-            raise ValueError(f"a CUDA graph replays ACT's forward pass alone; it takes no {sorted(kwargs)}")
+    def predict_action_chunk(self, batch: dict) -> torch.Tensor:
         if self._graph is None:
             self._record(batch)
         else:
@@ -72,16 +69,16 @@ class CudaGraphPolicy:
 
     def _record(self, batch: dict) -> None:
         self._inputs = {key: value.clone() for key, value in batch.items() if isinstance(value, torch.Tensor)}
-        self._batch = {**batch, **self._inputs}
+        recorded_batch = {**batch, **self._inputs}  # the rest (task, robot type) as the first batch had it
         side_stream = torch.cuda.Stream(self._device)
         side_stream.wait_stream(torch.cuda.current_stream(self._device))
         with torch.cuda.stream(side_stream):
             for _ in range(WARM_UP_CALLS):
-                forward_on_device(self._policy, self._batch, self._device)
+                forward_on_device(self._policy, recorded_batch, self._device)
         torch.cuda.current_stream(self._device).wait_stream(side_stream)
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph):
-            self._chunk = forward_on_device(self._policy, self._batch, self._device)
+            self._chunk = forward_on_device(self._policy, recorded_batch, self._device)
 
     def _copy_in(self, batch: dict) -> None:
         for key, recorded in self._inputs.items():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .backend_names import InferenceBackend, check_backend_for, check_backend_name
+from .backend_names import COMPILED_BACKENDS, CUDA_BACKENDS, InferenceBackend, check_backend_for, check_backend_name
 from .checkpoint import CheckpointError, LoadedPolicy
 from .cuda_graph import CudaGraphPolicy
 from .onnx_export import exported_part, onnx_model
@@ -45,9 +45,9 @@ def with_backend(loaded: LoadedPolicy, backend: InferenceBackend | str, cache_di
         return loaded
     if backend is InferenceBackend.TORCH_BF16:
         return replace(loaded, policy=Bf16Policy(loaded.policy, loaded.device))
-    if backend in (InferenceBackend.TORCH_COMPILE, InferenceBackend.TORCH_COMPILE_BF16):
+    if backend.value in COMPILED_BACKENDS:
         return replace(loaded, policy=CompiledPolicy(loaded.policy, loaded.device, backend))
-    if backend in (InferenceBackend.CUDA_GRAPH, InferenceBackend.CUDA_GRAPH_BF16):
+    if backend.value in CUDA_BACKENDS:
         return replace(loaded, policy=CudaGraphPolicy(loaded.policy, loaded.device, backend))
     part = exported_part(loaded)
     if backend is InferenceBackend.OPENVINO_BF16:

@@ -32,11 +32,11 @@ from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant, stamp
 from so101_driver.node_runner import declare_parameters, run_node
 from so101_driver.ros_messages import LATCHED_QOS, diagnostic_status, joint_trajectory_msg, sec_to_time, time_to_sec
 
-from .checkpoint import CheckpointError, load_policy
+from .backend_names import BACKEND_HELP
+from .checkpoint import CheckpointError, error_summary, load_policy
 from .compatibility import check_compatibility, check_value_ranges, normalization_stats
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
-from .backend_names import BACKEND_HELP
 from .inference_backends import describe_backend, inference_backend, processor_threads, with_backend
 from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
@@ -187,10 +187,8 @@ class PolicyNode(Node):
         try:
             return self._worker.submit(self.predictor.warm_up).result()
         except Exception as error:  # noqa: BLE001 - whatever the backend raised, said in one line at start-up
-            # The first line is the reason; torch's last lines are hints (TORCHDYNAMO_VERBOSE, TORCH_USE_CUDA_DSA).
-            reason = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
             raise CheckpointError(f"the first chunk, computed at start-up on backend {backend}, failed: "
-                                  f"{type(error).__name__}: {reason}") from error
+                                  f"{error_summary(error)}") from error
 
     def _now(self) -> float:
         return time_to_sec(self.get_clock().now().to_msg())

@@ -2,13 +2,14 @@
 torch.compile (TorchInductor), in fp32 (`torch_compile`) or bf16 (`torch_compile_bf16`, the weights cast
 as torch_bf16 casts them).
 
-On a GPU the compiled parts run as CUDA graphs (mode "reduce-overhead"), which is what takes eager
+On a GPU the compiled parts run as CUDA graphs (what mode "reduce-overhead" turns on), which is what takes eager
 PyTorch's kernel-by-kernel launching out of a chunk. Unlike cuda_graph it takes SmolVLA: where lerobot's
 code makes a tensor from a Python number, dynamo makes that tensor a constant of the compiled graph,
 and where transformers' code waits for the GPU (the boolean-mask indexing in SmolVLM's vision
 embeddings), the graph breaks and that operation runs eagerly between two compiled parts.
 Compiling takes long (seconds for a tiny model, minutes for a full SmolVLA on a CPU) and happens at
-the first chunk, which policy_node computes at start-up (ChunkPredictor.warm_up). Real-time chunking
+the first chunk (a GPU records its CUDA graphs at the second), which policy_node computes at start-up
+(ChunkPredictor.warm_up). Real-time chunking
 is refused (backend_names.check_backend_for): its inputs change shape and value every chunk, and each
 new one compiled again (13-28 s each for a tiny SmolVLA here), in the middle of an episode.
 """
