@@ -11,7 +11,6 @@ import math
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -38,6 +37,7 @@ from .compatibility import check_compatibility, check_value_ranges, normalizatio
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from .inference_backends import describe_backend, inference_backend, processor_threads, with_backend
+from .inference_thread import InferenceThread
 from .lockstep_inference import InFlight, LockstepInference
 from .observation import Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
@@ -144,7 +144,7 @@ class PolicyNode(Node):
         self._enabled = bool(p["enabled"])
         self._fresh_cameras: set[str] = set()
         self._last_evaluation = 0.0
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="so101_inference")
+        self._worker = InferenceThread()
         warm_up_s = self._warm_up(backend.value)
         # From now on: the driver's description of the arm can only arrive once the node listens.
         self._arm_wait_until = time.monotonic() + p["arm_timeout"]
@@ -184,8 +184,10 @@ class PolicyNode(Node):
     def _warm_up(self, backend: str) -> float:
         """The first chunk, now: what the backend builds at its first chunk (compiled graphs, a CUDA graph)
         is built before any episode, on the thread that computes every chunk, and a failure stops here."""
+        # A compiled backend compiles now, for seconds to minutes: say so, or the node looks hung.
+        self.get_logger().info(f"computing the first chunks at start-up on backend {backend}")
         try:
-            return self._worker.submit(self.predictor.warm_up).result()
+            return self._worker.call(self.predictor.warm_up)
         except Exception as error:  # noqa: BLE001 - whatever the backend raised, said in one line at start-up
             raise CheckpointError(f"the first chunk, computed at start-up on backend {backend}, failed: "
                                   f"{error_summary(error)}") from error
@@ -417,7 +419,7 @@ class PolicyNode(Node):
         self.diagnostics_pub.publish(array)
 
     def close(self) -> None:
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._worker.shutdown()
 
 
 USER_ERRORS = (CheckpointError, UnitError, ValueError, FileNotFoundError)

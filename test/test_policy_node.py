@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -245,3 +247,31 @@ def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, 
         assert "(torch, eager)" in policy.output
     assert "'wrist'" in policy.output and "'overhead'" not in policy.output
     assert "inference failed" not in policy.output
+
+
+def test_a_terminals_ctrl_c_during_the_start_up_compilation_stops_the_node_at_once(tmp_path, recorder):
+    """torch.compile compiles in the start-up's first chunk, on the inference thread, for up to minutes.
+    Before, Ctrl-C ended the start-up but the interpreter then waited at exit for the compilation it no
+    longer needed: 45 s here for a tiny ACT with Inductor's caches off, with Inductor's errors at shutdown."""
+    import os
+    import signal
+
+    domain, _, _, _ = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act")
+    env = isolated_ros_env(domain)
+    env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"  # a compilation as long as a user's first one
+    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
+                                         "-p", "calibration:=sim", "-p", "backend:=torch_compile"],
+                         env, tmp_path / "policy_node.log")
+    try:
+        deadline = time.monotonic() + STARTUP
+        while "computing the first chunks at start-up on backend torch_compile" not in policy.output:
+            assert policy.process.poll() is None and time.monotonic() < deadline, policy.output
+            time.sleep(0.05)
+        os.killpg(policy.process.pid, signal.SIGINT)  # the terminal's Ctrl-C, then the one ros2 launch sends
+        policy.process.send_signal(signal.SIGINT)
+        assert policy.wait(timeout=15) == 0, policy.output
+    finally:
+        policy.stop()
+    assert "first chunk computed" not in policy.output
+    assert "Traceback" not in policy.output and "interpreter shutdown" not in policy.output, policy.output
