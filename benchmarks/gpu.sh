@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The GPU benchmarks in one go, for a machine with CUDA torch, transformers and accelerate but no
-# lerobot and no internet: lerobot and its pure-Python needs come as wheels in .whl/, the 640x480
-# sim dataset (so101 dataset sim --width 640 --height 480) in .devdata/sim480.
+# lerobot, no ROS and no internet. Made here first, by `.venv/bin/python benchmarks/gpu_prepare.py
+# --smoke`: lerobot and the rest it needs as wheels in .whl/, the 640x480 sim dataset in
+# .devdata/sim480, and a tiny CPU run of these benchmarks with only that machine's packages.
 #   OUT=outputs/benchmarks/gpu benchmarks/gpu.sh
+# STEPS chooses and orders the steps (default: all, issue 12's targets first). One device command
+# runs at most 10 minutes and a session has 15 of device time, so run it as two commands, carrying
+# [".whl", ".devdata"]: STEPS="backends_act backends_smolvla", then STEPS="train_frame_cache data train".
 # Every log and JSON goes into one archive, $OUT/gpu_results.tar.gz, written again after each step so
 # a run cut short by its time limit still returns the steps it finished; each step's last lines are printed.
 # The exit status is the number of steps that failed (the backends' exactness checks among them).
@@ -26,26 +30,31 @@ step() {  # step NAME LINES COMMAND...: the command's output in RESULTS/NAME.log
   tar -czf "$OUT/gpu_results.tar.gz" -C "$RESULTS" .
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$RESULTS/gpu.txt"
-if [ "${SKIP_INFERENCE:-0}" != 1 ]; then
-  step inference 20 python3 benchmarks/bench_inference.py --device cuda --samples 30 --workdir "$WORK" \
-    --output "$RESULTS/inference.json"
-  # Issue 12's exactness check on the GPU and each backend's time against eager fp32 in the same run.
-  # The CUDA graphs (cuda_graph.py, and torch_compile_bf16's on a GPU) are checked here only.
-  for policy in act smolvla; do
-    backends=torch,torch_bf16,torch_compile_bf16
-    [ "$policy" = act ] && backends=$backends,cuda_graph,cuda_graph_bf16
-    step "backends_$policy" 8 python3 benchmarks/bench_backends.py --device cuda --policy "$policy" \
-      --backends "$backends" --chunks 100 --rounds 5 --check --workdir "$WORK" \
-      --output "$RESULTS/backends_$policy.json"
-  done
-fi
-step train 20 python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda --batch-size 64 \
-  --steps 200 --warmup 10 --workers 12 --workdir "$WORK" --output "$RESULTS/train.json"
-# Issue 12's data levers: the loader alone at several worker counts, then training from the frame cache.
-step data 16 python3 benchmarks/bench_data.py --dataset-root .devdata/sim480 --workers 0 4 8 12 --batch-size 64 \
-  --batches 4 --output "$RESULTS/data.json"
-step train_frame_cache 20 python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda \
-  --batch-size 64 --steps 200 --warmup 10 --workers 12 --frame-cache --workdir "$WORK" \
-  --output "$RESULTS/train_frame_cache.json"
+STEPS=${STEPS:-backends_act backends_smolvla train_frame_cache data train inference}
+for name in $STEPS; do
+  case $name in
+    backends_act|backends_smolvla)
+      # Issue 12's exactness check on the GPU and each backend's time against eager fp32 in the same run.
+      # The CUDA graphs (cuda_graph.py, and torch_compile_bf16's on a GPU) are checked here only.
+      policy=${name#backends_}
+      backends=torch,torch_bf16,torch_compile_bf16
+      [ "$policy" = act ] && backends=$backends,cuda_graph,cuda_graph_bf16
+      step "$name" 8 python3 benchmarks/bench_backends.py --device cuda --policy "$policy" \
+        --backends "$backends" --chunks 100 --rounds 5 --check --workdir "$WORK" --output "$RESULTS/$name.json" ;;
+    train|train_frame_cache)
+      # Issue 12's data levers through lerobot's train loop: decoding every step, then the frame cache.
+      cache=""
+      [ "$name" = train_frame_cache ] && cache=--frame-cache
+      step "$name" 20 python3 benchmarks/bench_train.py --dataset-root .devdata/sim480 --device cuda \
+        --batch-size 64 --steps 200 --warmup 10 --workers 12 $cache --workdir "$WORK" --output "$RESULTS/$name.json" ;;
+    data)  # the loader alone at several worker counts
+      step data 16 python3 benchmarks/bench_data.py --dataset-root .devdata/sim480 --workers 0 4 8 12 \
+        --batch-size 64 --batches 4 --output "$RESULTS/data.json" ;;
+    inference)  # the node's core against bare lerobot, eager
+      step inference 20 python3 benchmarks/bench_inference.py --device cuda --samples 30 --workdir "$WORK" \
+        --output "$RESULTS/inference.json" ;;
+    *) echo "!! unknown step $name"; failed=$((failed + 1)) ;;
+  esac
+done
 echo "results: $OUT/gpu_results.tar.gz ($failed failed)"
 exit "$failed"

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from so101_bringup.commands import dataset, demo, evaluate, export, record, replay, sim, teleop, train
-from so101_bringup.commands.common import UsageError
+from so101_bringup.commands.common import GraphFailed, UsageError
 
 COMMANDS = (sim, train, dataset, evaluate, replay, export, record, teleop, demo)
 
@@ -28,8 +28,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "ros_args", None) and args.ros_args[:1] == ["--"]:
         args.ros_args = args.ros_args[1:]
-    from so101_bringup.in_process import GraphFailed
-
     try:
         return args.run(args)
     except UsageError as error:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from so101_driver.node_runner import ParameterError, release
 from so101_driver.stop_signals import stop_once
 
+from .commands.common import GraphFailed
 from .graph import NodeSpec, node_parameters
 
 NODE_CLASSES = {
@@ -27,10 +28,6 @@ NODE_CLASSES = {
     "bag_player": "so101_bringup.bag_player:BagPlayer",
     "lifecycle_manager": "so101_bringup.lifecycle_manager:LifecycleManager",  # not built here: see bring_up
 }
-
-
-class GraphFailed(Exception):
-    """A node of the graph stopped on a problem the user can fix; the message names the node."""
 
 
 def bring_up(manager: NodeSpec, nodes: dict, specs: list[NodeSpec]) -> None:

@@ -334,19 +334,27 @@ def test_a_damaged_interrupted_or_impossible_frame_cache_is_not_used(sim_dataset
 
 
 # -- training through lerobot -------------------------------------------------------------------
-def so101_train(*arguments: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([SO101, "train", *arguments], capture_output=True, text=True, timeout=900)
+def so101_train(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run([SO101, "train", *arguments], capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
 
+def without_ros(folder: Path) -> dict[str, str]:
+    """An environment in which `import rclpy` fails: a training machine without ROS (the GPU machine)."""
+    (folder / "rclpy").mkdir(parents=True)
+    (folder / "rclpy" / "__init__.py").write_text("raise ImportError('ROS 2 is not installed on this machine')\n")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")])))
+
+
 @pytest.fixture(scope="module")
 def act_run(sim_dataset, tmp_path_factory):
+    """Trained where ROS is not installed: before, `so101 train` imported rclpy on its way to lerobot."""
     root, _ = sim_dataset
     run = tmp_path_factory.mktemp("runs") / "act_wrist"
     so101_train("act_dual", "--dataset", REPO_ID, "--dataset-root", str(root), "--output-dir", str(run),
                 "--exclude-cameras", "overhead", "--resize-with-pad", "32x40", "--frame-cache", *TINY_ACT, *FAST,
-                "--steps=2", "--save_freq=2")
+                "--steps=2", "--save_freq=2", env=without_ros(tmp_path_factory.mktemp("no_ros")))
     return run
 
 

@@ -1,4 +1,7 @@
-"""What the `so101` commands share: a user's mistake in their options, and the options of a graph."""
+"""What the `so101` commands share: a user's mistake in their options, a graph that failed, a graph's options.
+
+ROS-free: `so101 train` runs where ROS is not installed (the GPU machine).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ from so101_bringup.options import add_options, from_options
 
 class UsageError(Exception):
     """Options that do not make a graph (a negative seed, a real arm without its calibration)."""
+
+
+class GraphFailed(Exception):
+    """A node of the graph stopped on a problem the user can fix; the message names the node."""
 
 
 @contextmanager
