@@ -36,7 +36,8 @@ from so101_policy.backend_names import CUDA_BACKENDS, EXACTNESS_TOLERANCE_RAD  #
 from so101_policy.checkpoint import error_summary, load_policy  # noqa: E402
 from so101_policy.inference_backends import InferenceBackend, processor_threads, with_backend  # noqa: E402
 from so101_policy.observation import Observation  # noqa: E402
-from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor  # noqa: E402
+from so101_driver.joint_model import ROBOT_TYPE  # noqa: E402
+from so101_policy.predictor import ChunkPredictor  # noqa: E402
 from training.configs import TASK  # noqa: E402
 
 def default_backends(policy: str, device: str) -> list[str]:

@@ -44,6 +44,8 @@ MOTOR_IDS: dict[str, int] = {name: index + 1 for index, name in enumerate(JOINT_
 
 # LeRobot's feature names for observation.state and action.
 LEROBOT_FEATURE_NAMES: tuple[str, ...] = tuple(f"{name}.pos" for name in JOINT_NAMES)
+# LeRobot's name of the arm: datasets' robot_type, and what its processors are told at inference.
+ROBOT_TYPE = "so101_follower"
 
 # STS3215: 4096 ticks a turn; LeRobot maps a turn onto 4095 (its "max_res"), and so do we, so that
 # our degrees are LeRobot's degrees to the last bit.

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from lerobot.policies.utils import prepare_observation_for_inference
 
-from so101_driver.joint_model import JointModel
+from so101_driver.joint_model import ROBOT_TYPE, JointModel
 
 from .checkpoint import LoadedPolicy
 from .compatibility import checkpoint_cameras, expected_image_size
@@ -17,7 +17,6 @@ from .observation import IMAGE_PREFIX, STATE_KEY, Observation
 from .resize_with_pad import ResizeWithPadStep
 from .torch_compile import CompiledPolicy
 
-ROBOT_TYPE = "so101_follower"
 
 
 class FrameSizeError(ValueError):

@@ -21,7 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from so101_policy.checkpoint import CheckpointError, load_policy
 from so101_policy.cuda_graph import forward_on_device
 from so101_policy.inference_backends import with_backend
-from so101_policy.predictor import ROBOT_TYPE
+from so101_driver.joint_model import ROBOT_TYPE
 from tiny_policies import tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 
 GPU = torch.device("cuda")

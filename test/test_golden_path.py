@@ -28,7 +28,8 @@ from so101_policy.checkpoint import load_policy
 from test_feetech_backend import calibrated_emulator
 from test_joint_model import REAL_CALIBRATION, lerobot_bus
 from tiny_policies import tiny_act_checkpoint
-from training.configs import ROBOT_TYPE, TASK
+from so101_driver.joint_model import ROBOT_TYPE
+from training.configs import TASK
 from training.sim_dataset import dataset_features
 
 REPO = Path(__file__).parents[1]

@@ -22,7 +22,8 @@ from so101_policy.inference_backends import (
 from so101_policy.onnx_export import onnx_model
 from so101_policy.onnx_runtimes import ExportedAct, ExportedImageEncoder
 from so101_policy.observation import IMAGE_PREFIX, STATE_KEY, Observation
-from so101_policy.predictor import ROBOT_TYPE, ChunkPredictor
+from so101_driver.joint_model import ROBOT_TYPE
+from so101_policy.predictor import ChunkPredictor
 from so101_policy.torch_bf16 import Bf16Policy
 from tiny_policies import STATE_MEAN, STATE_STD, tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 

@@ -20,10 +20,10 @@ from tqdm import tqdm
 
 from so101_bringup import bag_format
 from so101_driver.arm_description import check_same_arm, joint_model_from
-from so101_driver.joint_model import JointModel, UnitError, in_joint_order
+from so101_driver.joint_model import ROBOT_TYPE, JointModel, UnitError, in_joint_order
 from so101_policy.images import compressed_to_rgb, image_to_rgb
 
-from .configs import ROBOT_TYPE, BagDatasetConfig
+from .configs import BagDatasetConfig
 from .sim_dataset import dataset_features
 
 

@@ -19,7 +19,6 @@ from .presets import DEFAULT_DATASET, PRESETS
 
 TASK = "Pick up the cube and place it in the bowl"
 FPS = 30
-ROBOT_TYPE = "so101_follower"
 
 
 @dataclass(frozen=True)

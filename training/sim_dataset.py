@@ -22,12 +22,12 @@ import numpy as np
 from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
-from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, JointModel
+from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, ROBOT_TYPE, JointModel
 from so101_driver.sim.expert import ScriptedExpert
 from so101_driver.sim.scene import CAMERA_NAMES, SceneConfig
 from so101_driver.sim.sim_arm import SimArm
 
-from .configs import FPS, ROBOT_TYPE, TASK, SimDatasetConfig
+from .configs import FPS, TASK, SimDatasetConfig
 
 
 def _worker_count(requested: int) -> int:
