@@ -13,6 +13,11 @@
 set -uo pipefail
 OUT=${OUT:-outputs/benchmarks/gpu}
 mkdir -p "$OUT"
+ALL_STEPS="backends_act backends_smolvla train_frame_cache data train inference"
+STEPS=${STEPS:-$ALL_STEPS}
+for name in $STEPS; do  # a misspelt step stops here, before the install and any step
+  [[ " $ALL_STEPS " == *" $name "* ]] || { echo "unknown step '$name' in STEPS; the steps: $ALL_STEPS"; exit 2; }
+done
 if ! python3 -c "import lerobot" 2>/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
@@ -30,7 +35,6 @@ step() {  # step NAME LINES COMMAND...: the command's output in RESULTS/NAME.log
   tar -czf "$OUT/gpu_results.tar.gz" -C "$RESULTS" .
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$RESULTS/gpu.txt"
-STEPS=${STEPS:-backends_act backends_smolvla train_frame_cache data train inference}
 for name in $STEPS; do
   case $name in
     backends_act|backends_smolvla)
@@ -53,7 +57,6 @@ for name in $STEPS; do
     inference)  # the node's core against bare lerobot, eager
       step inference 20 python3 benchmarks/bench_inference.py --device cuda --samples 30 --workdir "$WORK" \
         --output "$RESULTS/inference.json" ;;
-    *) echo "!! unknown step $name"; failed=$((failed + 1)) ;;
   esac
 done
 echo "results: $OUT/gpu_results.tar.gz ($failed failed)"

@@ -186,8 +186,9 @@ def main() -> None:
         if args.smoke:
             with tempfile.TemporaryDirectory(prefix="so101_gpu_smoke_") as scratch:
                 smoke_run(python, args.dataset, Path(scratch))
-    carried = sum(f.stat().st_size for p in (args.wheels, args.dataset) for f in p.rglob("*") if f.is_file()) / 2**20
-    print(f"carry {args.wheels.name} and {args.dataset.parent.name}: {carried:.1f} MiB")
+    folders = (args.wheels, args.dataset.parent)  # what a device call carries, whole
+    carried = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file()) / 2**20
+    print(f"carry {' and '.join(folder.name for folder in folders)}: {carried:.1f} MiB")
     if carried > CARRY_LIMIT_MIB:
         raise SystemExit(f"that is over {CARRY_LIMIT_MIB} MiB: a device call carries 64 MiB with the working tree")
 

@@ -73,6 +73,11 @@ def _inside_rclpy(frame) -> bool:
 _active: StopOnce | None = None  # the handler of the stop_once block running, if any
 
 
+def stop_requested() -> bool:
+    """A stop signal came to the stop_once block running: also the one its handler left to rclpy."""
+    return _active is not None and _active.stopping
+
+
 @contextmanager
 def uninterrupted():
     """A block that a stop signal does not cut in two (closing a bag): the stop comes right after it."""

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 
+from so101_driver.stop_signals import stop_requested
+
 # A wait wakes this often (s) to run Python's signal handlers: a signal the kernel gives another
 # thread (any of the process may take it) wakes nothing that sleeps in a lock.
 WAKE_S = 0.1
@@ -31,7 +33,8 @@ class InferenceThread:
         try:
             future = self.submit(function, *args)
             while not wait([future], timeout=WAKE_S).done:
-                pass
+                if stop_requested():  # a signal that landed in rclpy's code raised nothing (stop_signals)
+                    raise KeyboardInterrupt
             return future.result()
         except KeyboardInterrupt:
             self.stop()
@@ -43,7 +46,9 @@ class InferenceThread:
             self._stopped = True
             if self._running_on is not None:
                 # torch.compile, its Inductor and a CUDA-graph recording are mostly Python: raised in
-                # the thread, the exception ends them at their next bytecode. Nothing else stops a thread.
+                # the thread, the exception ends them at their next bytecode, once the C call in
+                # progress (a compiler's subprocess, a CUDA synchronisation) has returned. Nothing
+                # else stops a thread.
                 _raise_in_thread(self._running_on, KeyboardInterrupt)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -52,19 +57,19 @@ class InferenceThread:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _run(self, function: Callable, *args):
-        with self._lock:
-            if self._stopped:
-                raise CancelledError("the inference thread was stopped")
-            self._running_on = threading.get_ident()
+        # stop() raises in this thread only while _running_on names it, and the finally clears it:
+        # whenever the exception lands, it lands in here, and the future takes it.
         try:
+            with self._lock:
+                if self._stopped:
+                    raise CancelledError("the inference thread was stopped")
+                self._running_on = threading.get_ident()
             return function(*args)
         finally:
             with self._lock:
                 self._running_on = None
-                _raise_in_thread(threading.get_ident(), None)  # an interruption that came too late is dropped
 
 
-def _raise_in_thread(thread_id: int, exception_type: type[BaseException] | None) -> None:
-    """CPython's PyThreadState_SetAsyncExc: the thread raises it at its next bytecode; None withdraws one pending."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                               ctypes.py_object(exception_type) if exception_type else None)
+def _raise_in_thread(thread_id: int, exception_type: type[BaseException]) -> None:
+    """CPython's PyThreadState_SetAsyncExc: the thread raises it at its next bytecode."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exception_type))

@@ -43,6 +43,9 @@ class ChunkPredictor:
         )
         self._last_raw: tuple[float, torch.Tensor] | None = None  # RTC: the last chunk, normalized
         cameras = checkpoint_cameras(config)
+        # What the model takes, and nothing more: an observation's other cameras would change the
+        # batch a compiled model was compiled for, and it would compile again mid-episode.
+        self._inputs = (STATE_KEY, *(IMAGE_PREFIX + camera for camera in cameras))
         if training_frame_sizes:
             # What the model learned from, before any resize in its pipeline: a camera with another
             # resolution (even one the pipeline resizes) is not what it was trained on.
@@ -139,8 +142,8 @@ class ChunkPredictor:
 
     def _model_chunk(self, observation: Observation, kwargs: dict) -> torch.Tensor:
         """The policy's chunk, in its own units, through lerobot's preprocessor."""
-        batch = prepare_observation_for_inference(dict(observation.values), self.loaded.device, self.task,
-                                                  ROBOT_TYPE)
+        batch = prepare_observation_for_inference({key: observation.values[key] for key in self._inputs},
+                                                  self.loaded.device, self.task, ROBOT_TYPE)
         return self.loaded.policy.predict_action_chunk(self.loaded.preprocessor(batch), **kwargs)
 
     def reset(self) -> None:

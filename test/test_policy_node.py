@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import numpy as np
@@ -253,9 +255,6 @@ def test_a_terminals_ctrl_c_during_the_start_up_compilation_stops_the_node_at_on
     """torch.compile compiles in the start-up's first chunk, on the inference thread, for up to minutes.
     Before, Ctrl-C ended the start-up but the interpreter then waited at exit for the compilation it no
     longer needed: 45 s here for a tiny ACT with Inductor's caches off, with Inductor's errors at shutdown."""
-    import os
-    import signal
-
     domain, _, _, _ = recorder
     checkpoint = tiny_act_checkpoint(tmp_path / "act")
     env = isolated_ros_env(domain)
