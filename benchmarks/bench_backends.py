@@ -31,12 +31,11 @@ REPO = Path(__file__).parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from full_size import CAMERAS, full_act_checkpoint, full_smolvla_checkpoint, smolvlm2_500m_architecture  # noqa: E402
-from so101_driver.joint_model import JointModel  # noqa: E402
+from so101_driver.joint_model import ROBOT_TYPE, JointModel  # noqa: E402
 from so101_policy.backend_names import CUDA_BACKENDS, EXACTNESS_TOLERANCE_RAD  # noqa: E402
 from so101_policy.checkpoint import error_summary, load_policy  # noqa: E402
 from so101_policy.inference_backends import InferenceBackend, processor_threads, with_backend  # noqa: E402
 from so101_policy.observation import Observation  # noqa: E402
-from so101_driver.joint_model import ROBOT_TYPE  # noqa: E402
 from so101_policy.predictor import ChunkPredictor  # noqa: E402
 from training.configs import TASK  # noqa: E402
 

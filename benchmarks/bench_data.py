@@ -7,9 +7,10 @@ builds it (uint8 frames, ACT's 50-action window, shuffled) from a dataset shaped
 (make one with `so101 dataset sim --width 640 --height 480`: two 640x480 AV1 cameras). Levers, each at
 each worker count: lerobot's pyav decoder, its torchcodec decoder, then, on lerobot's default decoder
 (torchcodec where it loads, else pyav: the baseline), cumulatively `so101 train`'s action windows read
-from memory (training/delta_query_cache.py) and its frame cache (training/frame_cache.py) at ACT's 224x224 and at the videos' own size (SmolVLA,
-which resizes inside the model). Prints samples/s and the ratio to the baseline at the same worker count, the
-cache's build time, and the samples/s a GPU step of the issue's targets needs. Writes JSON.
+from memory (training/delta_query_cache.py) and its frame cache (training/frame_cache.py) at ACT's
+224x224 and at the videos' own size (SmolVLA, which resizes inside the model). Prints samples/s and
+the ratio to the baseline at the same worker count, the cache's build time, and the samples/s a GPU
+step of the issue's targets needs. Writes JSON.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 # --smoke`: lerobot and the rest it needs as wheels in .whl/, the 640x480 sim dataset in
 # .devdata/sim480, and a tiny CPU run of these benchmarks with only that machine's packages.
 #   OUT=outputs/benchmarks/gpu benchmarks/gpu.sh
-# STEPS chooses and orders the steps (default: all, issue 12's targets first). One device command
-# runs at most 10 minutes and a session has 15 of device time, so run it as two commands, carrying
-# [".whl", ".devdata"]: STEPS="backends_act backends_smolvla", then STEPS="train_frame_cache data train".
+# STEPS chooses and orders the steps (default: all, issue 12's targets first). All of them outlast the
+# 10 minutes one device command may run, so run it as two commands, carrying [".whl", ".devdata"]:
+# STEPS="backends_act backends_smolvla", then STEPS="train_frame_cache data train".
 # Every log and JSON goes into one archive, $OUT/gpu_results.tar.gz, written again after each step so
 # a run cut short by its time limit still returns the steps it finished; each step's last lines are printed.
 # The exit status is the number of steps that failed (the backends' exactness checks among them).

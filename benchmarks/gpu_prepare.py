@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as metadata
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOTS = {"lerobot": ("training", "smolvla")}  # with the extras the benchmarks use
@@ -51,24 +51,20 @@ PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x
              "manylinux1_x86_64"]
 
 
-def normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def device_packages(path: Path) -> set[str]:
     lines = (line.strip() for line in path.read_text().splitlines())
-    return {normalized(line) for line in lines if line and not line.startswith("#")}
+    return {canonicalize_name(line) for line in lines if line and not line.startswith("#")}
 
 
 def needed_distributions(on_device: set[str]) -> dict[str, str]:
     """{name: version} of this .venv's distributions the roots need, closed over requirements, less the device's."""
-    installed = {normalized(d.metadata["Name"]): d for d in metadata.distributions()}
+    installed = {canonicalize_name(d.metadata["Name"]): d for d in metadata.distributions()}
     needed: dict[str, str] = {}
     todo = [(name, extras) for name, extras in ROOTS.items()]
     seen: set[tuple[str, str]] = set()
     while todo:
         name, extras = todo.pop()
-        name = normalized(name)
+        name = canonicalize_name(name)
         for extra in ("", *extras):
             if (name, extra) in seen:
                 continue
@@ -120,7 +116,7 @@ def device_like_python(on_device: set[str], wheels: Path) -> Iterator[Path]:
         device_site, wheel_site, environment = (Path(scratch, name) for name in ("device", "wheels", "venv"))
         device_site.mkdir()
         for distribution in metadata.distributions():
-            if normalized(distribution.metadata["Name"]) not in on_device:
+            if canonicalize_name(distribution.metadata["Name"]) not in on_device:
                 continue
             for top in {Path(str(file)).parts[0] for file in distribution.files or []} - {".."}:
                 source = Path(distribution.locate_file(top))

@@ -18,7 +18,6 @@ from .resize_with_pad import ResizeWithPadStep
 from .torch_compile import CompiledPolicy
 
 
-
 class FrameSizeError(ValueError):
     """Frames of another size than the checkpoint was trained on."""
 

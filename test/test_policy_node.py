@@ -24,9 +24,10 @@ from tiny_policies import tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
 STARTUP = 90.0
 
 
-def start(executable, params, domain, tmp_path):
+def start(executable, params, domain, tmp_path, env: dict[str, str] | None = None):
     args = ["--ros-args", *[a for key, value in params.items() for a in ("-p", f"{key}:={value}")]]
-    return NodeProcess(executable, args, isolated_ros_env(domain), tmp_path / f"{executable}.log")
+    return NodeProcess(executable, args, {**isolated_ros_env(domain), **(env or {})},
+                       tmp_path / f"{executable}.log")
 
 
 @pytest.fixture
@@ -260,11 +261,9 @@ def test_a_terminals_ctrl_c_during_the_start_up_compilation_stops_the_node_at_on
     longer needed: 45 s here for a tiny ACT with Inductor's caches off, with Inductor's errors at shutdown."""
     domain, _, _, _ = recorder
     checkpoint = tiny_act_checkpoint(tmp_path / "act")
-    env = isolated_ros_env(domain)
-    env["TORCHINDUCTOR_FORCE_DISABLE_CACHES"] = "1"  # a compilation as long as a user's first one
-    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
-                                         "-p", "calibration:=sim", "-p", "backend:=torch_compile"],
-                         env, tmp_path / "policy_node.log")
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "calibration": "sim",
+                                   "backend": "torch_compile"}, domain, tmp_path,
+                   env={"TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"})  # a compilation as long as a user's first
     try:
         deadline = time.monotonic() + STARTUP
         while "computing the first chunks at start-up on backend torch_compile" not in policy.output:

@@ -9,6 +9,7 @@ no shadows, no MSAA, decimated visual meshes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import mujoco
 import numpy as np
 
