@@ -1,10 +1,14 @@
-"""`so101 demo`: the main job on the built-in simulation, end to end, on a CPU.
+"""`so101 demo`: the main job on the built-in simulation, end to end, on a CPU, within a time budget.
 
-Scripted demonstrations (recorded once by one sim per core, reused), a small ACT trained for a
-bounded time with the `act_small_cpu` preset, a lockstep evaluation through the full ROS graph on
-seeds no demonstration used, with a bag per episode, an open-loop replay of the first bag, and a
-summary of what was measured, whatever the success rate. With a checkpoint given, training is
-skipped and that checkpoint is evaluated.
+Scripted demonstrations (recorded once by one sim per core, reused), then two ACTs trained on them
+and each evaluated in lockstep through the full ROS graph on seeds no demonstration used:
+1. the state ACT (`act_state_cpu`): the sim's object state and the joints, no camera. Perfect
+   perception: what it achieves is what the control path (actions, chunk execution, latency,
+   gripper) achieves;
+2. the vision ACT (`act_small_cpu`): both 64x64 cameras and the joints, trained for what is left of
+   the budget, evaluated with a bag per episode, the first replayed open loop.
+Both are printed side by side with their Wilson intervals and what each shows. With a checkpoint
+given, training is skipped and that checkpoint is evaluated.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS
+
 from .options import option
 
 DEMO_REPO_ID = "local/so101_demo"
+STATE_PRESET, VISION_PRESET = "act_state_cpu", "act_small_cpu"
+REPLAY_RESERVE_S = 60.0  # the open-loop replay of one bag and the summary, after the vision evaluation
 
 
 @dataclass
@@ -26,11 +34,19 @@ class DemoConfig:
     output: Path = option(Path("outputs/demo"), "where everything goes")
     checkpoint: str | None = option(None, "evaluate this checkpoint (a path or a hub id) instead of training one")
     policy: str = option("act", "the checkpoint's policy type with --checkpoint: act or smolvla")
-    demonstrations: int = option(100, "scripted demonstrations to train on")
+    task_variant: str = option(DEFAULT_VARIANT, "the sim task's randomisation, for the demonstrations and the "
+                                                "evaluations alike", choices=sorted(VARIANTS))
+    demonstrations: int = option(200, "scripted demonstrations to train on")
     image_size: int = option(64, "sim camera size, square, for the demonstrations and the evaluation alike")
     workers: int = option(0, "sims recording the demonstrations in parallel (0: one per core)")
-    train_minutes: float = option(20.0, "training time budget, minutes")
-    episodes: int = option(10, "evaluation episodes")
+    budget_minutes: float = option(30.0, "the whole demo's time: the vision ACT trains for what is left of it once "
+                                         "the demonstrations, the state ACT and the evaluations are accounted for")
+    state_train_minutes: float = option(8.0, "training time of the state ACT (the sim's object state, no camera), "
+                                              "minutes; 0 skips it")
+    train_minutes: float | None = option(None, "training time of the vision ACT, minutes (default: the rest of "
+                                                "--budget-minutes)", type=float)
+    state_episodes: int = option(20, "evaluation episodes of the state ACT")
+    episodes: int = option(10, "evaluation episodes of the vision ACT (or of --checkpoint)")
     max_episode_s: float = option(25.0, "maximum evaluation episode length, s")
     eval_seed: int = option(100_000, "seed of the first evaluation episode, far beyond the demonstrations' (0, 1, ...)")
     device: str = option("cpu", "device for training and evaluation")
@@ -38,6 +54,8 @@ class DemoConfig:
     def __post_init__(self):
         if self.policy not in ("act", "smolvla"):
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
+        if self.budget_minutes <= 0 or self.state_train_minutes < 0 or (self.train_minutes or 0) < 0:
+            raise ValueError("budget-minutes must be above 0, and the training minutes 0 or more")
 
 
 def _minutes(seconds: float) -> str:
@@ -48,50 +66,83 @@ def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
     from training.configs import SimDatasetConfig
     from training.sim_dataset import record_sim_dataset
 
-    root = config.output / f"dataset_{config.image_size}px"
+    root = config.output / f"dataset_{config.task_variant}_{config.image_size}px"
     started = time.monotonic()
     dataset = record_sim_dataset(root, SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations,
+                                                        task_variant=config.task_variant,
                                                         image_width=config.image_size,
                                                         image_height=config.image_size, use_videos=False,
                                                         workers=config.workers))
     timings["demonstrations"] = time.monotonic() - started
-    print(f"[demo] {dataset.meta.total_episodes} scripted demonstrations, {dataset.meta.total_frames} frames "
-          f"in {root} ({_minutes(timings['demonstrations'])})", flush=True)
+    print(f"[demo] {dataset.meta.total_episodes} scripted demonstrations ({config.task_variant}), "
+          f"{dataset.meta.total_frames} frames in {root} ({_minutes(timings['demonstrations'])})", flush=True)
     return root
 
 
-def _train(config: DemoConfig, dataset_root: Path, timings: dict) -> str:
-    from training.report import summarize, write_report
+def _train(config: DemoConfig, preset: str, dataset_root: Path, run_dir: Path, minutes: float, timings: dict,
+           timing: str) -> str:
+    """`timing`: the name of its minutes in the summary."""
     from training.configs import TrainRequest
+    from training.report import summarize, write_report
     from training.train import run_training
 
-    run_dir = config.output / "train"
     started = time.monotonic()
-    run_training(TrainRequest(preset="act_small_cpu", dataset=DEMO_REPO_ID, dataset_root=dataset_root,
-                              output_dir=run_dir, resize_with_pad=(config.image_size, config.image_size),
+    run_training(TrainRequest(preset=preset, dataset=DEMO_REPO_ID, dataset_root=dataset_root, output_dir=run_dir,
+                              # The state ACT has no camera, so nothing to resize.
+                              resize_with_pad="preset" if preset == STATE_PRESET else (config.image_size,) * 2,
                               overrides={"policy.device": config.device, "log_freq": "10"},
-                              time_budget_min=config.train_minutes))
-    timings["training"] = time.monotonic() - started
-    curves, _ = write_report([run_dir], config.output / "report")
+                              time_budget_min=minutes))
+    timings[timing] = time.monotonic() - started
+    curves, _ = write_report([run_dir], run_dir.parent / f"report_{run_dir.name}")
     summary = summarize(run_dir)
-    print(f"[demo] trained ACT ({summary.params / 1e6:.1f}M parameters) for {summary.steps[-1]} steps, "
+    print(f"[demo] trained {preset} ({summary.params / 1e6:.1f}M parameters) for {summary.steps[-1]} steps, "
           f"{summary.s_per_step:.2f} s/step, final loss {summary.final_loss:.3f} "
-          f"({_minutes(timings['training'])}); curves: {curves}", flush=True)
+          f"({_minutes(timings[timing])}); curves: {curves}", flush=True)
     return str(run_dir / "checkpoints" / "last" / "pretrained_model")
 
 
-def _evaluate(config: DemoConfig, checkpoint: str, timings: dict):
+def checkpoint_cameras(checkpoint: str) -> str:
+    """GraphArgs' cameras for a local checkpoint: the ones it was trained on, or none (the sim's object state)."""
+    config = Path(checkpoint) / "config.json"
+    if not config.is_file():
+        return "wrist,overhead"  # a hub id: the policy node checks it against its own config
+    features = json.loads(config.read_text()).get("input_features", {})
+    cameras = [key.removeprefix("observation.images.") for key in features if key.startswith("observation.images.")]
+    return ",".join(sorted(cameras)) or "none"
+
+
+def _evaluate(config: DemoConfig, checkpoint: str, output: Path, episodes: int, record: bool, timings: dict,
+              timing: str):
     from .graph import GraphArgs, eval_nodes
     from .in_process import run_graph
 
-    args = GraphArgs(policy=config.policy, checkpoint=checkpoint, device=config.device, record=True,
-                     episodes=config.episodes, max_episode_s=config.max_episode_s,
-                     output_dir=str(config.output / "eval"), seed=str(config.eval_seed),
+    args = GraphArgs(policy=config.policy, checkpoint=checkpoint, device=config.device, record=record,
+                     cameras=checkpoint_cameras(checkpoint), episodes=episodes, max_episode_s=config.max_episode_s,
+                     output_dir=str(output), seed=str(config.eval_seed), task_variant=config.task_variant,
                      sim_width=config.image_size, sim_height=config.image_size)
     started = time.monotonic()
     nodes = run_graph(eval_nodes(args), until=lambda nodes: nodes["so101_eval_manager"].finished)
-    timings["evaluation"] = time.monotonic() - started
+    timings[timing] = time.monotonic() - started
     return nodes["so101_eval_manager"].run
+
+
+def _vision_minutes(config: DemoConfig, started: float, state_eval) -> float:
+    """What is left of the budget for training the vision ACT: the budget, less what has run, less its
+    evaluation at worst (every episode to its time limit, at the wall seconds per sim second the state
+    ACT's evaluation measured, or 2 if it did not run), less the replay."""
+    if config.train_minutes is not None:
+        return config.train_minutes
+    wall_per_sim_s = 2.0
+    if state_eval is not None:
+        run, wall_s = state_eval
+        simulated = sum(episode.duration_s for episode in run.episodes)
+        wall_per_sim_s = wall_s / simulated if simulated else wall_per_sim_s
+    reserve = config.episodes * config.max_episode_s * wall_per_sim_s + REPLAY_RESERVE_S
+    left = config.budget_minutes * 60 - (time.monotonic() - started) - reserve
+    minutes = max(1.0, left / 60)
+    print(f"[demo] {_minutes(max(left, 0))} of the {config.budget_minutes:g} min budget left for the vision ACT "
+          f"({_minutes(reserve)} kept for its evaluation and replay): training it for {minutes:.1f} min", flush=True)
+    return minutes
 
 
 def _replay_first_bag(config: DemoConfig, checkpoint: str, run) -> Path | None:
@@ -108,30 +159,75 @@ def _replay_first_bag(config: DemoConfig, checkpoint: str, run) -> Path | None:
     return write_reports(reports, config.output / "replay")
 
 
+def what_it_shows(state_run, vision_run) -> str:
+    """The two rows in words."""
+    lines = []
+    if state_run is not None:
+        summary = state_run.summary()
+        rate = f"{summary['successes']}/{summary['episodes']}"
+        lines.append(f"The state ACT sees where the cube and the target are (the sim's object state) and no camera: "
+                     f"perfect perception. Its {rate} is what the control path (actions, chunk execution, latency, "
+                     "gripper) achieves; "
+                     + ("the control path works." if summary["success_rate"] >= 0.9 else
+                        "below 90%, the defect is in the control path, not in perception."))
+    if vision_run is not None:
+        summary = vision_run.summary()
+        rate = f"{summary['successes']}/{summary['episodes']}"
+        line = (f"The vision ACT sees only the two 64x64 cameras and the joints: its {rate} adds perception, learned "
+                "from scratch in the minutes left")
+        if state_run is not None:
+            line += "; the gap between the rows is what perception costs at this budget"
+        lines.append(line + ".")
+    return "\n".join(lines)
+
+
 def run_demo(config: DemoConfig) -> int:
-    from .evaluation import results_table
+    from .evaluation import comparison_table, results_table
 
     config.output.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     started = time.monotonic()
-    checkpoint = config.checkpoint
-    if checkpoint is None:
+    runs: dict[str, dict] = {}
+    state_run = vision_run = replay = None
+    if config.checkpoint is None:
         dataset_root = _make_demonstrations(config, timings)
-        checkpoint = _train(config, dataset_root, timings)
+        state_eval = None
+        if config.state_train_minutes > 0:
+            state_checkpoint = _train(config, STATE_PRESET, dataset_root, config.output / "train_state",
+                                      config.state_train_minutes, timings, "state_training")
+            state_run = _evaluate(config, state_checkpoint, config.output / "eval_state", config.state_episodes,
+                                  False, timings, "state_evaluation")
+            state_eval = (state_run, timings["state_evaluation"])
+            runs["state"] = {"checkpoint": state_checkpoint, "evaluation": state_run.summary()}
+        vision_checkpoint = _train(config, VISION_PRESET, dataset_root, config.output / "train",
+                                   _vision_minutes(config, started, state_eval), timings, "vision_training")
     else:
-        print(f"[demo] evaluating the given checkpoint {checkpoint}; no training", flush=True)
-    run = _evaluate(config, checkpoint, timings)
-    replay = _replay_first_bag(config, checkpoint, run)
+        print(f"[demo] evaluating the given checkpoint {config.checkpoint}; no training", flush=True)
+        vision_checkpoint = config.checkpoint
+    vision_run = _evaluate(config, vision_checkpoint, config.output / "eval", config.episodes, True, timings,
+                           "vision_evaluation")
+    runs["vision"] = {"checkpoint": vision_checkpoint, "evaluation": vision_run.summary()}
+    if checkpoint_cameras(vision_checkpoint) != "none":
+        replay = _replay_first_bag(config, vision_checkpoint, vision_run)
     timings["total"] = time.monotonic() - started
-    summary = run.summary()
     (config.output / "demo_summary.json").write_text(json.dumps(
-        {"config": {k: str(v) for k, v in asdict(config).items()}, "checkpoint": checkpoint,
-         "timings_s": {k: round(v, 1) for k, v in timings.items()}, "evaluation": summary}, indent=2) + "\n")
-    print("\n" + results_table(run))
-    print("Measured: " + ", ".join(f"{name} {_minutes(seconds)}" for name, seconds in timings.items()))
-    print(f"Results: {config.output / 'eval' / 'results.md'}; bags: {config.output / 'eval' / 'bags'}")
-    if checkpoint != config.checkpoint:
-        print(f"Training curves: {config.output / 'report' / 'training_curves.png'}; checkpoint: {checkpoint}")
+        {"config": {k: str(v) for k, v in asdict(config).items()}, "timings_s": {k: round(v, 1) for k, v in
+                                                                                  timings.items()},
+         "runs": runs}, indent=2) + "\n")
+    if state_run is not None:
+        state_run.name = "state ACT (object state, no camera)"
+        vision_run.name = f"vision ACT ({config.image_size}x{config.image_size} cameras)"
+        print("\n" + results_table(state_run))
+    print("\n" + results_table(vision_run))
+    print(comparison_table([run for run in (state_run, vision_run) if run is not None]))
+    if config.checkpoint is None:
+        print(what_it_shows(state_run, vision_run))
+    print("Measured: " + ", ".join(f"{name.replace('_', ' ')} {_minutes(seconds)}" for name, seconds in timings.items()))
+    print(f"Results: {config.output / 'eval' / 'results.md'}; bags: {config.output / 'eval' / 'bags'}"
+          + (f"; the state ACT's: {config.output / 'eval_state' / 'results.md'}" if state_run is not None else ""))
+    if config.checkpoint is None:
+        print(f"Training curves: {config.output / 'report_train' / 'training_curves.png'}; checkpoint: "
+              f"{vision_checkpoint}")
     if replay is not None:
         print(f"Open-loop replay of the first bag: {replay.parent}")
     return 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
+from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS, task_variant
 from so101_policy.backend_names import BACKEND_HELP, check_backend_for, check_backend_name
 
 from .options import option
@@ -23,6 +24,7 @@ DRIVER, LIFECYCLE_MANAGER = "so101_driver", "so101_lifecycle_manager"
 POLICY, EVAL_MANAGER, RECORDER = "so101_policy", "so101_eval_manager", "so101_recorder"
 CAMERAS = ("wrist", "overhead")
 CAMERA_TOPIC = "/so101/{camera}/image_raw"
+NO_CAMERAS = "none"
 DEFAULT_EPISODES = 10
 
 
@@ -43,7 +45,8 @@ class GraphArgs:
     checkpoint: str = option("", "pretrained_model folder or hub repo id (default: the newest checkpoint of "
                                     "that policy trained here, under outputs/train or outputs/demo/train)")
     sim: bool = option(True, "true: the MuJoCo arm and cameras; false: the real arm")
-    cameras: str = option("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint")
+    cameras: str = option("wrist,overhead", "cameras the policy sees, e.g. wrist for a wrist-only checkpoint, none "
+                                            "for one trained on the sim's object state alone")
     device: str = option("auto", "auto, cuda, mps or cpu")
     backend: str = option("torch", BACKEND_HELP)
     mode: str = option("", "sync, async, temporal_ensemble or rtc (default: async for ACT, rtc for SmolVLA)")
@@ -73,6 +76,9 @@ class GraphArgs:
     leader_calibration_id: str = option("", "teleop: the id given to lerobot-calibrate --teleop.type=so101_leader")
     robot_description: bool = option(True, "publish the arm's URDF on /robot_description and its links on /tf "
                                               "with robot_state_publisher (RViz, Foxglove), where it is installed")
+    task_variant: str = option(DEFAULT_VARIANT, f"sim: the task's randomisation, one of {sorted(VARIANTS)}")
+    allow_variant_mismatch: bool = option(False, "sim: evaluate a checkpoint on another task variant than its "
+                                                 "training data's (refused otherwise)")
     sim_width: int = option(224, "sim: camera width")
     sim_height: int = option(224, "sim: camera height")
     # time (sim)
@@ -93,8 +99,9 @@ class GraphArgs:
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         check_backend_for(self.backend, self.policy, self.inference_mode == "rtc")
         unknown = sorted(set(self.camera_list) - set(CAMERAS))
-        if unknown or not self.camera_list:
-            raise ValueError(f"cameras must name some of {list(CAMERAS)}, got '{self.cameras}'")
+        if unknown or not (self.camera_list or self.cameras.strip() == NO_CAMERAS):
+            raise ValueError(f"cameras must name some of {list(CAMERAS)}, or be {NO_CAMERAS}, got '{self.cameras}'")
+        task_variant(self.task_variant)
         if not self.sim and not self.calibration_id:
             raise ValueError("the real arm needs calibration_id (the id given to lerobot-calibrate)")
         seeds = self.episode_seeds  # refused here, with its one line, if it is not a seed
@@ -119,7 +126,8 @@ class GraphArgs:
 
     @property
     def camera_list(self) -> tuple[str, ...]:
-        return tuple(name.strip() for name in self.cameras.split(",") if name.strip())
+        """The cameras named; none for `none`."""
+        return tuple(name.strip() for name in self.cameras.split(",") if name.strip() and name.strip() != NO_CAMERAS)
 
 
 def _calibration(args: GraphArgs) -> str:
@@ -193,6 +201,7 @@ def _arm_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...]) -> list[
     if args.sim:
         seeds = args.episode_seeds
         overrides = {"backend": "sim", "seed": list(seeds.listed) if seeds.is_list else seeds.listed[0],
+                     "task_variant": args.task_variant,
                      "camera_width": args.sim_width, "camera_height": args.sim_height,
                      "lockstep": bool(lockstep_participants), **_driver_settings(args)}
         if lockstep_participants:
@@ -246,6 +255,8 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
     recorder are the participants whose consumption of each tick the sim driver waits for.
     """
     args = with_checkpoint(args)
+    if args.sim:
+        _check_task_variant(args)
     lockstep = _lockstep(args)
     participants = (POLICY, EVAL_MANAGER, *((RECORDER,) if args.record else ())) if lockstep else ()
     nodes = [policy_node(args, enabled=False, lockstep=lockstep),
@@ -253,11 +264,31 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
                       {"episodes": args.episode_count, "sim": args.sim, "max_episode_s": args.max_episode_s,
                        "graph_timeout": args.graph_timeout,
                        "output_dir": args.output_dir, "policy": args.policy, "checkpoint": args.checkpoint,
-                       "cameras": ",".join(args.camera_list), "backend": args.backend, "lockstep": lockstep,
+                       "cameras": ",".join(args.camera_list) or NO_CAMERAS, "backend": args.backend, "lockstep": lockstep,
                        "bags_dir": str(Path(args.output_dir) / "bags") if args.record else ""})]
     if args.record:
         nodes.append(recorder_node(args, lockstep))
     return [*robot_nodes(args, participants), *_on_sim_time(nodes, args)]
+
+
+def _check_task_variant(args: GraphArgs) -> None:
+    """A sim evaluation runs the task variant the checkpoint's training data was recorded on, unless asked
+    otherwise; where that data is not on this machine, or not from the sim, there is nothing to hold it to."""
+    if not Path(args.checkpoint).expanduser().exists():
+        return  # a hub id: its training data is not on this machine to read
+    from so101_driver.sim.task_variants import dataset_task_variant
+    from so101_policy.dataset_contract import training_data
+
+    data, _ = training_data(args.checkpoint)
+    trained_on = None if data is None else dataset_task_variant(data.path)
+    if trained_on is None or trained_on == args.task_variant:
+        return
+    if not args.allow_variant_mismatch:
+        raise ValueError(f"the checkpoint was trained on sim task variant {trained_on} ({data.path}), the sim would "
+                         f"run {args.task_variant}: pass --task-variant {trained_on} (task_variant:={trained_on}), "
+                         "or --allow-variant-mismatch to evaluate it on another variant")
+    print(f"[so101] evaluating on task variant {args.task_variant}; the checkpoint was trained on {trained_on}",
+          file=sys.stderr)
 
 
 def teleop_node(args: GraphArgs) -> NodeSpec:
@@ -324,11 +355,11 @@ def node_parameters(spec: NodeSpec, directory: Path | None = None) -> dict:
 ARGUMENT_HELP = {arg.name: arg.metadata["help"] for arg in fields(GraphArgs)}
 
 # What each graph takes: its launch file's arguments, and the options of the `so101` command that runs it.
-ROBOT_ARGUMENTS = ("sim", "seed", "sim_width", "sim_height", "port", "calibration_id", "arm_units", "wrist_device",
+ROBOT_ARGUMENTS = ("sim", "seed", "task_variant", "sim_width", "sim_height", "port", "calibration_id", "arm_units", "wrist_device",
                    "overhead_device", "camera_width", "camera_height", "robot_description")
 EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "backend", "mode", "merge_mode", "task", "record",
                   "episodes", "max_episode_s", "graph_timeout", "output_dir", "realtime", "latency_ticks",
-                  *ROBOT_ARGUMENTS)
+                  "allow_variant_mismatch", *ROBOT_ARGUMENTS)
 TELEOP_ARGUMENTS = (*ROBOT_ARGUMENTS, "leader_port", "leader_calibration_id")
 RECORD_ARGUMENTS = (*TELEOP_ARGUMENTS, "teleop", "output_dir", "policy", "checkpoint")
 RECORD_DEFAULTS = {"output_dir": "outputs/record"}  # where a graph's defaults differ from GraphArgs'

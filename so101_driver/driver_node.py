@@ -29,6 +29,7 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseArray
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -41,6 +42,7 @@ from .arm_description import ARM_TOPIC, describe
 from .backends import BackendError
 from .control_loop import FixedRateLoop, TickTimer
 from .driver_core import DriverConfig, DriverCore, DriverStats
+from .environment_state import ENVIRONMENT_STATE_TOPIC
 from .episode_seeds import MAX_SEED, EpisodeSeeds
 from .joint_model import JOINT_NAMES, ArmUnits, JointModel, calibration_path_for_id
 from .lockstep import READY_TOPIC, LockstepBarrier, parse_participants
@@ -52,10 +54,12 @@ from .ros_messages import (
     diagnostic_status,
     duration_to_sec,
     joint_state_msg,
+    object_poses_msg,
     sec_to_time,
     time_to_sec,
 )
 from .sim.scene import CAMERA_NAMES
+from .sim.task_variants import DEFAULT_VARIANT, VARIANTS, task_variant
 
 LOCKSTEP_NUDGE_S = 1.0  # wall s without progress before the last tick is published again
 
@@ -70,6 +74,7 @@ PARAMETERS = {
     "control_rate": (30.0, "control ticks per second", (1.0, 200.0)),
     "camera_width": (224, "sim: camera image width", (16, 4096)),
     "camera_height": (224, "sim: camera image height", (16, 4096)),
+    "task_variant": (DEFAULT_VARIANT, f"sim: the task's randomisation, one of {sorted(VARIANTS)}"),
     "seed": (0, "sim: seed of the first episode (the scene at start-up and the first reset), each reset "
                 "taking the next; or a list, one seed per episode", (0, MAX_SEED)),
     "watchdog_timeout": (0.5, "seconds without a command, past the last one's end, before holding", (0.01, 10.0)),
@@ -106,6 +111,7 @@ class DriverNode(LifecycleNode):
         )
         self.arm_units = ArmUnits(p["arm_units"])
         self.seeds = EpisodeSeeds.parse(p["seed"])
+        self.task_variant = task_variant(p["task_variant"])
         if p["lockstep"] and not self.is_sim:
             raise ValueError("lockstep:=true needs backend:=sim: the real arm runs on the wall clock.")
         self.backend = None
@@ -159,6 +165,8 @@ class DriverNode(LifecycleNode):
             # that prefer the newest frame subscribe best-effort.
             self.camera_pubs = {camera: self.create_publisher(Image, f"so101/{camera}/image_raw", 10)
                                 for camera in CAMERA_NAMES}
+            # The privileged object state, for checkpoints trained on observation.environment_state.
+            self.environment_state_pub = self.create_publisher(PoseArray, ENVIRONMENT_STATE_TOPIC, 10)
             self.create_service(Trigger, "so101/reset", self._on_reset)
             self.create_service(Trigger, "so101/episode_status", self._on_episode_status)
         self.create_subscription(JointTrajectory, "so101/action_chunk", self._on_chunk, 10)
@@ -225,6 +233,7 @@ class DriverNode(LifecycleNode):
             timing = f"{self.config.control_rate_hz:g} Hz on the wall clock"
         self.get_logger().info(
             f"SO-101 driver up: backend={self.backend_name}, {timing}"
+            f"{f', task variant {self.task_variant.name}' if self.is_sim else ''}"
             f"{', publishing /clock (sim time)' if self.is_sim else ''}, merge_mode={self.config.merge_mode.value}"
         )
 
@@ -264,7 +273,7 @@ class DriverNode(LifecycleNode):
             from .sim.sim_arm import SimArm
 
             arm = SimArm(SceneConfig(image_width=p["camera_width"], image_height=p["camera_height"],
-                                     control_period=1.0 / p["control_rate"]))
+                                     control_period=1.0 / p["control_rate"]), self.task_variant)
             return SimBackend(arm, self.seeds), JointModel.for_sim(arm_units)
         if p["backend"] == "feetech":
             from .backends.feetech import FeetechBackend
@@ -299,6 +308,7 @@ class DriverNode(LifecycleNode):
             messages = [(self.clock_pub, ClockMsg(clock=stamp))] if self.is_sim else []
             # Frames show the arm in the state the tick reads, so images and joints share one stamp.
             frames = {camera: self.backend.render(camera) for camera in self.camera_pubs}
+            objects = self.backend.environment_state() if self.is_sim else None
             result = self.core.tick(now)
             if result.positions is not None:
                 velocities = self.backend.read_velocities() if self.is_sim else None
@@ -308,6 +318,8 @@ class DriverNode(LifecycleNode):
                 messages.append((self.joint_targets_pub, joint_state_msg(stamp, JOINT_NAMES, result.target)))
             for camera, frame in frames.items():
                 messages.append((self.camera_pubs[camera], color_image_msg(stamp, frame, f"so101_{camera}_camera")))
+            if objects is not None:  # as the frames show them
+                messages.append((self.environment_state_pub, object_poses_msg(stamp, objects)))
             for publisher, message in messages:
                 publisher.publish(message)
             self._last_tick = messages

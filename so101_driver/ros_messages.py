@@ -7,9 +7,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Pose, PoseArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from .environment_state import environment_state, split_environment_state
+
+WORLD_FRAME = "world"
 
 
 # A state published once and kept for whoever subscribes later (ROS 1's "latched"): the arm's description.
@@ -78,3 +83,28 @@ def joint_trajectory_msg(stamp: float, names: Sequence[str], positions: np.ndarr
     msg.points = [JointTrajectoryPoint(positions=[float(v) for v in row], time_from_start=sec_to_duration(k * period))
                   for k, row in enumerate(positions)]
     return msg
+
+
+def object_poses_msg(stamp: Time, state: np.ndarray) -> PoseArray:
+    """The sim's environment state as a PoseArray in the world frame: the cube's pose, then the target's."""
+    cube, quaternion, target = split_environment_state(state)
+    msg = PoseArray()
+    msg.header.stamp = stamp
+    msg.header.frame_id = WORLD_FRAME
+    cube_pose, target_pose = Pose(), Pose()
+    cube_pose.position.x, cube_pose.position.y, cube_pose.position.z = (float(v) for v in cube)
+    o = cube_pose.orientation
+    o.w, o.x, o.y, o.z = (float(v) for v in quaternion)
+    target_pose.position.x, target_pose.position.y, target_pose.position.z = (float(v) for v in target)
+    msg.poses = [cube_pose, target_pose]
+    return msg
+
+
+def environment_state_from_msg(msg: PoseArray) -> np.ndarray:
+    """The environment state vector of a PoseArray made by object_poses_msg."""
+    if len(msg.poses) != 2:
+        raise ValueError(f"the object poses hold the cube's and the target's, 2 poses; got {len(msg.poses)}")
+    cube, target = msg.poses
+    o = cube.orientation
+    return environment_state([cube.position.x, cube.position.y, cube.position.z], [o.w, o.x, o.y, o.z],
+                             [target.position.x, target.position.y, target.position.z])

@@ -6,6 +6,7 @@ import numpy as np
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType
 
+from so101_driver.environment_state import ENVIRONMENT_STATE_KEY, ENVIRONMENT_STATE_NAMES
 from so101_driver.joint_model import JOINT_NAMES, LEROBOT_FEATURE_NAMES, JointModel, UnitError
 
 from .checkpoint import CheckpointError, LoadedPolicy
@@ -25,6 +26,11 @@ def checkpoint_cameras(config: PreTrainedConfig) -> tuple[str, ...]:
                         if feature.type is FeatureType.VISUAL))
 
 
+def takes_environment_state(config: PreTrainedConfig) -> bool:
+    """The checkpoint was trained on the sim's privileged object state (observation.environment_state)."""
+    return ENVIRONMENT_STATE_KEY in config.input_features
+
+
 def expected_image_size(config: PreTrainedConfig, camera: str) -> tuple[int, int]:
     """(height, width) of the frames this camera had in training."""
     shape = config.input_features[IMAGE_PREFIX + camera].shape
@@ -35,7 +41,10 @@ def check_compatibility(config: PreTrainedConfig, cameras: tuple[str, ...]) -> N
     """Stop with what was expected and what is there when the checkpoint does not fit the graph."""
     problems = []
     wanted = checkpoint_cameras(config)
-    if tuple(sorted(cameras)) != wanted:
+    if tuple(sorted(cameras)) != wanted and not wanted:
+        problems.append(f"cameras: the checkpoint takes none (it was trained on the sim's object state), the node "
+                        f"is given {sorted(cameras)} (cameras:=none on the graph, --cameras none on so101 eval)")
+    elif tuple(sorted(cameras)) != wanted:
         problems.append(
             f"cameras: the checkpoint was trained on {list(wanted)}, the node is given {sorted(cameras)} "
             "(set cameras:=name=/topic,... and exclude_cameras:=... to match)"
@@ -45,6 +54,10 @@ def check_compatibility(config: PreTrainedConfig, cameras: tuple[str, ...]) -> N
         found = None if state is None else tuple(state.shape)
         problems.append(f"{STATE_KEY}: expected shape ({len(JOINT_NAMES)},) for {list(LEROBOT_FEATURE_NAMES)}, "
                         f"found {found}")
+    objects = config.input_features.get(ENVIRONMENT_STATE_KEY)
+    if objects is not None and tuple(objects.shape) != (len(ENVIRONMENT_STATE_NAMES),):
+        problems.append(f"{ENVIRONMENT_STATE_KEY}: the sim publishes {list(ENVIRONMENT_STATE_NAMES)}, the checkpoint "
+                        f"takes shape {tuple(objects.shape)}")
     action = config.output_features.get(ACTION_KEY)
     if action is None or tuple(action.shape) != (len(JOINT_NAMES),):
         found = None if action is None else tuple(action.shape)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseArray
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -25,21 +26,29 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from so101_driver.arm_description import ARM_TOPIC, FROM_DRIVER, check_same_arm, joint_model_from
+from so101_driver.environment_state import ENVIRONMENT_STATE_TOPIC
 from so101_driver.joint_model import JOINT_NAMES, UnitError, in_joint_order, joint_model_for
 from so101_driver.lockstep import TickInputs
 from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant, stamp_ns
 from so101_driver.node_runner import declare_parameters, run_node
-from so101_driver.ros_messages import LATCHED_QOS, diagnostic_status, joint_trajectory_msg, sec_to_time, time_to_sec
+from so101_driver.ros_messages import (
+    LATCHED_QOS,
+    diagnostic_status,
+    environment_state_from_msg,
+    joint_trajectory_msg,
+    sec_to_time,
+    time_to_sec,
+)
 
 from .backend_names import BACKEND_HELP
 from .checkpoint import CheckpointError, error_summary, load_policy
-from .compatibility import check_compatibility, check_value_ranges, normalization_stats
+from .compatibility import check_compatibility, check_value_ranges, normalization_stats, takes_environment_state
 from .dataset_contract import check_training_data, training_data
 from .images import ImageFormatError, compressed_to_rgb, image_to_rgb
 from .inference_backends import describe_backend, inference_backend, processor_threads, with_backend
 from .inference_thread import InferenceThread
 from .lockstep_inference import InFlight, LockstepInference
-from .observation import Observation, ObservationAssembler, StaleObservation
+from .observation import ENVIRONMENT_STATE, Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
 from .scheduler import ChunkScheduler, InferenceMode, inference_mode
 
@@ -52,7 +61,11 @@ PARAMETERS = {
     "device": ("auto", "auto, cuda, mps or cpu"),
     "backend": ("torch", BACKEND_HELP),
     "cameras": ("wrist=/so101/wrist/image_raw,overhead=/so101/overhead/image_raw",
-                "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage"),
+                "dataset camera name = topic, comma separated; a topic ending in /compressed is a CompressedImage; "
+                "empty for a checkpoint without cameras"),
+    "environment_state_topic": ("/" + ENVIRONMENT_STATE_TOPIC,
+                                "sim: the object poses (PoseArray) that the sim driver publishes, for checkpoints "
+                                "trained on observation.environment_state"),
     "exclude_cameras": ("", "camera names to leave out, comma separated (a wrist-only checkpoint: overhead)"),
     "task": (DEFAULT_TASK, "language instruction (SmolVLA)"),
     "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps", (1.0, 1000.0)),
@@ -135,8 +148,9 @@ class PolicyNode(Node):
         self.predictor = ChunkPredictor(loaded, self.joint_model, p["task"],
                                         full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE,
                                         training_frame_sizes=data.frame_sizes if data else None)
+        self.takes_environment_state = takes_environment_state(loaded.config)
         self.assembler = ObservationAssembler(tuple(self.cameras), self.joint_model, p["max_obs_age"],
-                                              p["max_obs_skew"])
+                                              p["max_obs_skew"], environment_state=self.takes_environment_state)
         self.stats = PolicyStats()
         self._lock = threading.Lock()
         self._busy = False
@@ -151,7 +165,8 @@ class PolicyNode(Node):
         self.lockstep: LockstepInference | None = None
         if p["lockstep"]:
             self.lockstep = LockstepInference(p["latency_ticks"], 1.0 / self.fps)
-            self._tick_inputs = TickInputs.of(["joint_states", *self.cameras])
+            self._tick_inputs = TickInputs.of(["joint_states", *self.cameras,
+                                               *((ENVIRONMENT_STATE,) if self.takes_environment_state else ())])
             self._participant = LockstepParticipant(self)
 
         self.chunk_pub = self.create_publisher(JointTrajectory, "so101/action_chunk", 10)
@@ -165,6 +180,9 @@ class PolicyNode(Node):
                                          image_qos)
             else:
                 self.create_subscription(Image, topic, lambda m, c=camera: self._on_image(c, m, False), image_qos)
+        if self.takes_environment_state:
+            self.create_subscription(PoseArray, p["environment_state_topic"], self._on_environment_state,
+                                     TICK_INPUT_QOS if self.lockstep else 10)
         if self._arm_source != FROM_DRIVER:  # given here: the driver's, when one speaks, must agree
             self.create_subscription(String, ARM_TOPIC, self._on_arm_description, LATCHED_QOS)
         self.create_service(Trigger, "so101/policy/reset", self._on_reset)
@@ -176,7 +194,9 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"{loaded.type} from {loaded.source} on {loaded.device} ({describe_backend(loaded)}), "
             f"mode {self.scheduler.mode.value}, "
-            f"cameras {self.cameras}, {self.predictor.actions_per_chunk} actions a chunk at {self.fps:g} Hz, "
+            f"cameras {self.cameras}"
+            + (f", the sim's object state from {p['environment_state_topic']}" if self.takes_environment_state else "")
+            + f", {self.predictor.actions_per_chunk} actions a chunk at {self.fps:g} Hz, "
             f"first chunk computed at start-up in {warm_up_s:.2f} s"
             + (f", lockstep ({p['latency_ticks']} ticks of latency charged)" if self.lockstep else "")
         )
@@ -222,6 +242,18 @@ class PolicyNode(Node):
         self._fresh_cameras.add(camera)
         if self._fresh_cameras.issuperset(self.cameras):
             self._fresh_cameras.clear()
+            self._consider_inference()
+
+    def _on_environment_state(self, msg: PoseArray) -> None:
+        try:
+            state = environment_state_from_msg(msg)
+        except ValueError as error:
+            self._note_stale(f"environment state: {error}")
+            return
+        self.assembler.update_environment_state(time_to_sec(msg.header.stamp), state)
+        if self.lockstep:
+            self._on_tick_input(ENVIRONMENT_STATE, stamp_ns(msg.header.stamp))
+        elif not self.cameras:  # nothing else to wait for: the sim sends it last in each tick
             self._consider_inference()
 
     def _note_stale(self, reason: str) -> None:

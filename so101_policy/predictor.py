@@ -12,8 +12,8 @@ from lerobot.policies.utils import prepare_observation_for_inference
 from so101_driver.joint_model import ROBOT_TYPE, JointModel
 
 from .checkpoint import LoadedPolicy
-from .compatibility import checkpoint_cameras, expected_image_size
-from .observation import IMAGE_PREFIX, STATE_KEY, Observation
+from .compatibility import checkpoint_cameras, expected_image_size, takes_environment_state
+from .observation import ENVIRONMENT_STATE_KEY, IMAGE_PREFIX, STATE_KEY, Observation
 from .resize_with_pad import ResizeWithPadStep
 from .torch_compile import CompiledPolicy
 
@@ -44,7 +44,8 @@ class ChunkPredictor:
         cameras = checkpoint_cameras(config)
         # What the model takes, and nothing more: an observation's other cameras would change the
         # batch a compiled model was compiled for, and it would compile again mid-episode.
-        self._inputs = (STATE_KEY, *(IMAGE_PREFIX + camera for camera in cameras))
+        self._inputs = (STATE_KEY, *(IMAGE_PREFIX + camera for camera in cameras),
+                        *((ENVIRONMENT_STATE_KEY,) if takes_environment_state(config) else ()))
         if training_frame_sizes:
             # What the model learned from, before any resize in its pipeline: a camera with another
             # resolution (even one the pipeline resizes) is not what it was trained on.
@@ -100,7 +101,8 @@ class ChunkPredictor:
         their units are not checked, as a blank observation's chunk means nothing.
         """
         config = self.loaded.config
-        values = {STATE_KEY: np.zeros(config.input_features[STATE_KEY].shape, np.float32)}
+        values = {key: np.zeros(config.input_features[key].shape, np.float32)
+                  for key in (STATE_KEY, ENVIRONMENT_STATE_KEY) if key in config.input_features}
         for camera in checkpoint_cameras(config):
             height, width = self.frame_sizes.get(camera) or expected_image_size(config, camera)
             values[IMAGE_PREFIX + camera] = np.zeros((height, width, 3), np.uint8)

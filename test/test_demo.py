@@ -12,22 +12,33 @@ SO101 = str(Path(sys.executable).parent / "so101")
 
 def test_demo_trains_evaluates_and_reports(tmp_path):
     output = tmp_path / "demo"
-    command = [SO101, "demo", "--demonstrations", "2", "--train-minutes", "0.25", "--episodes", "2",
-               "--max-episode-s", "3", "--image-size", "64", "--output", str(output)]
+    command = [SO101, "demo", "--demonstrations", "2", "--state-train-minutes", "0.2", "--state-episodes", "2",
+               "--train-minutes", "0.25", "--episodes", "2", "--max-episode-s", "3", "--image-size", "64",
+               "--output", str(output)]
     env = dict(isolated_ros_env(next_domain_id()), MUJOCO_GL="egl")
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert "Time budget of 0.25 min reached" in result.stdout
+    assert "Time budget of 0.2 min reached" in result.stdout and "Time budget of 0.25 min reached" in result.stdout
     summary = json.loads((output / "demo_summary.json").read_text())
-    assert summary["evaluation"]["episodes"] == 2
-    assert set(summary["timings_s"]) == {"demonstrations", "training", "evaluation", "total"}
-    assert (output / "report" / "training_curves.png").is_file()
+    assert set(summary["timings_s"]) == {"demonstrations", "state_training", "state_evaluation", "vision_training",
+                                         "vision_evaluation", "total"}
+    assert summary["runs"]["state"]["evaluation"]["episodes"] == summary["runs"]["vision"]["evaluation"]["episodes"] == 2
+    state = json.loads((output / "eval_state" / "results.json").read_text())
+    assert state["settings"]["cameras"] == "none" and state["settings"]["task_variant"] == "pick_place_10cm"
+    assert all(episode["chunks"] > 0 for episode in state["episodes"])  # the object state reached the policy
+    state_inputs = json.loads((output / "train_state/checkpoints/last/pretrained_model/config.json").read_text())
+    assert set(state_inputs["input_features"]) == {"observation.state", "observation.environment_state"}
+    vision_inputs = json.loads((output / "train/checkpoints/last/pretrained_model/config.json").read_text())
+    assert "observation.environment_state" not in vision_inputs["input_features"]
+    assert (output / "report_train" / "training_curves.png").is_file()
     assert len(list((output / "eval" / "bags").iterdir())) == 2
     assert (output / "replay" / "replay.json").is_file()
-    assert "Success rate" in result.stdout and "Measured:" in result.stdout
+    assert "| state ACT (object state, no camera) | act | none |" in result.stdout
+    assert "| vision ACT (64x64 cameras) | act | overhead,wrist |" in result.stdout
+    assert "The state ACT sees where the cube and the target are" in result.stdout and "Measured:" in result.stdout
 
     # A given checkpoint is evaluated without training.
-    checkpoint = summary["checkpoint"]
+    checkpoint = summary["runs"]["vision"]["checkpoint"]
     again = subprocess.run([SO101, "demo", "--checkpoint", checkpoint, "--episodes", "1", "--max-episode-s", "2",
                             "--image-size", "64", "--output", str(tmp_path / "given")],
                            capture_output=True, text=True, timeout=600, env=env)

@@ -80,6 +80,58 @@ def test_sim_eval_graph_and_its_parameters():
                 assert low <= value <= high, (spec.name, name, value)
 
 
+def test_the_task_variant_reaches_the_sim_and_a_policy_may_see_no_camera():
+    specs = by_name(eval_nodes(GraphArgs(policy="act", checkpoint="ckpt", task_variant="wide", cameras="none")))
+    assert node_parameters(specs["so101_driver"])["task_variant"] == "wide"
+    assert node_parameters(specs["so101_policy"])["cameras"] == ""  # a checkpoint on the sim's object state
+    assert node_parameters(specs["so101_eval_manager"])["cameras"] == "none"
+    assert node_parameters(by_name(eval_nodes(GraphArgs(checkpoint="ckpt")))["so101_driver"])["task_variant"] == \
+        "pick_place_10cm"
+    with pytest.raises(ValueError, match="task_variant must be one of"):
+        GraphArgs(task_variant="narrow")
+    with pytest.raises(ValueError, match="or be none"):
+        GraphArgs(cameras="")
+
+
+def checkpoint_trained_on_a_sim_dataset(folder: Path, settings: dict | None) -> Path:
+    """A checkpoint folder whose train_config.json names a dataset recorded by `so101 dataset sim` with
+    these settings (None: a dataset from elsewhere, without them)."""
+    dataset = folder / "dataset"
+    (dataset / "meta").mkdir(parents=True)
+    (dataset / "meta" / "info.json").write_text(json.dumps({"fps": 30, "robot_type": "so101_follower",
+                                                            "features": {}}))
+    if settings is not None:
+        (dataset / "meta" / "so101_sim.json").write_text(json.dumps({"episodes": 1, "next_seed": 1,
+                                                                      "settings": settings}))
+    checkpoint = folder / "pretrained_model"
+    checkpoint.mkdir()
+    (checkpoint / "train_config.json").write_text(json.dumps({"dataset": {"repo_id": "local/x",
+                                                                          "root": str(dataset)}}))
+    return checkpoint
+
+
+def test_a_checkpoint_is_evaluated_on_its_training_datas_task_variant_unless_asked(tmp_path, capsys):
+    wide = checkpoint_trained_on_a_sim_dataset(tmp_path / "wide", {"task_variant": "wide"})
+    with pytest.raises(ValueError, match=r"trained on sim task variant wide \(.*\), the sim would run "
+                                         r"pick_place_10cm: pass --task-variant wide"):
+        eval_nodes(GraphArgs(checkpoint=str(wide)))
+    assert node_parameters(by_name(eval_nodes(GraphArgs(checkpoint=str(wide), task_variant="wide")))[
+        "so101_driver"])["task_variant"] == "wide"
+    eval_nodes(GraphArgs(checkpoint=str(wide), allow_variant_mismatch=True))
+    assert "evaluating on task variant pick_place_10cm; the checkpoint was trained on wide" in capsys.readouterr().err
+    # Recorded before variants had names: the sim then laid out scenes as `wide` does.
+    older = checkpoint_trained_on_a_sim_dataset(tmp_path / "older", {"seed": 0})
+    with pytest.raises(ValueError, match="trained on sim task variant wide"):
+        eval_nodes(GraphArgs(checkpoint=str(older)))
+    # Data not from the sim (the hub's, bags) and the real arm: nothing to hold the sim to.
+    eval_nodes(GraphArgs(checkpoint=str(checkpoint_trained_on_a_sim_dataset(tmp_path / "hub", None))))
+    eval_nodes(GraphArgs(checkpoint=str(wide), sim=False, calibration_id="lab"))
+    refused = subprocess.run([SO101, "eval", "--checkpoint", str(wide), "--task-variant", "pick_place_10cm"],
+                             capture_output=True, text=True, timeout=120, env=isolated_ros_env(next_domain_id()))
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "so101 eval: error: the checkpoint was trained on sim task variant wide" in refused.stderr
+
+
 def test_real_arm_graph_smolvla_wrist_only():
     args = GraphArgs(policy="smolvla", checkpoint="user/smolvla_wrist", sim=False, cameras="wrist",
                      calibration_id="my_arm", wrist_device="/dev/video4")
@@ -496,6 +548,7 @@ def test_so101_eval_runs_episodes_and_writes_results(eval_run):
         assert episode["chunks"] > 0 and episode["latency_p50_ms"] > 0
         assert episode["bag"].endswith(f"episode_{episode['index']:03d}")
     assert [e["seed"] for e in results["episodes"]] == [7, 3]  # the seeds asked for, in order
+    assert results["settings"]["task_variant"] == "pick_place_10cm"  # the sim's own word, the default
     assert "95% Wilson interval" in (output / "results.md").read_text() and "Success rate" in stdout
 
 

@@ -276,3 +276,51 @@ def test_a_terminals_ctrl_c_during_the_start_up_compilation_stops_the_node_at_on
         policy.stop()
     assert "first chunk computed" not in policy.output
     assert "Traceback" not in policy.output and "interpreter shutdown" not in policy.output, policy.output
+
+
+def test_the_sims_object_state_reaches_a_checkpoint_trained_on_it(tmp_path, recorder):
+    """A checkpoint without cameras, trained on observation.environment_state: the node takes the object poses
+    of the sim's topic into the model's batch; its chunk is the one lerobot's own policy computes from them, and
+    not the one it computes without them."""
+    from geometry_msgs.msg import PoseArray
+    from lerobot.policies.act.modeling_act import ACTPolicy
+    from lerobot.policies.factory import make_pre_post_processors
+
+    from so101_driver.joint_model import JointModel
+    from so101_driver.ros_messages import object_poses_msg
+
+    domain, probe, record, processes = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=(), chunk_size=10, environment_state=True)
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "cameras": "''", "mode": "sync",
+                                   "calibration": "sim", "arm_timeout": 0.5}, domain, tmp_path)
+    processes.append(policy)
+    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
+    objects = probe.node.create_publisher(PoseArray, "/so101/sim/environment_state", 10)
+    state = np.array([0.23, -0.02, 0.0125, 0.99, 0.0, 0.0, 0.14, 0.25, 0.08, 0.0], np.float32)
+    state[3:7] /= np.linalg.norm(state[3:7])
+    radians = np.array([0.1, -1.0, 1.0, 0.9, 0.0, 0.5])
+    probe.spin_until(lambda: objects.get_subscription_count() > 0, STARTUP, f"the policy node ({policy.output})")
+
+    def publish():
+        now = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
+        joints.publish(joint_state_msg(now, JOINT_NAMES, radians))
+        objects.publish(object_poses_msg(now, state))
+        return record["chunks"]
+
+    probe.spin_until(lambda: publish() or probe.spin_for(0.1), 30, f"a chunk (log:\n{policy.output})")
+    assert "the sim's object state from /so101/sim/environment_state" in policy.output
+    chunk = np.array([p.positions for p in record["chunks"][0].points])
+
+    lerobot_policy = ACTPolicy.from_pretrained(checkpoint).eval()
+    preprocessor, postprocessor = make_pre_post_processors(lerobot_policy.config, pretrained_path=str(checkpoint))
+    joint_model = JointModel.for_sim()
+
+    def lerobot_chunk(objects_state):
+        batch = {"observation.state": torch.tensor(joint_model.to_lerobot(radians), dtype=torch.float32)[None],
+                 "observation.environment_state": torch.tensor(objects_state)[None]}
+        with torch.inference_mode():
+            actions = postprocessor(lerobot_policy.predict_action_chunk(preprocessor(batch)))
+        return joint_model.to_radians(actions[0].numpy().astype(np.float64))
+
+    np.testing.assert_allclose(chunk, lerobot_chunk(state), atol=1e-4)
+    assert np.abs(chunk - lerobot_chunk(np.zeros_like(state))).max() > 1e-3  # the state is what made it

@@ -8,7 +8,8 @@ from so101_driver.episode_seeds import EpisodeSeeds
 from so101_driver.joint_model import JOINT_NAMES, NOMINAL_LIMITS_RAD
 from so101_driver.sim.expert import ScriptedExpert, run_expert_episode
 from so101_driver.sim.scene import CUBE_HALF_SIZE, SceneConfig
-from so101_driver.sim.sim_arm import HOME_POSITION, TARGET_DISTANCE, SimArm
+from so101_driver.sim.sim_arm import HOME_POSITION, SimArm
+from so101_driver.sim.task_variants import TARGET_DISTANCE
 from so101_driver.sim.visual_meshes import cluster_vertices, read_stl
 
 

@@ -24,6 +24,7 @@ from training.dataset_source import DatasetSourceError, prepare_dataset
 from training.presets import PresetError, parse_overrides, resolve
 from training.report import comparison_table, summarize, write_report
 from training.configs import SimDatasetConfig
+from training.cpu_numerics import cpu_numeric_path, read_cpuinfo
 from training.sim_dataset import SimDatasetError, record_sim_dataset
 
 SO101 = str(Path(sys.executable).parent / "so101")
@@ -52,6 +53,48 @@ def test_presets_reproduce_the_reference_runs():
         assert (run.settings["batch_size"], run.settings["steps"], run.settings["save_freq"]) == ("64", "20000", "5000")
         assert run.preset.resize_with_pad is None  # SmolVLA pads inside the model
     assert dual.cameras == ("wrist", "overhead") and wrist.cameras == ("wrist",)
+
+
+EPYC_AVX2 = """processor	: 0
+vendor_id	: AuthenticAMD
+model name	: AMD EPYC 7B13
+flags		: fpu vme sse sse2 avx avx2 fma bmi2
+processor	: 1
+model name	: AMD EPYC 7B13
+flags		: fpu vme sse sse2 avx avx2 fma bmi2
+"""
+
+
+def test_bf16_autocast_only_where_the_cpu_computes_bf16(tmp_path):
+    (tmp_path / "cpuinfo").write_text(EPYC_AVX2)
+    model, flags = read_cpuinfo(tmp_path / "cpuinfo")
+    assert model == "AMD EPYC 7B13" and "avx2" in flags and "avx512f" not in flags
+    epyc = cpu_numeric_path(model, flags)
+    assert not epyc.bf16 and "no native bf16 (avx2" in epyc.reason
+    run = resolve("act_small_cpu", cpu=epyc)
+    assert run.settings["policy.use_amp"] == "false"
+    assert run.numeric_path.startswith("float32 on AMD EPYC 7B13 (no native bf16")
+    for native in ({"avx512f", "avx512_bf16"}, {"avx512f", "amx_bf16", "amx_tile"}):
+        run = resolve("act_small_cpu", cpu=cpu_numeric_path("Intel Xeon", native))
+        assert run.settings["policy.use_amp"] == "true" and run.numeric_path.startswith("bfloat16 autocast on Intel")
+    xeon_avx512 = cpu_numeric_path("Intel Xeon", {"avx2", "avx512f"})
+    assert not xeon_avx512.bf16 and "(avx512f;" in xeon_avx512.reason
+    # Asked for, it is what the user said; on a GPU mixed precision stays; a preset in float32 stays so.
+    forced = resolve("act_small_cpu", {"policy.use_amp": "true"}, cpu=epyc)
+    assert forced.settings["policy.use_amp"] == "true" and "policy.use_amp=true as set" in forced.numeric_path
+    gpu = resolve("act_small_cpu", {"policy.device": "cuda"}, cpu=epyc)
+    assert gpu.settings["policy.use_amp"] == "true" and gpu.numeric_path is None
+    state = resolve("act_state_cpu", has_environment_state=True, cpu=cpu_numeric_path("Intel Xeon", {"avx512_bf16"}))
+    assert state.settings["policy.use_amp"] == "false" and state.numeric_path.startswith("float32")
+
+
+def test_the_state_preset_sees_the_sims_object_state_and_no_camera():
+    run = resolve("act_state_cpu", has_environment_state=True)
+    assert run.cameras == () and run.preset.environment_state
+    assert '"ENV": "MEAN_STD"' in run.settings["policy.normalization_mapping"]
+    with pytest.raises(PresetError, match="does not record: record one with `so101 dataset sim`"):
+        resolve("act_state_cpu", has_environment_state=False)
+    assert not resolve("act_small_cpu", has_environment_state=True).preset.environment_state
 
 
 def test_any_preset_value_is_overridden_in_lerobot_syntax():
@@ -202,6 +245,46 @@ def sim_dataset(tmp_path_factory):
     return root, first_frames
 
 
+def test_sim_datasets_record_the_variant_and_the_sims_object_state(sim_dataset):
+    from so101_driver.sim.sim_arm import SimArm
+
+    root, _ = sim_dataset
+    assert json.loads((root / "meta/so101_sim.json").read_text())["settings"]["task_variant"] == "pick_place_10cm"
+    dataset = LeRobotDataset(REPO_ID, root=root)
+    feature = dataset.meta.features["observation.environment_state"]
+    assert feature["shape"] == [10] or tuple(feature["shape"]) == (10,)
+    assert feature["names"][:3] == ["cube.x", "cube.y", "cube.z"]
+    arm = SimArm()
+    try:
+        arm.reset(seed=0)  # the first episode's scene, read from MuJoCo
+        cube, target = arm.data.body("cube").xpos.copy(), arm.data.mocap_pos[0].copy()
+    finally:
+        arm.close()
+    first = dataset[0]["observation.environment_state"].numpy()
+    np.testing.assert_allclose(first[:3], cube, atol=1e-6)
+    np.testing.assert_allclose(first[7:], target, atol=1e-6)
+
+
+def test_cameras_the_policy_does_not_see_are_not_read(sim_dataset):
+    from training.unseen_cameras import skip_unseen_cameras
+
+    root, _ = sim_dataset
+    windows = {"action": [k / 30 for k in range(5)]}
+    reference = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows)
+    wrist_only = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows)
+    no_camera = LeRobotDataset(REPO_ID, root=root, delta_timestamps=windows)
+    assert skip_unseen_cameras(wrist_only, ("wrist",)) == ["observation.images.overhead"]
+    assert sorted(skip_unseen_cameras(no_camera, ())) == ["observation.images.overhead", "observation.images.wrist"]
+    for index in (0, len(reference) // 2, len(reference) - 1):
+        expected = reference[index]
+        for dataset, unseen in ((wrist_only, {"observation.images.overhead"}),
+                                (no_camera, {"observation.images.overhead", "observation.images.wrist"})):
+            item = dataset[index]
+            assert set(item) == set(expected) - unseen, index
+            for key, value in item.items():
+                assert value == expected[key] if isinstance(value, str) else torch.equal(value, expected[key]), key
+
+
 def test_sim_dataset_resumes_with_the_next_seeds(sim_dataset):
     root, first_frames = sim_dataset
     dataset = LeRobotDataset(REPO_ID, root=root)
@@ -222,8 +305,17 @@ def test_parallel_sims_record_the_same_dataset_as_one(tmp_path):
     serial, parallel = datasets
     assert serial.num_episodes == parallel.num_episodes == 2 and serial.num_frames == parallel.num_frames
     for index in (0, serial.num_frames // 2, serial.num_frames - 1):
-        for key in ("observation.state", "action", "observation.images.wrist", "observation.images.overhead"):
+        for key in ("observation.state", "action", "observation.images.wrist", "observation.images.overhead",
+                    "observation.environment_state"):
             assert torch.equal(serial[index][key], parallel[index][key]), (index, key)
+    # Stored as PNG frames, cameras a policy does not see are columns the reader no longer formats.
+    from training.unseen_cameras import skip_unseen_cameras
+
+    no_camera = LeRobotDataset(REPO_ID, root=tmp_path / "workers_1")
+    skip_unseen_cameras(no_camera, ())
+    item = no_camera[serial.num_frames - 1]
+    assert not any(key.startswith(IMAGE_PREFIX) for key in item)
+    assert torch.equal(item["observation.environment_state"], serial[serial.num_frames - 1]["observation.environment_state"])
 
 
 def test_cached_action_windows_are_what_lerobots_dataset_reads(sim_dataset):

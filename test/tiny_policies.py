@@ -16,13 +16,22 @@ STATE_MEAN = [0.0, -20.0, 30.0, 40.0, 0.0, 20.0]
 STATE_STD = [20.0, 25.0, 25.0, 20.0, 30.0, 15.0]
 
 
+# The sim's object state (so101_driver.environment_state), about where the sim puts things: metres, a quaternion.
+ENVIRONMENT_MEAN = [0.21, 0.0, 0.0125, 1.0, 0.0, 0.0, 0.0, 0.21, 0.1, 0.0]
+ENVIRONMENT_STD = [0.02, 0.02, 0.01, 0.01, 0.01, 0.01, 0.1, 0.02, 0.02, 0.01]
+
+
 def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(3, 64, 64), chunk_size=20,
                         state_dim=6, action_dim=6, seed=0, action_mean=STATE_MEAN, action_std=STATE_STD,
-                        value_range: tuple[list[float], list[float]] | None = None) -> Path:
+                        value_range: tuple[list[float], list[float]] | None = None,
+                        environment_state: bool = False) -> Path:
     """`action_mean`, `action_std`: the action's normalization stats (the state's by default);
-    `value_range`: (min, max) per joint of both, as lerobot's dataset stats carry them."""
+    `value_range`: (min, max) per joint of both, as lerobot's dataset stats carry them;
+    `environment_state`: the policy takes the sim's object state (observation.environment_state)."""
     torch.manual_seed(seed)
     input_features = {"observation.state": PolicyFeature(FeatureType.STATE, (state_dim,))}
+    if environment_state:
+        input_features["observation.environment_state"] = PolicyFeature(FeatureType.ENV, (len(ENVIRONMENT_MEAN),))
     for camera in cameras:
         input_features[f"observation.images.{camera}"] = PolicyFeature(FeatureType.VISUAL, tuple(image_shape))
     config = ACTConfig(
@@ -42,6 +51,9 @@ def tiny_act_checkpoint(path: Path, cameras=("wrist", "overhead"), image_shape=(
             stats[key].update(min=torch.tensor(value_range[0]), max=torch.tensor(value_range[1]))
     for camera in cameras:
         stats[f"observation.images.{camera}"] = {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
+    if environment_state:
+        stats["observation.environment_state"] = {"mean": torch.tensor(ENVIRONMENT_MEAN),
+                                                  "std": torch.tensor(ENVIRONMENT_STD)}
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
     path.mkdir(parents=True, exist_ok=True)
     policy.save_pretrained(path)
@@ -120,6 +132,9 @@ def tiny_smolvla_checkpoint(path: Path, vlm: Path, cameras=("wrist", "overhead")
              for key in ("observation.state", "action")}
     for camera in cameras:
         stats[f"observation.images.{camera}"] = {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
+    if environment_state:
+        stats["observation.environment_state"] = {"mean": torch.tensor(ENVIRONMENT_MEAN),
+                                                  "std": torch.tensor(ENVIRONMENT_STD)}
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
     path.mkdir(parents=True, exist_ok=True)
     for saveable in (policy, preprocessor, postprocessor):

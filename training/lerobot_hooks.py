@@ -3,7 +3,7 @@
 lerobot's `train()` has no parameters for them, so for the length of one run we wrap names its
 module looks up at call time, each around lerobot's own function:
 - make_policy: the policy sees only the chosen cameras (lerobot takes every camera of the dataset),
-  and an ACT trained without pre-trained backbone weights learns its batch norm
+  and the sim's object state (observation.environment_state) only when the preset asks for it, and an ACT trained without pre-trained backbone weights learns its batch norm
   (training/backbone_batchnorm.py);
 - make_pre_post_processors: ACT's resize-with-pad step goes into the preprocessor, before
   normalization, so it is saved in the checkpoint and inference applies the same resize;
@@ -14,6 +14,7 @@ module looks up at call time, each around lerobot's own function:
 - make_train_eval_datasets: the delta-timestamp windows of numeric keys (the action chunk) are read
   from memory instead of through the Hugging Face dataset (training/delta_query_cache.py), and with
   a frame cache, camera frames from decoded frames at the training size (training/frame_cache.py);
+  without one, cameras the policy does not see are not read (training/unseen_cameras.py);
 - tqdm (with a time budget only): the progress bar counts minutes of the budget, not steps of a
   horizon the run will never reach.
 """
@@ -32,11 +33,13 @@ from lerobot.utils.feature_utils import dataset_to_policy_features
 from lerobot.processor import NormalizerProcessorStep
 from tqdm import tqdm
 
+from so101_driver.environment_state import ENVIRONMENT_STATE_KEY
 from so101_policy.resize_with_pad import IMAGE_PREFIX, ResizeWithPadStep
 
 from .backbone_batchnorm import learn_backbone_batchnorm, needs_learned_batchnorm
 from .delta_query_cache import cache_delta_columns
 from .frame_cache import FrameCacheInfo, serve_cached_frames
+from .unseen_cameras import skip_unseen_cameras
 
 METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s")
 
@@ -80,14 +83,19 @@ class RunObservations:
     learned_batchnorm_layers: int = 0  # frozen batch norm layers made trainable (no pre-trained backbone)
     cached_delta_keys: list[str] = field(default_factory=list)  # delta windows read from memory
     frame_cache: FrameCacheInfo | None = None  # where camera frames were read from, when not the videos
+    unread_cameras: list[str] = field(default_factory=list)  # camera keys of the dataset the policy does not see
 
 
 def policy_input_features(dataset_features: dict, cameras: tuple[str, ...],
-                          resize_with_pad: tuple[int, int] | None) -> dict[str, PolicyFeature]:
-    """The dataset's non-action features, keeping only the chosen cameras (at the padded size)."""
+                          resize_with_pad: tuple[int, int] | None,
+                          environment_state: bool = False) -> dict[str, PolicyFeature]:
+    """The dataset's non-action features, keeping only the chosen cameras (at the padded size), and the sim's
+    object state only with `environment_state`: a vision policy must not see what a real arm cannot give it."""
     selected = {}
     for key, feature in dataset_to_policy_features(dataset_features).items():
         if feature.type is FeatureType.ACTION:
+            continue
+        if key == ENVIRONMENT_STATE_KEY and not environment_state:
             continue
         if feature.type is FeatureType.VISUAL:
             if key.removeprefix(IMAGE_PREFIX) not in cameras:
@@ -129,11 +137,13 @@ class MetricsLog:
 @contextmanager
 def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | None, metrics_path: Path,
                    on_policy_made: Callable[[RunObservations], None] = lambda observed: None,
-                   time_budget_s: float | None = None, frame_cache: bool = False) -> Iterator[RunObservations]:
+                   time_budget_s: float | None = None, frame_cache: bool = False,
+                   environment_state: bool = False) -> Iterator[RunObservations]:
     """`on_policy_made` runs once lerobot has validated the run (its output_dir may now be created).
 
     `time_budget_s`: wall-clock seconds from the first training step; raises TimeBudgetReached.
     `frame_cache`: camera frames come from a cache of decoded frames at the `resize_with_pad` size.
+    `environment_state`: the policy takes the sim's object state (observation.environment_state).
     """
     import lerobot.scripts.lerobot_train as lerobot_train
 
@@ -149,7 +159,7 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
 
     def make_policy(cfg, ds_meta=None, **kwargs):
         if ds_meta is not None:
-            cfg.input_features = policy_input_features(ds_meta.features, cameras, resize_with_pad)
+            cfg.input_features = policy_input_features(ds_meta.features, cameras, resize_with_pad, environment_state)
         policy = original_make_policy(cfg, ds_meta=ds_meta, **kwargs)
         if needs_learned_batchnorm(cfg):
             observed.learned_batchnorm_layers = learn_backbone_batchnorm(policy)
@@ -196,6 +206,8 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
         observed.cached_delta_keys = cache_delta_columns(dataset)
         if frame_cache:
             observed.frame_cache = serve_cached_frames(dataset, resize_with_pad)
+        else:
+            observed.unread_cameras = skip_unseen_cameras(dataset, cameras)
         return dataset, eval_dataset
 
     lerobot_train.should_save_checkpoint = should_save_checkpoint

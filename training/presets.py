@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .cpu_numerics import AUTO, NumericPath, cpu_numeric_path, describe_numeric_path, resolve_use_amp
+
 DEFAULT_DATASET = "gtgando/so101_pick_place_10cm_v3"
 CAMERAS = ("wrist", "overhead")
 
@@ -30,6 +32,9 @@ class TrainPreset:
     settings: dict[str, str]
     excluded_cameras: tuple[str, ...] = ()
     resize_with_pad: tuple[int, int] | None = None  # (height, width)
+    # The policy takes the sim's privileged object state (observation.environment_state); no other preset
+    # sees it, even where the dataset has it.
+    environment_state: bool = False
     reference: dict[str, str] = field(default_factory=dict)  # the reference run it reproduces
 
 
@@ -80,7 +85,8 @@ PRESETS = {
 PRESETS["act_small_cpu"] = TrainPreset(
     name="act_small_cpu",
     description="a small ACT for CPU runs on sim demos (the demo): ResNet18 from scratch with learned batch norm, "
-                "64x64 with padding, 2 encoder layers, no VAE, chunk 30, AdamW lr 1e-4, batch 8, bfloat16 autocast",
+                "64x64 with padding, 2 encoder layers, no VAE, chunk 30, AdamW lr 1e-4, batch 8, bfloat16 autocast "
+                "where the CPU computes bf16 natively",
     policy_type="act",
     settings={
         "policy.type": "act",
@@ -99,8 +105,9 @@ PRESETS["act_small_cpu"] = TrainPreset(
         "policy.optimizer_lr_backbone": "1e-4",
         "policy.optimizer_weight_decay": "1e-4",
         "policy.device": "cpu",
-        # bfloat16 autocast (lerobot's use_amp): 1.15-1.35x faster updates on a CPU with AVX512-BF16.
-        "policy.use_amp": "true",
+        # bfloat16 autocast (lerobot's use_amp): 1.15-1.35x faster updates on a CPU with AVX512_BF16, 12x
+        # slower on one without (training/cpu_numerics.py).
+        "policy.use_amp": AUTO,
         "batch_size": "8",
         # Loader workers would take the cores the update needs (measured: no faster on 2 cores).
         "num_workers": "0",
@@ -108,6 +115,45 @@ PRESETS["act_small_cpu"] = TrainPreset(
         "save_freq": "500",
     },
     resize_with_pad=(64, 64),
+)
+PRESETS["act_state_cpu"] = TrainPreset(
+    name="act_state_cpu",
+    description="the diagnostic rung of perfect perception: ACT on the sim's object state "
+                "(observation.environment_state: cube pose, target position) and the joints, no cameras; "
+                "4 encoder layers, no VAE, chunk 30 executed whole, AdamW lr 3e-4, batch 64, float32",
+    policy_type="act",
+    settings={
+        "policy.type": "act",
+        "policy.pretrained_backbone_weights": "null",  # no cameras, no backbone: nothing to download
+        "policy.chunk_size": "30",
+        # The whole chunk: the expert holds still before it closes, lifts and opens the gripper, and a state
+        # that does not change says nothing of how long it has held. Chunks replaced after a few actions
+        # restart the hold and never reach the motion after it (measured: 1/10 at 10 actions a chunk, the
+        # same weights 5/6 at 30).
+        "policy.n_action_steps": "30",
+        "policy.dim_model": "256",
+        "policy.n_heads": "8",
+        "policy.dim_feedforward": "1024",
+        "policy.n_encoder_layers": "4",
+        "policy.n_decoder_layers": "1",
+        "policy.use_vae": "false",
+        # lerobot's ACT leaves ENV features unnormalized: metres that vary by centimetres would reach the
+        # encoder as a near-constant.
+        "policy.normalization_mapping": '{"VISUAL": "MEAN_STD", "STATE": "MEAN_STD", "ENV": "MEAN_STD", '
+                                        '"ACTION": "MEAN_STD"}',
+        "policy.optimizer_lr": "3e-4",
+        "policy.optimizer_lr_backbone": "3e-4",
+        "policy.optimizer_weight_decay": "1e-4",
+        "policy.device": "cpu",
+        # A few thousand parameters per token and three tokens: autocast's casts would cost more than it saves.
+        "policy.use_amp": "false",
+        "batch_size": "64",
+        "num_workers": "0",
+        "steps": "100000",
+        "save_freq": "2000",
+    },
+    excluded_cameras=CAMERAS,
+    environment_state=True,
 )
 PRESETS["smolvla_wrist"] = TrainPreset(
     name="smolvla_wrist",
@@ -147,13 +193,17 @@ class ResolvedRun:
     preset: TrainPreset
     settings: dict[str, str]
     cameras: tuple[str, ...]
+    numeric_path: str | None = None  # a CPU run's: what it trains in, on which CPU, and who chose it
 
     def lerobot_args(self) -> list[str]:
         return [f"--{key}={value}" for key, value in self.settings.items()]
 
 
 def resolve(name: str, overrides: dict[str, str] | None = None, exclude_cameras: tuple[str, ...] = (),
-            available_cameras: tuple[str, ...] = CAMERAS) -> ResolvedRun:
+            available_cameras: tuple[str, ...] = CAMERAS, has_environment_state: bool = False,
+            cpu: NumericPath | None = None) -> ResolvedRun:
+    """The run's lerobot-train settings. `has_environment_state`: the dataset records the sim's object state.
+    `cpu`: the numeric path of this machine's CPU (default: read from it), for `policy.use_amp=auto`."""
     if name not in PRESETS:
         raise PresetError(f"unknown preset '{name}'; presets are {sorted(PRESETS)}")
     preset = PRESETS[name]
@@ -165,8 +215,20 @@ def resolve(name: str, overrides: dict[str, str] | None = None, exclude_cameras:
     unknown = sorted(set(exclude_cameras) - set(available_cameras))
     if unknown:
         raise PresetError(f"cannot exclude {unknown}: the dataset's cameras are {list(available_cameras)}")
+    if preset.environment_state and not has_environment_state:
+        raise PresetError(f"preset '{name}' trains on the sim's object state (observation.environment_state), which "
+                          "this dataset does not record: record one with `so101 dataset sim`")
     excluded = set(preset.excluded_cameras) | set(exclude_cameras)
     cameras = tuple(camera for camera in available_cameras if camera not in excluded)
-    if not cameras:
+    if not cameras and not preset.environment_state:
         raise PresetError(f"every camera is excluded ({sorted(excluded)}); a policy needs at least one")
-    return ResolvedRun(preset, settings, cameras)
+    numeric_path = None
+    if settings.get("policy.device") == "cpu":
+        cpu = cpu or cpu_numeric_path()
+        requested = settings.get("policy.use_amp", "false")
+        settings["policy.use_amp"] = resolve_use_amp(requested, "cpu", cpu)
+        numeric_path = describe_numeric_path(requested, settings["policy.use_amp"], cpu)
+    elif "policy.use_amp" in settings:
+        settings["policy.use_amp"] = resolve_use_amp(settings["policy.use_amp"], settings.get("policy.device", ""),
+                                                     None)
+    return ResolvedRun(preset, settings, cameras, numeric_path)

@@ -2,7 +2,9 @@
 
 Same feature names, units, fps and task as the hub dataset (gtgando/so101_pick_place_10cm_v3):
 observation.state and action in LeRobot units through the joint model (degrees, gripper 0..100),
-observation.images.wrist and observation.images.overhead, 30 fps.
+observation.images.wrist and observation.images.overhead, 30 fps; and the sim's privileged object
+state as observation.environment_state (so101_driver.environment_state), which a policy sees only
+when its preset asks for it. The task variant is in meta/so101_sim.json with the other settings.
 
 Rendering bounds recording, so `workers` sims (one per core) play the episodes in parallel
 processes while this one writes them in seed order: the dataset is the same whatever the count.
@@ -22,10 +24,12 @@ import numpy as np
 from lerobot.datasets import LeRobotDataset
 from tqdm import tqdm
 
+from so101_driver.environment_state import ENVIRONMENT_STATE_KEY, ENVIRONMENT_STATE_NAMES
 from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, ROBOT_TYPE, JointModel
 from so101_driver.sim.expert import ScriptedExpert
 from so101_driver.sim.scene import CAMERA_NAMES, SceneConfig
 from so101_driver.sim.sim_arm import SimArm
+from so101_driver.sim.task_variants import SIM_DATASET_SETTINGS, task_variant
 
 from .configs import FPS, TASK, SimDatasetConfig
 
@@ -34,10 +38,14 @@ def _worker_count(requested: int) -> int:
     return requested or len(os.sched_getaffinity(0))
 
 
-def dataset_features(image_sizes: dict[str, tuple[int, int]], use_videos: bool) -> dict:
-    """The hub dataset's features; image_sizes: camera -> (height, width)."""
+def dataset_features(image_sizes: dict[str, tuple[int, int]], use_videos: bool,
+                     environment_state: bool = False) -> dict:
+    """The hub dataset's features, and the sim's object state if asked; image_sizes: camera -> (height, width)."""
     joints = {"dtype": "float32", "shape": (len(LEROBOT_FEATURE_NAMES),), "names": list(LEROBOT_FEATURE_NAMES)}
     features = {"observation.state": dict(joints), "action": dict(joints)}
+    if environment_state:
+        features[ENVIRONMENT_STATE_KEY] = {"dtype": "float32", "shape": (len(ENVIRONMENT_STATE_NAMES),),
+                                           "names": list(ENVIRONMENT_STATE_NAMES)}
     for camera, (height, width) in image_sizes.items():
         features[f"observation.images.{camera}"] = {"dtype": "video" if use_videos else "image",
                                                     "shape": (height, width, 3),
@@ -49,7 +57,7 @@ class SimDatasetError(RuntimeError):
     """A dataset directory that cannot be resumed with the requested settings."""
 
 
-PROGRESS_FILE = Path("meta") / "so101_sim.json"
+PROGRESS_FILE = SIM_DATASET_SETTINGS
 
 
 def _progress_settings(config: SimDatasetConfig) -> dict:
@@ -67,7 +75,7 @@ def _open_dataset(root: Path, config: SimDatasetConfig) -> tuple[LeRobotDataset,
         dataset = LeRobotDataset.create(
             config.repo_id, FPS,
             dataset_features({camera: (config.image_height, config.image_width) for camera in CAMERA_NAMES},
-                             config.use_videos),
+                             config.use_videos, environment_state=True),
             root=root, robot_type=ROBOT_TYPE, use_videos=config.use_videos,
         )
         return dataset, config.seed
@@ -100,7 +108,7 @@ def _make_arm(config: SimDatasetConfig, worker: bool = True) -> None:
     if worker:  # Ctrl-C is the main process's to handle: it stops the pool
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _arm = SimArm(SceneConfig(image_width=config.image_width, image_height=config.image_height,
-                              control_period=1.0 / FPS))
+                              control_period=1.0 / FPS), task_variant(config.task_variant))
 
 
 def _demonstrate(seed: int) -> Demonstration:
@@ -113,6 +121,7 @@ def _demonstrate(seed: int) -> Demonstration:
         action = expert.action(tick)
         frame = {
             "observation.state": joint_model.to_lerobot(arm.joint_positions).astype(np.float32),
+            ENVIRONMENT_STATE_KEY: arm.environment_state,
             "action": joint_model.to_lerobot(action).astype(np.float32),
             "task": TASK,
         }

@@ -42,6 +42,8 @@ class RunInfo:
     input_features: dict[str, list[int]] = field(default_factory=dict)
     learned_batchnorm_layers: int = 0  # backbone batch norm trained, not frozen (no pre-trained weights)
     frame_cache: dict | None = None  # the decoded-frame cache trained from (FrameCacheInfo), if any
+    environment_state: bool = False  # the policy takes the sim's object state (observation.environment_state)
+    numeric_path: str | None = None  # a CPU run's: its CPU and whether it trains in bf16 (cpu_numerics)
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
@@ -64,11 +66,15 @@ def _lerobot_command_line(arguments: list[str]):
         sys.argv = saved
 
 
-def _dataset_cameras(repo_id: str, root: Path | None) -> tuple[str, ...]:
+def _dataset_inputs(repo_id: str, root: Path | None) -> tuple[tuple[str, ...], bool]:
+    """The dataset's cameras, and whether it records the sim's object state."""
     from lerobot.datasets import LeRobotDatasetMetadata
 
+    from so101_driver.environment_state import ENVIRONMENT_STATE_KEY
+
     meta = LeRobotDatasetMetadata(repo_id, root=root)
-    return tuple(key.removeprefix("observation.images.") for key in meta.camera_keys)
+    return (tuple(key.removeprefix("observation.images.") for key in meta.camera_keys),
+            ENVIRONMENT_STATE_KEY in meta.features)
 
 
 def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
@@ -94,8 +100,9 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
                          "--output-dir")
 
     source = prepare_dataset(request.dataset, request.dataset_root)
-    resolved = resolve(request.preset, request.overrides, tuple(request.exclude_cameras),
-                       _dataset_cameras(source.repo_id, source.root))
+    cameras, has_environment_state = _dataset_inputs(source.repo_id, source.root)
+    resolved = resolve(request.preset, request.overrides, tuple(request.exclude_cameras), cameras,
+                       has_environment_state)
     resize = resolved.preset.resize_with_pad if request.resize_with_pad == "preset" else request.resize_with_pad
     settings = {**resolved.settings, "dataset.repo_id": source.repo_id, "output_dir": str(run_dir)}
     if source.root is not None:
@@ -106,6 +113,8 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
         preset=resolved.preset.name, policy_type=resolved.preset.policy_type, dataset=source.repo_id,
         dataset_root=None if source.root is None else str(source.root), dataset_converted=source.converted,
         cameras=list(resolved.cameras), resize_with_pad=None if resize is None else list(resize), settings=settings,
+        environment_state=resolved.preset.environment_state,
+        numeric_path=resolved.numeric_path,
     )
     return run_dir, info, [f"--{key}={value}" for key, value in settings.items()]
 
@@ -117,7 +126,10 @@ def run_training(request: TrainRequest) -> Path:
     run_dir, info, arguments = plan_run(request)
     resize = None if info.resize_with_pad is None else tuple(info.resize_with_pad)
     print(f"so101 train {info.preset}: {info.policy_type} on {info.dataset}, cameras {info.cameras}"
+          + (", the sim's object state" if info.environment_state else "")
           + (f", images resized with padding to {resize[0]}x{resize[1]}" if resize else ""))
+    if info.numeric_path:
+        print(f"Numeric path: {info.numeric_path}", flush=True)
 
     def record_policy(seen) -> None:
         # Written once lerobot has accepted output_dir (it refuses an existing one unless resuming).
@@ -138,7 +150,8 @@ def run_training(request: TrainRequest) -> Path:
               f"steps={info.settings.get('steps')} is only an upper bound; the last step is saved when the budget "
               "is spent.", flush=True)
     with _lerobot_command_line(arguments), training_hooks(tuple(info.cameras), resize, run_dir / METRICS,
-                                                          record_policy, budget, request.frame_cache):
+                                                          record_policy, budget, request.frame_cache,
+                                                          info.environment_state):
         try:
             lerobot_train.train()
         except TimeBudgetReached as stop:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from so101_bringup.options import add_options, from_options, option
+from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class SimConfig:
     """`so101 sim`'s options (driver_node's parameters for the sim, and the expert's run)."""
 
     seed: int = option(0, "seed of the first episode")
+    task_variant: str = option(DEFAULT_VARIANT, "the task's randomisation", choices=sorted(VARIANTS))
     width: int = option(224, "camera image width")
     height: int = option(224, "camera image height")
     rate: float = option(30.0, "control rate in Hz")
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         "--ros-args",
         "-p", "backend:=sim",
         "-p", f"seed:={config.seed}",
+        "-p", f"task_variant:={config.task_variant}",
         "-p", f"camera_width:={config.width}",
         "-p", f"camera_height:={config.height}",
         "-p", f"control_rate:={config.rate}",

@@ -66,3 +66,6 @@ class SimBackend:
 
     def render(self, camera: str) -> np.ndarray:
         return self.arm.render(camera)
+
+    def environment_state(self) -> np.ndarray:
+        return self.arm.environment_state

@@ -7,25 +7,16 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from ..environment_state import environment_state
 from ..joint_model import JOINT_NAMES
 from .scene import CAMERA_NAMES, CUBE_HALF_SIZE, TARGET_RADIUS, SceneConfig, build_scene, physics_substeps
+from .task_variants import DEFAULT_VARIANT, TaskVariant, task_variant
 
 # Arm raised above the workspace, jaws half open: where every episode starts.
 HOME_POSITION = np.array([0.0, -1.2, 1.1, 1.0, 0.0, 0.6])
-TARGET_DISTANCE = 0.10
 LIFT_HEIGHT = 0.02  # above its resting height, for the cube to count as lifted
 REST_SPEED = 0.02  # m/s
 ARM_GRIPPER_BODIES = ("gripper", "moving_jaw_so101_v1")
-
-
-@dataclass(frozen=True)
-class TaskRandomization:
-    """Where cubes and targets may appear, in polar coordinates around the arm's base."""
-
-    cube_radius: tuple[float, float] = (0.17, 0.25)
-    cube_bearing: tuple[float, float] = (-0.45, 0.45)
-    target_radius: tuple[float, float] = (0.14, 0.29)
-    target_bearing: tuple[float, float] = (-0.75, 0.75)
 
 
 @dataclass
@@ -39,11 +30,14 @@ class TaskStatus:
     success: bool = False
     steps: int = 0
     seed: int | None = None
+    variant: str = DEFAULT_VARIANT
+
 
     def as_dict(self) -> dict:
         return {
             "success": bool(self.success), "lifted": bool(self.lifted), "released": bool(self.released),
             "at_rest": bool(self.at_rest), "in_target": bool(self.in_target), "steps": self.steps, "seed": self.seed,
+            "variant": self.variant,
             "cube_position": [round(float(v), 4) for v in self.cube_position],
             "target_position": [round(float(v), 4) for v in self.target_position],
         }
@@ -54,7 +48,7 @@ class SimArm:
     """MuJoCo SO-101 stepping one control period at a time. Joint arrays follow JOINT_NAMES."""
 
     config: SceneConfig = field(default_factory=SceneConfig)
-    randomization: TaskRandomization = field(default_factory=TaskRandomization)
+    variant: TaskVariant = field(default_factory=lambda: task_variant(DEFAULT_VARIANT))
 
     def __post_init__(self):
         self.model = build_scene(self.config)
@@ -81,28 +75,14 @@ class SimArm:
         mujoco.mj_resetData(self.model, self.data)
         self.data.qpos[self._qpos] = HOME_POSITION
         self.data.ctrl[self._actuators] = HOME_POSITION
-        cube_xy, target_xy = self._sample_layout(rng)
-        yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+        cube_xy, yaw, target_xy = self.variant.sample(rng)
         self.data.qpos[self._cube_qpos:self._cube_qpos + 7] = [
             *cube_xy, CUBE_HALF_SIZE, np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)
         ]
         self.data.mocap_pos[self._target_mocap] = [*target_xy, 0.0]
         mujoco.mj_forward(self.model, self.data)
-        self.status = TaskStatus(self.cube_position, self.target_position, seed=seed)
+        self.status = TaskStatus(self.cube_position, self.target_position, seed=seed, variant=self.variant.name)
         return self.status
-
-    def _sample_layout(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        r = self.randomization
-        while True:
-            radius, bearing = rng.uniform(*r.cube_radius), rng.uniform(*r.cube_bearing)
-            cube = radius * np.array([np.cos(bearing), np.sin(bearing)])
-            direction = rng.uniform(-np.pi, np.pi)
-            target = cube + TARGET_DISTANCE * np.array([np.cos(direction), np.sin(direction)])
-            target_radius = np.linalg.norm(target)
-            target_bearing = np.arctan2(target[1], target[0])
-            if r.target_radius[0] <= target_radius <= r.target_radius[1] and \
-                    r.target_bearing[0] <= target_bearing <= r.target_bearing[1]:
-                return cube, target
 
     # -- control --------------------------------------------------------------------------------
     @property
@@ -129,8 +109,18 @@ class SimArm:
         return self.data.xpos[self._cube_body].copy()
 
     @property
+    def cube_quaternion(self) -> np.ndarray:
+        """The cube's orientation (w, x, y, z) in the world."""
+        return self.data.xquat[self._cube_body].copy()
+
+    @property
     def target_position(self) -> np.ndarray:
         return self.data.mocap_pos[self._target_mocap].copy()
+
+    @property
+    def environment_state(self) -> np.ndarray:
+        """The privileged object state (so101_driver.environment_state) as it is now."""
+        return environment_state(self.cube_position, self.cube_quaternion, self.target_position)
 
     def cube_touches_gripper(self) -> bool:
         for contact in self.data.contact[: self.data.ncon]:

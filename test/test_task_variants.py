@@ -1,0 +1,107 @@
+"""The sim's task variants and its privileged object state, read back from MuJoCo's own data."""
+
+import math
+
+import mujoco
+import numpy as np
+import pytest
+
+from so101_driver.environment_state import ENVIRONMENT_STATE_NAMES, environment_state, split_environment_state
+from so101_driver.ros_messages import environment_state_from_msg, object_poses_msg, sec_to_time
+from so101_driver.sim.sim_arm import SimArm
+from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS, task_variant
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def arm(request):
+    arm = SimArm(variant=task_variant(request.param))
+    yield arm
+    arm.close()
+
+
+def layout(arm: SimArm) -> tuple[np.ndarray, float, np.ndarray]:
+    """Cube (x, y), cube yaw and target (x, y) as MuJoCo holds them after a reset."""
+    cube = arm.data.body("cube")
+    w, x, y, z = cube.xquat
+    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return cube.xpos[:2].copy(), yaw, arm.data.mocap_pos[arm.model.body("target").mocapid[0], :2].copy()
+
+
+def test_pick_place_10cm_is_the_constrained_workspace_the_readme_states():
+    arm = SimArm()  # the default
+    try:
+        assert DEFAULT_VARIANT == "pick_place_10cm" and arm.reset(seed=0).variant == "pick_place_10cm"
+        for seed in range(200):
+            arm.reset(seed=seed)
+            cube, yaw, target = layout(arm)
+            # The README's words: radius 0.19-0.23 m, bearing +-0.1 rad, yaw +-15 deg, target 10 cm to the
+            # left (+y) within +-0.15 rad of direction.
+            assert 0.19 - 1e-9 <= np.hypot(*cube) <= 0.23 + 1e-9, seed
+            assert abs(math.atan2(cube[1], cube[0])) <= 0.1 + 1e-9, seed
+            assert abs(math.degrees(yaw)) <= 15.0 + 1e-6, seed
+            offset = target - cube
+            assert np.hypot(*offset) == pytest.approx(0.10, abs=1e-9)
+            assert abs(math.atan2(offset[1], offset[0]) - math.pi / 2) <= 0.15 + 1e-9, seed
+    finally:
+        arm.close()
+
+
+def test_wide_spreads_wider_than_pick_place_10cm():
+    spans = {}
+    for name in ("wide", "pick_place_10cm"):
+        arm = SimArm(variant=task_variant(name))
+        try:
+            layouts = [layout(arm) for seed in range(100) if arm.reset(seed=seed)]
+        finally:
+            arm.close()
+        cubes = np.array([cube for cube, _, _ in layouts])
+        yaws = np.degrees([yaw for _, yaw, _ in layouts])
+        directions = np.array([math.atan2(*(target - cube)[::-1]) for cube, _, target in layouts])
+        spans[name] = (np.ptp(cubes[:, 1]), np.ptp(yaws), np.ptp(directions))
+    wide, narrow = spans["wide"], spans["pick_place_10cm"]
+    assert wide[0] > 2 * narrow[0] and wide[1] > 2 * narrow[1] and wide[2] > 4 * narrow[2]
+    assert wide[1] > 60  # yaw over most of +-45 degrees
+
+
+def test_an_unknown_variant_is_refused_with_the_names():
+    with pytest.raises(ValueError, match=r"task_variant must be one of \['pick_place_10cm', 'wide'\], got 'narrow'"):
+        task_variant("narrow")
+
+
+def test_the_environment_state_is_mujocos_cube_and_target(arm):
+    status = arm.reset(seed=11)
+    assert status.variant == arm.variant.name and status.as_dict()["variant"] == arm.variant.name
+    for _ in range(5):
+        arm.step(arm.joint_positions)
+    state = arm.environment_state
+    assert state.shape == (len(ENVIRONMENT_STATE_NAMES),) and state.dtype == np.float32
+    cube = arm.data.body("cube")
+    named = dict(zip(ENVIRONMENT_STATE_NAMES, state))
+    np.testing.assert_allclose([named["cube.x"], named["cube.y"], named["cube.z"]], cube.xpos, atol=1e-6)
+    quaternion = cube.xquat * np.sign(cube.xquat[0])
+    np.testing.assert_allclose([named[f"cube.q{axis}"] for axis in "wxyz"], quaternion, atol=1e-6)
+    target = arm.data.mocap_pos[arm.model.body("target").mocapid[0]]
+    np.testing.assert_allclose([named["target.x"], named["target.y"], named["target.z"]], target, atol=1e-6)
+    # A rotation matrix rebuilt from the state is MuJoCo's own.
+    matrix = np.zeros(9)
+    mujoco.mju_quat2Mat(matrix, split_environment_state(state)[1].astype(np.float64))
+    np.testing.assert_allclose(matrix, cube.xmat, atol=1e-5)
+
+
+def test_a_quaternion_and_its_negative_give_one_state():
+    turned = np.array([-0.96, 0.0, 0.0, 0.28])
+    np.testing.assert_array_equal(environment_state([0.2, 0, 0.01], turned, [0.2, 0.1, 0]),
+                                  environment_state([0.2, 0, 0.01], -turned, [0.2, 0.1, 0]))
+    assert environment_state([0, 0, 0], turned, [0, 0, 0])[3] > 0
+
+
+def test_object_poses_carry_the_state_through_a_message_and_back(arm):
+    arm.reset(seed=3)
+    state = arm.environment_state
+    msg = object_poses_msg(sec_to_time(1.5), state)
+    assert msg.header.frame_id == "world" and len(msg.poses) == 2
+    assert (msg.poses[0].position.x, msg.poses[1].position.y) == pytest.approx((state[0], state[8]))
+    np.testing.assert_allclose(environment_state_from_msg(msg), state, atol=1e-7)
+    msg.poses = msg.poses[:1]
+    with pytest.raises(ValueError, match="2 poses; got 1"):
+        environment_state_from_msg(msg)
