@@ -41,7 +41,7 @@ class DemoConfig:
     workers: int = option(0, "sims recording the demonstrations in parallel (0: one per core)")
     budget_minutes: float = option(30.0, "the whole demo's time: the vision ACT trains for what is left of it once "
                                          "the demonstrations, the state ACT and the evaluations are accounted for")
-    state_train_minutes: float = option(8.0, "training time of the state ACT (the sim's object state, no camera), "
+    state_train_minutes: float = option(6.0, "training time of the state ACT (the sim's object state, no camera), "
                                               "minutes; 0 skips it")
     train_minutes: float | None = option(None, "training time of the vision ACT, minutes (default: the rest of "
                                                 "--budget-minutes)", type=float)
@@ -139,7 +139,7 @@ def _vision_minutes(config: DemoConfig, started: float, state_eval) -> float:
         wall_per_sim_s = wall_s / simulated if simulated else wall_per_sim_s
     reserve = config.episodes * config.max_episode_s * wall_per_sim_s + REPLAY_RESERVE_S
     left = config.budget_minutes * 60 - (time.monotonic() - started) - reserve
-    minutes = max(1.0, left / 60)
+    minutes = max(1.0, round(left / 60, 1))
     print(f"[demo] {_minutes(max(left, 0))} of the {config.budget_minutes:g} min budget left for the vision ACT "
           f"({_minutes(reserve)} kept for its evaluation and replay): training it for {minutes:.1f} min", flush=True)
     return minutes

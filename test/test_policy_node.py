@@ -16,7 +16,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
-from so101_driver.joint_model import JOINT_NAMES
+from so101_driver.joint_model import JOINT_NAMES, in_joint_order
 from so101_driver.ros_messages import color_image_msg, duration_to_sec, joint_state_msg, sec_to_time, time_to_sec
 from test_inference_backends import cpu_computes_in_bf16
 from tiny_policies import tiny_act_checkpoint, tiny_smolvla_checkpoint, tiny_vlm
@@ -279,37 +279,38 @@ def test_a_terminals_ctrl_c_during_the_start_up_compilation_stops_the_node_at_on
 
 
 def test_the_sims_object_state_reaches_a_checkpoint_trained_on_it(tmp_path, recorder):
-    """A checkpoint without cameras, trained on observation.environment_state: the node takes the object poses
-    of the sim's topic into the model's batch; its chunk is the one lerobot's own policy computes from them, and
-    not the one it computes without them."""
+    """A checkpoint without cameras, trained on observation.environment_state, beside the sim driver: the object
+    poses the driver publishes reach the model's batch. Each chunk is the one lerobot's own policy computes from
+    the poses and joint states of its tick, and not the one it computes without the poses."""
     from geometry_msgs.msg import PoseArray
     from lerobot.policies.act.modeling_act import ACTPolicy
     from lerobot.policies.factory import make_pre_post_processors
 
     from so101_driver.joint_model import JointModel
-    from so101_driver.ros_messages import object_poses_msg
+    from so101_driver.ros_messages import environment_state_from_msg
 
     domain, probe, record, processes = recorder
+    poses = {}
+    probe.node.create_subscription(PoseArray, "/so101/sim/environment_state",
+                                   lambda m: poses.__setitem__(time_to_sec(m.header.stamp), m), 100)
     checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=(), chunk_size=10, environment_state=True)
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "cameras": "''", "mode": "sync",
-                                   "calibration": "sim", "arm_timeout": 0.5}, domain, tmp_path)
+    processes.append(start("driver_node", {"backend": "sim", "seed": 5, "camera_width": 32, "camera_height": 32},
+                           domain, tmp_path))
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "cameras": "''", "mode": "async",
+                                   "use_sim_time": "true"}, domain, tmp_path)
     processes.append(policy)
-    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
-    objects = probe.node.create_publisher(PoseArray, "/so101/sim/environment_state", 10)
-    state = np.array([0.23, -0.02, 0.0125, 0.99, 0.0, 0.0, 0.14, 0.25, 0.08, 0.0], np.float32)
-    state[3:7] /= np.linalg.norm(state[3:7])
-    radians = np.array([0.1, -1.0, 1.0, 0.9, 0.0, 0.5])
-    probe.spin_until(lambda: objects.get_subscription_count() > 0, STARTUP, f"the policy node ({policy.output})")
+    joints = {}
 
-    def publish():
-        now = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
-        joints.publish(joint_state_msg(now, JOINT_NAMES, radians))
-        objects.publish(object_poses_msg(now, state))
-        return record["chunks"]
+    def chunk_of_a_seen_tick():
+        joints.update({time_to_sec(m.header.stamp): m for m in record["joint_states"]})
+        seen = [c for c in record["chunks"] if time_to_sec(c.header.stamp) in poses.keys() & joints.keys()]
+        return seen[-1] if seen else None
 
-    probe.spin_until(lambda: publish() or probe.spin_for(0.1), 30, f"a chunk (log:\n{policy.output})")
+    chunk = probe.spin_until(chunk_of_a_seen_tick, STARTUP, f"a chunk of a tick the probe saw ({policy.output})")
     assert "the sim's object state from /so101/sim/environment_state" in policy.output
-    chunk = np.array([p.positions for p in record["chunks"][0].points])
+    stamp = time_to_sec(chunk.header.stamp)
+    state = environment_state_from_msg(poses[stamp])
+    radians = np.array(in_joint_order(joints[stamp].name, joints[stamp].position))
 
     lerobot_policy = ACTPolicy.from_pretrained(checkpoint).eval()
     preprocessor, postprocessor = make_pre_post_processors(lerobot_policy.config, pretrained_path=str(checkpoint))
@@ -322,5 +323,6 @@ def test_the_sims_object_state_reaches_a_checkpoint_trained_on_it(tmp_path, reco
             actions = postprocessor(lerobot_policy.predict_action_chunk(preprocessor(batch)))
         return joint_model.to_radians(actions[0].numpy().astype(np.float64))
 
-    np.testing.assert_allclose(chunk, lerobot_chunk(state), atol=1e-4)
-    assert np.abs(chunk - lerobot_chunk(np.zeros_like(state))).max() > 1e-3  # the state is what made it
+    positions = np.array([p.positions for p in chunk.points])
+    np.testing.assert_allclose(positions, lerobot_chunk(state), atol=1e-4)
+    assert np.abs(positions - lerobot_chunk(np.zeros_like(state))).max() > 1e-3  # the poses are what made it

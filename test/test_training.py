@@ -285,6 +285,25 @@ def test_cameras_the_policy_does_not_see_are_not_read(sim_dataset):
                 assert value == expected[key] if isinstance(value, str) else torch.equal(value, expected[key]), key
 
 
+def test_two_runs_in_one_process_may_differ_in_mixed_precision(sim_dataset, tmp_path):
+    """The demo trains the state ACT in float32, then the vision ACT in bf16 where the CPU computes it, in one
+    process: accelerate refused the second ("AcceleratorState has already been initialized")."""
+    from training.configs import TrainRequest
+    from training.presets import parse_overrides
+    from training.train import run_training
+
+    root, _ = sim_dataset
+    for amp in ("false", "true"):
+        run = run_training(TrainRequest(preset="act_dual", dataset=REPO_ID, dataset_root=root,
+                                        output_dir=tmp_path / f"amp_{amp}", resize_with_pad=(32, 32),
+                                        exclude_cameras=("overhead",),
+                                        overrides=parse_overrides([*TINY_ACT, *FAST, "--steps=1", "--save_freq=1",
+                                                                   f"--policy.use_amp={amp}"])))
+        assert (run / "checkpoints/last/pretrained_model/model.safetensors").is_file()
+        assert json.loads((run / "checkpoints/last/pretrained_model/train_config.json").read_text())[
+            "policy"]["use_amp"] == (amp == "true")
+
+
 def test_sim_dataset_resumes_with_the_next_seeds(sim_dataset):
     root, first_frames = sim_dataset
     dataset = LeRobotDataset(REPO_ID, root=root)

@@ -119,6 +119,16 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
     return run_dir, info, [f"--{key}={value}" for key, value in settings.items()]
 
 
+def _forget_accelerator_settings() -> None:
+    """accelerate keeps one AcceleratorState (its mixed precision among it) per process and refuses an
+    Accelerator with other settings; the demo trains two presets in one process, float32 then bf16. The
+    process-wide part (PartialState: devices, the distributed group) stays as accelerate set it up."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+
+
 def run_training(request: TrainRequest) -> Path:
     """Train (or resume) one run; returns the run directory."""
     from lerobot.scripts import lerobot_train
@@ -157,5 +167,7 @@ def run_training(request: TrainRequest) -> Path:
         except TimeBudgetReached as stop:
             print(f"Time budget of {request.time_budget_min:g} min reached: stopped after step {stop.step}, "
                   "saved as the last checkpoint")
+        finally:
+            _forget_accelerator_settings()
     print(f"Run directory: {run_dir.resolve()} (checkpoints/last/pretrained_model, {METRICS}, {RUN_INFO})")
     return run_dir
