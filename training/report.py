@@ -55,7 +55,8 @@ def summarize(run_dir: Path) -> RunSummary:
         previous_step = record["step"]
     last = records[-1]
     return RunSummary(
-        name=run_dir.name, model=info.policy_type, cameras="+".join(info.cameras),
+        name=run_dir.name, model=info.policy_type,
+        cameras="+".join(info.cameras) or ("object state" if info.environment_state else "none"),
         steps=[record["step"] for record in records], losses=[record["loss"] for record in records],
         final_loss=last["loss"], final_grad_norm=last.get("grad_norm", float("nan")), train_time_s=train_time,
         s_per_step=train_time / max(last["step"], 1), params=info.total_params, preset=info.preset,
