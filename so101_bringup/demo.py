@@ -20,6 +20,7 @@ from pathlib import Path
 
 from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS
 
+from .commands.common import UsageError
 from .options import option
 
 DEMO_REPO_ID = "local/so101_demo"
@@ -70,6 +71,7 @@ def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
     started = time.monotonic()
     dataset = record_sim_dataset(root, SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations,
                                                         task_variant=config.task_variant,
+                                                        environment_state=config.state_train_minutes > 0,
                                                         image_width=config.image_size,
                                                         image_height=config.image_size, use_videos=False,
                                                         workers=config.workers))
@@ -81,11 +83,17 @@ def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
 
 def _train(config: DemoConfig, preset: str, dataset_root: Path, run_dir: Path, minutes: float, timings: dict,
            timing: str) -> str:
-    """`timing`: the name of its minutes in the summary."""
+    """`timing`: the name of its minutes in the summary. A run directory that trains on another dataset (another
+    variant or image size, an older demo's) is refused: resuming it would go on training on that one."""
     from training.configs import TrainRequest
     from training.report import summarize, write_report
     from training.train import run_training
 
+    info = run_dir / "run_info.json"
+    trained_on = json.loads(info.read_text()).get("dataset_root") if info.is_file() else None
+    if trained_on and Path(trained_on).resolve() != dataset_root.resolve():
+        raise UsageError(f"{run_dir} trains on {trained_on}, not on {dataset_root} (another --task-variant or "
+                         f"--image-size, or an older demo's): pass another --output, or remove {run_dir}")
     started = time.monotonic()
     run_training(TrainRequest(preset=preset, dataset=DEMO_REPO_ID, dataset_root=dataset_root, output_dir=run_dir,
                               # The state ACT has no camera, so nothing to resize.
@@ -101,14 +109,13 @@ def _train(config: DemoConfig, preset: str, dataset_root: Path, run_dir: Path, m
     return str(run_dir / "checkpoints" / "last" / "pretrained_model")
 
 
-def checkpoint_cameras(checkpoint: str) -> str:
-    """GraphArgs' cameras for a local checkpoint: the ones it was trained on, or none (the sim's object state)."""
-    config = Path(checkpoint) / "config.json"
-    if not config.is_file():
-        return "wrist,overhead"  # a hub id: the policy node checks it against its own config
-    features = json.loads(config.read_text()).get("input_features", {})
-    cameras = [key.removeprefix("observation.images.") for key in features if key.startswith("observation.images.")]
-    return ",".join(sorted(cameras)) or "none"
+def graph_cameras(checkpoint: str) -> str:
+    """GraphArgs' cameras for a checkpoint: the ones it was trained on, or none (one on the sim's object state)."""
+    from lerobot.configs.policies import PreTrainedConfig
+
+    from so101_policy.compatibility import checkpoint_cameras
+
+    return ",".join(checkpoint_cameras(PreTrainedConfig.from_pretrained(checkpoint))) or "none"
 
 
 def _evaluate(config: DemoConfig, checkpoint: str, output: Path, episodes: int, record: bool, timings: dict,
@@ -117,11 +124,16 @@ def _evaluate(config: DemoConfig, checkpoint: str, output: Path, episodes: int, 
     from .in_process import run_graph
 
     args = GraphArgs(policy=config.policy, checkpoint=checkpoint, device=config.device, record=record,
-                     cameras=checkpoint_cameras(checkpoint), episodes=episodes, max_episode_s=config.max_episode_s,
+                     cameras=graph_cameras(checkpoint), episodes=episodes, max_episode_s=config.max_episode_s,
                      output_dir=str(output), seed=str(config.eval_seed), task_variant=config.task_variant,
                      sim_width=config.image_size, sim_height=config.image_size)
+    try:
+        specs = eval_nodes(args)
+    except ValueError as error:  # the checkpoint's training variant is not this demo's
+        raise UsageError(f"{error} (so101 eval has that option; the demo evaluates on its own --task-variant)") \
+            from error
     started = time.monotonic()
-    nodes = run_graph(eval_nodes(args), until=lambda nodes: nodes["so101_eval_manager"].finished)
+    nodes = run_graph(specs, until=lambda nodes: nodes["so101_eval_manager"].finished)
     timings[timing] = time.monotonic() - started
     return nodes["so101_eval_manager"].run
 
@@ -169,7 +181,8 @@ def what_it_shows(state_run, vision_run) -> str:
                      f"perfect perception. Its {rate} is what the control path (actions, chunk execution, latency, "
                      "gripper) achieves; "
                      + ("the control path works." if summary["success_rate"] >= 0.9 else
-                        "below 90%, the defect is in the control path, not in perception."))
+                        "below 90%, the defect is in the control path or in too little training for it, not in "
+                        "perception."))
     if vision_run is not None:
         summary = vision_run.summary()
         rate = f"{summary['successes']}/{summary['episodes']}"
@@ -207,7 +220,7 @@ def run_demo(config: DemoConfig) -> int:
     vision_run = _evaluate(config, vision_checkpoint, config.output / "eval", config.episodes, True, timings,
                            "vision_evaluation")
     runs["vision"] = {"checkpoint": vision_checkpoint, "evaluation": vision_run.summary()}
-    if checkpoint_cameras(vision_checkpoint) != "none":
+    if graph_cameras(vision_checkpoint) != "none":
         replay = _replay_first_bag(config, vision_checkpoint, vision_run)
     timings["total"] = time.monotonic() - started
     (config.output / "demo_summary.json").write_text(json.dumps(
@@ -222,7 +235,8 @@ def run_demo(config: DemoConfig) -> int:
     print(comparison_table([run for run in (state_run, vision_run) if run is not None]))
     if config.checkpoint is None:
         print(what_it_shows(state_run, vision_run))
-    print("Measured: " + ", ".join(f"{name.replace('_', ' ')} {_minutes(seconds)}" for name, seconds in timings.items()))
+    print("Measured: " + ", ".join(f"{name.replace('_', ' ')} {_minutes(seconds)}"
+                                   for name, seconds in timings.items()))
     print(f"Results: {config.output / 'eval' / 'results.md'}; bags: {config.output / 'eval' / 'bags'}"
           + (f"; the state ACT's: {config.output / 'eval_state' / 'results.md'}" if state_run is not None else ""))
     if config.checkpoint is None:

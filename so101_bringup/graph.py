@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
-from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS, task_variant
+from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS, dataset_task_variant, task_variant
 from so101_policy.backend_names import BACKEND_HELP, check_backend_for, check_backend_name
 
 from .options import option
@@ -98,9 +98,13 @@ class GraphArgs:
         if self.policy not in ("act", "smolvla"):
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         check_backend_for(self.backend, self.policy, self.inference_mode == "rtc")
-        unknown = sorted(set(self.camera_list) - set(CAMERAS))
-        if unknown or not (self.camera_list or self.cameras.strip() == NO_CAMERAS):
+        named = [name.strip() for name in self.cameras.split(",") if name.strip()]
+        unknown = sorted(set(named) - set(CAMERAS))
+        if not named or (unknown and named != [NO_CAMERAS]):
             raise ValueError(f"cameras must name some of {list(CAMERAS)}, or be {NO_CAMERAS}, got '{self.cameras}'")
+        if not self.camera_list and not self.sim:
+            raise ValueError(f"cameras {NO_CAMERAS} is for a checkpoint trained on the sim's object state, which only "
+                             "the sim publishes: the real arm needs a policy that sees its cameras")
         task_variant(self.task_variant)
         if not self.sim and not self.calibration_id:
             raise ValueError("the real arm needs calibration_id (the id given to lerobot-calibrate)")
@@ -264,7 +268,8 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
                       {"episodes": args.episode_count, "sim": args.sim, "max_episode_s": args.max_episode_s,
                        "graph_timeout": args.graph_timeout,
                        "output_dir": args.output_dir, "policy": args.policy, "checkpoint": args.checkpoint,
-                       "cameras": ",".join(args.camera_list) or NO_CAMERAS, "backend": args.backend, "lockstep": lockstep,
+                       "cameras": ",".join(args.camera_list) or NO_CAMERAS, "backend": args.backend,
+                       "lockstep": lockstep,
                        "bags_dir": str(Path(args.output_dir) / "bags") if args.record else ""})]
     if args.record:
         nodes.append(recorder_node(args, lockstep))
@@ -276,7 +281,6 @@ def _check_task_variant(args: GraphArgs) -> None:
     otherwise; where that data is not on this machine, or not from the sim, there is nothing to hold it to."""
     if not Path(args.checkpoint).expanduser().exists():
         return  # a hub id: its training data is not on this machine to read
-    from so101_driver.sim.task_variants import dataset_task_variant
     from so101_policy.dataset_contract import training_data
 
     data, _ = training_data(args.checkpoint)

@@ -42,8 +42,9 @@ def check_compatibility(config: PreTrainedConfig, cameras: tuple[str, ...]) -> N
     problems = []
     wanted = checkpoint_cameras(config)
     if tuple(sorted(cameras)) != wanted and not wanted:
-        problems.append(f"cameras: the checkpoint takes none (it was trained on the sim's object state), the node "
-                        f"is given {sorted(cameras)} (cameras:=none on the graph, --cameras none on so101 eval)")
+        why = " (it was trained on the sim's object state)" if takes_environment_state(config) else ""
+        problems.append(f"cameras: the checkpoint takes none{why}, the node is given {sorted(cameras)} (cameras:='' "
+                        "on policy_node, cameras:=none on the launch files, --cameras none on so101 eval)")
     elif tuple(sorted(cameras)) != wanted:
         problems.append(
             f"cameras: the checkpoint was trained on {list(wanted)}, the node is given {sorted(cameras)} "

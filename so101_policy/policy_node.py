@@ -253,7 +253,7 @@ class PolicyNode(Node):
         self.assembler.update_environment_state(time_to_sec(msg.header.stamp), state)
         if self.lockstep:
             self._on_tick_input(ENVIRONMENT_STATE, stamp_ns(msg.header.stamp))
-        elif not self.cameras:  # nothing else to wait for: the sim sends it last in each tick
+        elif not self.cameras:  # no frame to wait for: the poses drive inference (the stamps' skew is checked)
             self._consider_inference()
 
     def _note_stale(self, reason: str) -> None:

@@ -9,11 +9,12 @@ import numpy as np
 import torch
 from lerobot.policies.utils import prepare_observation_for_inference
 
+from so101_driver.environment_state import ENVIRONMENT_STATE_KEY
 from so101_driver.joint_model import ROBOT_TYPE, JointModel
 
 from .checkpoint import LoadedPolicy
 from .compatibility import checkpoint_cameras, expected_image_size, takes_environment_state
-from .observation import ENVIRONMENT_STATE_KEY, IMAGE_PREFIX, STATE_KEY, Observation
+from .observation import IMAGE_PREFIX, STATE_KEY, Observation
 from .resize_with_pad import ResizeWithPadStep
 from .torch_compile import CompiledPolicy
 

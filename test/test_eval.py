@@ -91,6 +91,10 @@ def test_the_task_variant_reaches_the_sim_and_a_policy_may_see_no_camera():
         GraphArgs(task_variant="narrow")
     with pytest.raises(ValueError, match="or be none"):
         GraphArgs(cameras="")
+    with pytest.raises(ValueError, match="or be none"):
+        GraphArgs(cameras="wrist,none")
+    with pytest.raises(ValueError, match="which only the sim publishes"):
+        GraphArgs(cameras="none", sim=False, calibration_id="lab")
 
 
 def checkpoint_trained_on_a_sim_dataset(folder: Path, settings: dict | None) -> Path:

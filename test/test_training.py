@@ -92,7 +92,7 @@ def test_the_state_preset_sees_the_sims_object_state_and_no_camera():
     run = resolve("act_state_cpu", has_environment_state=True)
     assert run.cameras == () and run.preset.environment_state
     assert '"ENV": "MEAN_STD"' in run.settings["policy.normalization_mapping"]
-    with pytest.raises(PresetError, match="does not record: record one with `so101 dataset sim`"):
+    with pytest.raises(PresetError, match="does not record: record one with `so101 dataset sim --environment-state`"):
         resolve("act_state_cpu", has_environment_state=False)
     assert not resolve("act_small_cpu", has_environment_state=True).preset.environment_state
 
@@ -234,12 +234,12 @@ def test_dataset_errors_say_what_was_found(tmp_path):
 def sim_dataset(tmp_path_factory):
     """Recorded in two runs: the second resumes the first (seeds continue)."""
     root = tmp_path_factory.mktemp("data") / "so101_sim"
-    config = SimDatasetConfig(repo_id=REPO_ID, episodes=1, image_width=64, image_height=48)
+    config = SimDatasetConfig(repo_id=REPO_ID, episodes=1, image_width=64, image_height=48, environment_state=True)
     record_sim_dataset(root, config)
     first = LeRobotDataset(REPO_ID, root=root)
     first_frames = first.num_frames
     command = [SO101, "dataset", "sim", "--root", str(root), "--repo-id", REPO_ID, "--episodes", "2",
-               "--width", "64", "--height", "48"]
+               "--width", "64", "--height", "48", "--environment-state"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return root, first_frames
@@ -319,7 +319,7 @@ def test_parallel_sims_record_the_same_dataset_as_one(tmp_path):
     for workers in (1, 2):
         root = tmp_path / f"workers_{workers}"
         record_sim_dataset(root, SimDatasetConfig(repo_id=REPO_ID, episodes=2, image_width=32, image_height=32,
-                                                  use_videos=False, workers=workers))
+                                                  use_videos=False, workers=workers, environment_state=True))
         datasets.append(LeRobotDataset(REPO_ID, root=root))
     serial, parallel = datasets
     assert serial.num_episodes == parallel.num_episodes == 2 and serial.num_frames == parallel.num_frames
@@ -334,7 +334,8 @@ def test_parallel_sims_record_the_same_dataset_as_one(tmp_path):
     skip_unseen_cameras(no_camera, ())
     item = no_camera[serial.num_frames - 1]
     assert not any(key.startswith(IMAGE_PREFIX) for key in item)
-    assert torch.equal(item["observation.environment_state"], serial[serial.num_frames - 1]["observation.environment_state"])
+    last = serial[serial.num_frames - 1]
+    assert torch.equal(item["observation.environment_state"], last["observation.environment_state"])
 
 
 def test_cached_action_windows_are_what_lerobots_dataset_reads(sim_dataset):

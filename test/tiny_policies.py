@@ -132,9 +132,6 @@ def tiny_smolvla_checkpoint(path: Path, vlm: Path, cameras=("wrist", "overhead")
              for key in ("observation.state", "action")}
     for camera in cameras:
         stats[f"observation.images.{camera}"] = {"mean": torch.full((3, 1, 1), 0.45), "std": torch.full((3, 1, 1), 0.25)}
-    if environment_state:
-        stats["observation.environment_state"] = {"mean": torch.tensor(ENVIRONMENT_MEAN),
-                                                  "std": torch.tensor(ENVIRONMENT_STD)}
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
     path.mkdir(parents=True, exist_ok=True)
     for saveable in (policy, preprocessor, postprocessor):

@@ -33,6 +33,10 @@ class SimDatasetConfig:
     image_width: int = option(224, "camera image width", flag="--width")
     image_height: int = option(224, "camera image height", flag="--height")
     use_videos: bool = option(True, "store PNG frames instead of AV1 videos", flag="--images", action="store_false")
+    environment_state: bool = option(False, "also record the sim's privileged object state (cube pose, target "
+                                            "position) as observation.environment_state, for the state ACT "
+                                            "(act_state_cpu); lerobot-train would feed it to any policy, which only "
+                                            "the sim can then run")
     only_successes: bool = True  # a failed demonstration is skipped, not recorded
     workers: int = option(1, "sims playing episodes in parallel processes (0: one per core); the dataset is the "
                              "same whatever the count")

@@ -28,7 +28,8 @@ class NumericPath:
 
 
 def read_cpuinfo(path: Path = CPUINFO) -> tuple[str, set[str]]:
-    """The CPU's model name and flags, as Linux lists them ('' and no flags elsewhere)."""
+    """The CPU's model name and flags, as Linux lists them (where it cannot be read: what Python says of the
+    processor, and no flags)."""
     try:
         text = path.read_text()
     except OSError:
@@ -61,9 +62,10 @@ def cpu_numeric_path(model: str | None = None, flags: set[str] | None = None) ->
 def resolve_use_amp(value: str, device: str, path: NumericPath | None) -> str:
     """lerobot's policy.use_amp for `auto`: mixed precision on a GPU, and on a CPU (`path`) only where bf16 is
     native."""
-    if value.strip().lower() != AUTO:
+    value = value.strip().lower()  # draccus reads True and true alike
+    if value != AUTO:
         return value
-    if device != "cpu":
+    if device in ("cuda", "mps"):
         return "true"
     return "true" if path is not None and path.bf16 else "false"
 

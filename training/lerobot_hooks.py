@@ -3,8 +3,8 @@
 lerobot's `train()` has no parameters for them, so for the length of one run we wrap names its
 module looks up at call time, each around lerobot's own function:
 - make_policy: the policy sees only the chosen cameras (lerobot takes every camera of the dataset),
-  and the sim's object state (observation.environment_state) only when the preset asks for it, and an ACT trained without pre-trained backbone weights learns its batch norm
-  (training/backbone_batchnorm.py);
+  and the sim's object state (observation.environment_state) only when the preset asks for it; an
+  ACT trained without pre-trained backbone weights learns its batch norm (training/backbone_batchnorm.py);
 - make_pre_post_processors: ACT's resize-with-pad step goes into the preprocessor, before
   normalization, so it is saved in the checkpoint and inference applies the same resize;
 - MetricsTracker: each logged window (loss, grad norm, lr, update and data time) is appended to a

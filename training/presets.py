@@ -217,7 +217,7 @@ def resolve(name: str, overrides: dict[str, str] | None = None, exclude_cameras:
         raise PresetError(f"cannot exclude {unknown}: the dataset's cameras are {list(available_cameras)}")
     if preset.environment_state and not has_environment_state:
         raise PresetError(f"preset '{name}' trains on the sim's object state (observation.environment_state), which "
-                          "this dataset does not record: record one with `so101 dataset sim`")
+                          "this dataset does not record: record one with `so101 dataset sim --environment-state`")
     excluded = set(preset.excluded_cameras) | set(exclude_cameras)
     cameras = tuple(camera for camera in available_cameras if camera not in excluded)
     if not cameras and not preset.environment_state:
@@ -228,7 +228,7 @@ def resolve(name: str, overrides: dict[str, str] | None = None, exclude_cameras:
         requested = settings.get("policy.use_amp", "false")
         settings["policy.use_amp"] = resolve_use_amp(requested, "cpu", cpu)
         numeric_path = describe_numeric_path(requested, settings["policy.use_amp"], cpu)
-    elif "policy.use_amp" in settings:
+    elif "policy.use_amp" in settings:  # a GPU, or lerobot's choice of device: the CPU's rule where it is not one
         settings["policy.use_amp"] = resolve_use_amp(settings["policy.use_amp"], settings.get("policy.device", ""),
-                                                     None)
+                                                     cpu or cpu_numeric_path())
     return ResolvedRun(preset, settings, cameras, numeric_path)

@@ -2,9 +2,10 @@
 
 Same feature names, units, fps and task as the hub dataset (gtgando/so101_pick_place_10cm_v3):
 observation.state and action in LeRobot units through the joint model (degrees, gripper 0..100),
-observation.images.wrist and observation.images.overhead, 30 fps; and the sim's privileged object
-state as observation.environment_state (so101_driver.environment_state), which a policy sees only
-when its preset asks for it. The task variant is in meta/so101_sim.json with the other settings.
+observation.images.wrist and observation.images.overhead, 30 fps; and, when asked, the sim's
+privileged object state as observation.environment_state (so101_driver.environment_state), which
+so101 train's presets give a policy only when they ask for it. The task variant is in
+meta/so101_sim.json with the other settings.
 
 Rendering bounds recording, so `workers` sims (one per core) play the episodes in parallel
 processes while this one writes them in seed order: the dataset is the same whatever the count.
@@ -18,6 +19,7 @@ import os
 import signal
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +77,7 @@ def _open_dataset(root: Path, config: SimDatasetConfig) -> tuple[LeRobotDataset,
         dataset = LeRobotDataset.create(
             config.repo_id, FPS,
             dataset_features({camera: (config.image_height, config.image_width) for camera in CAMERA_NAMES},
-                             config.use_videos, environment_state=True),
+                             config.use_videos, config.environment_state),
             root=root, robot_type=ROBOT_TYPE, use_videos=config.use_videos,
         )
         return dataset, config.seed
@@ -111,7 +113,7 @@ def _make_arm(config: SimDatasetConfig, worker: bool = True) -> None:
                               control_period=1.0 / FPS), task_variant(config.task_variant))
 
 
-def _demonstrate(seed: int) -> Demonstration:
+def _demonstrate(seed: int, environment_state: bool) -> Demonstration:
     """One scripted-expert episode on this process's sim."""
     arm, joint_model = _arm, JointModel.for_sim()
     arm.reset(seed=seed)
@@ -121,10 +123,11 @@ def _demonstrate(seed: int) -> Demonstration:
         action = expert.action(tick)
         frame = {
             "observation.state": joint_model.to_lerobot(arm.joint_positions).astype(np.float32),
-            ENVIRONMENT_STATE_KEY: arm.environment_state,
             "action": joint_model.to_lerobot(action).astype(np.float32),
             "task": TASK,
         }
+        if environment_state:
+            frame[ENVIRONMENT_STATE_KEY] = arm.environment_state
         for camera in CAMERA_NAMES:
             frame[f"observation.images.{camera}"] = arm.render(camera)
         frames.append(frame)
@@ -136,17 +139,18 @@ def _demonstrations(config: SimDatasetConfig, first_seed: int) -> Iterator[Demon
     """Episodes of seeds first_seed, first_seed + 1, ... in seed order, played by config.workers sims."""
     workers = _worker_count(config.workers)
     seeds = iter(range(first_seed, 2**31))
+    demonstrate = partial(_demonstrate, environment_state=config.environment_state)
     if workers == 1:
         _make_arm(config, worker=False)
         try:
-            yield from map(_demonstrate, seeds)
+            yield from map(demonstrate, seeds)
         finally:
             _arm.close()
         return
     # spawn: each worker opens its own EGL context, which must not be inherited through fork.
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_make_arm, initargs=(config,)) as pool:
-        yield from pool.imap(_demonstrate, seeds, chunksize=1)
+        yield from pool.imap(demonstrate, seeds, chunksize=1)
 
 
 def record_sim_dataset(root: str | Path, config: SimDatasetConfig = SimDatasetConfig()) -> LeRobotDataset:

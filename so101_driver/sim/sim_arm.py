@@ -32,7 +32,6 @@ class TaskStatus:
     seed: int | None = None
     variant: str = DEFAULT_VARIANT
 
-
     def as_dict(self) -> dict:
         return {
             "success": bool(self.success), "lifted": bool(self.lifted), "released": bool(self.released),
