@@ -102,11 +102,20 @@ class RosProbe:
         while time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.05)
 
-    def call(self, client, request, timeout: float = 10.0):
+    def call(self, client, request, timeout: float = 10.0, resend_every: float | None = None):
+        """`resend_every` (s), for a request that may be repeated: a service just discovered may drop the
+        first reply, before its reply writer has matched this client (a DDS discovery race)."""
         self.spin_until(lambda: client.service_is_ready(), timeout, f"service {client.srv_name}")
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout, f"a reply from {client.srv_name}")
-        return future.result()
+        deadline = time.monotonic() + timeout
+        while True:
+            future = client.call_async(request)
+            wait = timeout if resend_every is None else min(resend_every, deadline - time.monotonic())
+            try:
+                self.spin_until(future.done, max(wait, 0.05), f"a reply from {client.srv_name}")
+                return future.result()
+            except TimeoutError:
+                if resend_every is None or time.monotonic() >= deadline:
+                    raise
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -214,7 +214,7 @@ def test_lifecycle_transitions_drive_torque_and_control(tmp_path):
             assert reply.success, (transition_id, graph.process.output)
 
         def state() -> int:
-            return graph.probe.call(get, GetState.Request()).current_state.id
+            return graph.probe.call(get, GetState.Request(), timeout=30.0, resend_every=3.0).current_state.id
 
         def torque() -> list[bool]:
             return [s.torque_enabled for s in emulator.servos.values()]
