@@ -359,8 +359,8 @@ def node_parameters(spec: NodeSpec, directory: Path | None = None) -> dict:
 ARGUMENT_HELP = {arg.name: arg.metadata["help"] for arg in fields(GraphArgs)}
 
 # What each graph takes: its launch file's arguments, and the options of the `so101` command that runs it.
-ROBOT_ARGUMENTS = ("sim", "seed", "task_variant", "sim_width", "sim_height", "port", "calibration_id", "arm_units", "wrist_device",
-                   "overhead_device", "camera_width", "camera_height", "robot_description")
+ROBOT_ARGUMENTS = ("sim", "seed", "task_variant", "sim_width", "sim_height", "port", "calibration_id", "arm_units",
+                   "wrist_device", "overhead_device", "camera_width", "camera_height", "robot_description")
 EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "backend", "mode", "merge_mode", "task", "record",
                   "episodes", "max_episode_s", "graph_timeout", "output_dir", "realtime", "latency_ticks",
                   "allow_variant_mismatch", *ROBOT_ARGUMENTS)

@@ -50,8 +50,11 @@ def test_wide_spreads_wider_than_pick_place_10cm():
     spans = {}
     for name in ("wide", "pick_place_10cm"):
         arm = SimArm(variant=task_variant(name))
+        layouts = []
         try:
-            layouts = [layout(arm) for seed in range(100) if arm.reset(seed=seed)]
+            for seed in range(100):
+                arm.reset(seed=seed)
+                layouts.append(layout(arm))
         finally:
             arm.close()
         cubes = np.array([cube for cube, _, _ in layouts])
