@@ -279,8 +279,9 @@ class EvalManager(Node):
         if self._reset_reply is not None and self._reset_reply.result() is not None:
             status = json.loads(self._reset_reply.result().message or "{}")
             seed = status.get("seed")
-            if "variant" in status:  # the sim's own word on its task, for the results
+            if "variant" in status:  # the sim's own word on its task and camera, for the results
                 self.run.settings["task_variant"] = status["variant"]
+                self.run.settings["overhead_view"] = status.get("overhead_view")
         self.runner.start(self._current_time(), seed)
         self._status_asked = True  # the sim was just reset: nothing to ask this round
         self.marker_pub.publish(String(data=f"{bag_format.EPISODE_START} episode={self.runner.index} seed={seed}"))

@@ -102,7 +102,8 @@ def results_table(run: EvalRun) -> str:
     lines = [f"# Evaluation: {run.name}", "",
              f"Success rate {_rate(summary)} (95% Wilson interval), mean time to success "
              f"{_seconds(summary['mean_time_to_success_s'])} s."
-             + (f" Sim task variant {run.settings['task_variant']}." if run.settings.get("task_variant") else ""), "",
+             + (f" Sim task variant {run.settings['task_variant']}, overhead view {run.settings.get('overhead_view')}."
+                if run.settings.get("task_variant") else ""), "",
              "| episode | seed | outcome | duration s | chunks | inference p50 / p95 ms | bag |",
              "|---:|---:|---|---:|---:|---|---|"]
     for e in run.episodes:

@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
-from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS, dataset_task_variant, task_variant
+from so101_driver.sim.task_variants import (DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS,
+                                          dataset_sim_settings, task_variant)
 from so101_policy.backend_names import BACKEND_HELP, check_backend_for, check_backend_name
 
 from .options import option
@@ -77,8 +78,11 @@ class GraphArgs:
     robot_description: bool = option(True, "publish the arm's URDF on /robot_description and its links on /tf "
                                               "with robot_state_publisher (RViz, Foxglove), where it is installed")
     task_variant: str = option(DEFAULT_VARIANT, f"sim: the task's randomisation, one of {sorted(VARIANTS)}")
-    allow_variant_mismatch: bool = option(False, "sim: evaluate a checkpoint on another task variant than its "
-                                                 "training data's (refused otherwise)")
+    overhead_view: str = option(DEFAULT_OVERHEAD_VIEW, f"sim: what the overhead camera frames, one of "
+                                                       f"{list(OVERHEAD_VIEWS)} (workspace: the task variant's cubes "
+                                                       "and targets)")
+    allow_variant_mismatch: bool = option(False, "sim: evaluate a checkpoint on another task variant or overhead "
+                                                 "view than its training data's (refused otherwise)")
     sim_width: int = option(224, "sim: camera width")
     sim_height: int = option(224, "sim: camera height")
     # time (sim)
@@ -106,6 +110,8 @@ class GraphArgs:
             raise ValueError(f"cameras {NO_CAMERAS} is for a checkpoint trained on the sim's object state, which only "
                              "the sim publishes: the real arm needs a policy that sees its cameras")
         task_variant(self.task_variant)
+        if self.overhead_view not in OVERHEAD_VIEWS:
+            raise ValueError(f"overhead_view must be one of {list(OVERHEAD_VIEWS)}, got '{self.overhead_view}'")
         if not self.sim and not self.calibration_id:
             raise ValueError("the real arm needs calibration_id (the id given to lerobot-calibrate)")
         seeds = self.episode_seeds  # refused here, with its one line, if it is not a seed
@@ -205,7 +211,7 @@ def _arm_nodes(args: GraphArgs, lockstep_participants: tuple[str, ...]) -> list[
     if args.sim:
         seeds = args.episode_seeds
         overrides = {"backend": "sim", "seed": list(seeds.listed) if seeds.is_list else seeds.listed[0],
-                     "task_variant": args.task_variant,
+                     "task_variant": args.task_variant, "overhead_view": args.overhead_view,
                      "camera_width": args.sim_width, "camera_height": args.sim_height,
                      "lockstep": bool(lockstep_participants), **_driver_settings(args)}
         if lockstep_participants:
@@ -260,7 +266,7 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
     """
     args = with_checkpoint(args)
     if args.sim:
-        _check_task_variant(args)
+        _check_sim_settings(args)
     lockstep = _lockstep(args)
     participants = (POLICY, EVAL_MANAGER, *((RECORDER,) if args.record else ())) if lockstep else ()
     nodes = [policy_node(args, enabled=False, lockstep=lockstep),
@@ -276,23 +282,29 @@ def eval_nodes(args: GraphArgs) -> list[NodeSpec]:
     return [*robot_nodes(args, participants), *_on_sim_time(nodes, args)]
 
 
-def _check_task_variant(args: GraphArgs) -> None:
-    """A sim evaluation runs the task variant the checkpoint's training data was recorded on, unless asked
-    otherwise; where that data is not on this machine, or not from the sim, there is nothing to hold it to."""
+def _check_sim_settings(args: GraphArgs) -> None:
+    """A sim evaluation runs the task variant and overhead view the checkpoint's training data was recorded
+    with, unless asked otherwise; where that data is not on this machine, or not from the sim, there is
+    nothing to hold it to."""
     if not Path(args.checkpoint).expanduser().exists():
         return  # a hub id: its training data is not on this machine to read
     from so101_policy.dataset_contract import training_data
 
     data, _ = training_data(args.checkpoint)
-    trained_on = None if data is None else dataset_task_variant(data.path)
-    if trained_on is None or trained_on == args.task_variant:
+    recorded = None if data is None else dataset_sim_settings(data.path)
+    if recorded is None:
         return
+    flags = {"task_variant": "--task-variant", "overhead_view": "--overhead-view"}
+    differ = {name: value for name, value in recorded.items() if value != getattr(args, name)}
+    if not differ:
+        return
+    trained = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in differ.items())
+    would_run = ", ".join(f"{name.replace('_', ' ')} {getattr(args, name)}" for name in differ)
     if not args.allow_variant_mismatch:
-        raise ValueError(f"the checkpoint was trained on sim task variant {trained_on} ({data.path}), the sim would "
-                         f"run {args.task_variant}: pass --task-variant {trained_on} (task_variant:={trained_on}), "
-                         "or --allow-variant-mismatch to evaluate it on another variant")
-    print(f"[so101] evaluating on task variant {args.task_variant}; the checkpoint was trained on {trained_on}",
-          file=sys.stderr)
+        fix = " ".join(f"{flags[name]} {value} ({name}:={value})" for name, value in differ.items())
+        raise ValueError(f"the checkpoint was trained on sim {trained} ({data.path}), the sim would run "
+                         f"{would_run}: pass {fix}, or --allow-variant-mismatch to evaluate it on another")
+    print(f"[so101] evaluating on {would_run}; the checkpoint was trained on {trained}", file=sys.stderr)
 
 
 def teleop_node(args: GraphArgs) -> NodeSpec:
@@ -359,8 +371,8 @@ def node_parameters(spec: NodeSpec, directory: Path | None = None) -> dict:
 ARGUMENT_HELP = {arg.name: arg.metadata["help"] for arg in fields(GraphArgs)}
 
 # What each graph takes: its launch file's arguments, and the options of the `so101` command that runs it.
-ROBOT_ARGUMENTS = ("sim", "seed", "task_variant", "sim_width", "sim_height", "port", "calibration_id", "arm_units",
-                   "wrist_device", "overhead_device", "camera_width", "camera_height", "robot_description")
+ROBOT_ARGUMENTS = ("sim", "seed", "task_variant", "overhead_view", "sim_width", "sim_height", "port", "calibration_id",
+                   "arm_units", "wrist_device", "overhead_device", "camera_width", "camera_height", "robot_description")
 EVAL_ARGUMENTS = ("policy", "checkpoint", "cameras", "device", "backend", "mode", "merge_mode", "task", "record",
                   "episodes", "max_episode_s", "graph_timeout", "output_dir", "realtime", "latency_ticks",
                   "allow_variant_mismatch", *ROBOT_ARGUMENTS)

@@ -62,9 +62,16 @@ def make_node(spec: NodeSpec):
     return node_class(parameter_overrides=overrides)
 
 
+class GraphNodes(dict):
+    """A graph's nodes by name (closed once the run is over), and whether the user stopped the run."""
+
+    stopped_by_user: bool = False
+
+
 def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
-              on_started: Callable[[dict], None] = lambda nodes: None, ros_args: list[str] | None = None) -> dict:
-    """Build the nodes in order, spin them until `until(nodes)`; returns the nodes by name (closed).
+              on_started: Callable[[dict], None] = lambda nodes: None,
+              ros_args: list[str] | None = None) -> GraphNodes:
+    """Build the nodes in order, spin them until `until(nodes)` or a stop signal (Ctrl-C); returns the nodes.
 
     A node that fails on a problem the user can fix (a wrong checkpoint, a bad parameter) raises
     GraphFailed with its one line, after every node built so far is closed.
@@ -74,7 +81,7 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
 
     with stop_once("so101", process_ends=False) as stop:
         rclpy.init(args=ros_args)
-        nodes: dict = {}
+        nodes = GraphNodes()
         try:
             executor = SingleThreadedExecutor()
             for spec in specs:
@@ -106,6 +113,7 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
                 raise
         finally:
             if stop is not None:
+                nodes.stopped_by_user = bool(stop.received)
                 stop.now_stopping()
             for node in reversed(list(nodes.values())):
                 release(node)

@@ -7,6 +7,7 @@ graph holds is decided in graph.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
@@ -14,14 +15,22 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from .graph import ARGUMENT_HELP, GraphArgs, NodeSpec, config_dir, graph_args_from_strings, launch_defaults
+from .graph_exit import check_node_exit
 
 
 def launch_node(spec: NodeSpec) -> Node:
     """Every node of a graph is required: when one exits, whatever the reason (the eval manager's
-    last episode, a policy node refusing its checkpoint), the launch shuts the others down cleanly."""
+    last episode, a policy node refusing its checkpoint), the launch shuts the others down cleanly;
+    and where that exit is a failure (graph_exit), `ros2 launch` exits 1."""
     parameters = ([str(config_dir() / spec.config)] if spec.config else []) + [spec.overrides]
     return Node(package=spec.package, executable=spec.executable, name=spec.name, parameters=parameters,
-                output="screen", emulate_tty=True, on_exit=Shutdown(reason=f"{spec.name} exited"))
+                output="screen", emulate_tty=True, on_exit=partial(_on_node_exit, spec.name))
+
+
+def _on_node_exit(name: str, event, context) -> Shutdown:
+    # A GraphFailed raised here escapes launch's event loop: launch logs its line, shuts down, returns 1.
+    check_node_exit(name, event.returncode, graph_stopping=context.is_shutdown)
+    return Shutdown(reason=f"{name} exited")
 
 
 def graph_launch_description(names: tuple[str, ...], build: Callable[[GraphArgs], list[NodeSpec]],

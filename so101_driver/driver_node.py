@@ -59,7 +59,7 @@ from .ros_messages import (
     time_to_sec,
 )
 from .sim.scene import CAMERA_NAMES
-from .sim.task_variants import DEFAULT_VARIANT, VARIANTS, task_variant
+from .sim.task_variants import DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS, task_variant
 
 LOCKSTEP_NUDGE_S = 1.0  # wall s without progress before the last tick is published again
 
@@ -75,6 +75,8 @@ PARAMETERS = {
     "camera_width": (224, "sim: camera image width", (16, 4096)),
     "camera_height": (224, "sim: camera image height", (16, 4096)),
     "task_variant": (DEFAULT_VARIANT, f"sim: the task's randomisation, one of {sorted(VARIANTS)}"),
+    "overhead_view": (DEFAULT_OVERHEAD_VIEW, f"sim: what the overhead camera frames, one of {list(OVERHEAD_VIEWS)} "
+                                             "(workspace: the task variant's cubes and targets)"),
     "seed": (0, "sim: seed of the first episode (the scene at start-up and the first reset), each reset "
                 "taking the next; or a list, one seed per episode", (0, MAX_SEED)),
     "watchdog_timeout": (0.5, "seconds without a command, past the last one's end, before holding", (0.01, 10.0)),
@@ -112,6 +114,8 @@ class DriverNode(LifecycleNode):
         self.arm_units = ArmUnits(p["arm_units"])
         self.seeds = EpisodeSeeds.parse(p["seed"])
         self.task_variant = task_variant(p["task_variant"])
+        if p["overhead_view"] not in OVERHEAD_VIEWS:
+            raise ValueError(f"overhead_view must be one of {list(OVERHEAD_VIEWS)}, got '{p['overhead_view']}'")
         if p["lockstep"] and not self.is_sim:
             raise ValueError("lockstep:=true needs backend:=sim: the real arm runs on the wall clock.")
         self.backend = None
@@ -231,9 +235,10 @@ class DriverNode(LifecycleNode):
                                        on_missed=self._on_missed_ticks, on_error=self._on_control_error)
             self._loop.start()
             timing = f"{self.config.control_rate_hz:g} Hz on the wall clock"
+        sim_setup = f", task variant {self.task_variant.name}, overhead view {self.params['overhead_view']}"
         self.get_logger().info(
             f"SO-101 driver up: backend={self.backend_name}, {timing}"
-            f"{f', task variant {self.task_variant.name}' if self.is_sim else ''}"
+            f"{sim_setup if self.is_sim else ''}"
             f"{', publishing /clock (sim time)' if self.is_sim else ''}, merge_mode={self.config.merge_mode.value}"
         )
 
@@ -273,7 +278,8 @@ class DriverNode(LifecycleNode):
             from .sim.sim_arm import SimArm
 
             arm = SimArm(SceneConfig(image_width=p["camera_width"], image_height=p["camera_height"],
-                                     control_period=1.0 / p["control_rate"]), self.task_variant)
+                                     control_period=1.0 / p["control_rate"]), self.task_variant,
+                         p["overhead_view"])
             return SimBackend(arm, self.seeds), JointModel.for_sim(arm_units)
         if p["backend"] == "feetech":
             from .backends.feetech import FeetechBackend

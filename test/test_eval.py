@@ -24,6 +24,7 @@ from so101_bringup.graph import (
     EVAL_ARGUMENTS,
     REPLAY_OPTIONS,
     GraphArgs,
+    NodeSpec,
     eval_nodes,
     graph_args_from_strings,
     node_parameters,
@@ -116,13 +117,14 @@ def checkpoint_trained_on_a_sim_dataset(folder: Path, settings: dict | None) -> 
 
 def test_a_checkpoint_is_evaluated_on_its_training_datas_task_variant_unless_asked(tmp_path, capsys):
     wide = checkpoint_trained_on_a_sim_dataset(tmp_path / "wide", {"task_variant": "wide"})
-    with pytest.raises(ValueError, match=r"trained on sim task variant wide \(.*\), the sim would run "
+    with pytest.raises(ValueError, match=r"trained on sim task variant wide \(.*\), the sim would run task variant "
                                          r"pick_place_10cm: pass --task-variant wide"):
         eval_nodes(GraphArgs(checkpoint=str(wide)))
     assert node_parameters(by_name(eval_nodes(GraphArgs(checkpoint=str(wide), task_variant="wide")))[
         "so101_driver"])["task_variant"] == "wide"
     eval_nodes(GraphArgs(checkpoint=str(wide), allow_variant_mismatch=True))
-    assert "evaluating on task variant pick_place_10cm; the checkpoint was trained on wide" in capsys.readouterr().err
+    assert "evaluating on task variant pick_place_10cm; the checkpoint was trained on task variant wide" in \
+        capsys.readouterr().err
     # Recorded before variants had names: the sim then laid out scenes as `wide` does.
     older = checkpoint_trained_on_a_sim_dataset(tmp_path / "older", {"seed": 0})
     with pytest.raises(ValueError, match="trained on sim task variant wide"):
@@ -134,6 +136,27 @@ def test_a_checkpoint_is_evaluated_on_its_training_datas_task_variant_unless_ask
                              capture_output=True, text=True, timeout=120, env=isolated_ros_env(next_domain_id()))
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "so101 eval: error: the checkpoint was trained on sim task variant wide" in refused.stderr
+
+
+def test_a_checkpoint_is_evaluated_with_its_training_datas_overhead_view_unless_asked(tmp_path):
+    framed = checkpoint_trained_on_a_sim_dataset(tmp_path / "framed", {"task_variant": "pick_place_10cm",
+                                                                       "overhead_view": "workspace"})
+    with pytest.raises(ValueError, match=r"trained on sim overhead view workspace \(.*\), the sim would run overhead "
+                                         r"view cell: pass --overhead-view workspace \(overhead_view:=workspace\)"):
+        eval_nodes(GraphArgs(checkpoint=str(framed)))
+    driver = by_name(eval_nodes(GraphArgs(checkpoint=str(framed), overhead_view="workspace")))["so101_driver"]
+    assert node_parameters(driver)["overhead_view"] == "workspace"
+    # Both differ: both named, in one line.
+    with pytest.raises(ValueError, match=r"task variant pick_place_10cm, overhead view workspace .* pass --task-variant "
+                                         r"pick_place_10cm .* --overhead-view workspace"):
+        eval_nodes(GraphArgs(checkpoint=str(framed), task_variant="wide"))
+    # Recorded before views had names: the camera saw the cell.
+    older = checkpoint_trained_on_a_sim_dataset(tmp_path / "older", {"task_variant": "pick_place_10cm"})
+    eval_nodes(GraphArgs(checkpoint=str(older)))
+    with pytest.raises(ValueError, match="trained on sim overhead view cell"):
+        eval_nodes(GraphArgs(checkpoint=str(older), overhead_view="workspace"))
+    with pytest.raises(ValueError, match=r"overhead_view must be one of \['cell', 'workspace'\], got 'top'"):
+        GraphArgs(overhead_view="top")
 
 
 def test_real_arm_graph_smolvla_wrist_only():
@@ -265,9 +288,39 @@ def test_eval_launch_file_maps_the_builder_to_launch_ros_nodes(monkeypatch):
     assert policy["parameters"][0].endswith("config/policy.yaml") and policy["parameters"][1]["checkpoint"] == "ckpt"
     assert len(actions) == len(nodes)
     # Any node that exits ends the launch: the eval manager after its episodes, a node that fails at once.
-    assert [n.kwargs["on_exit"].kwargs["reason"] for n in nodes] == [
+    running = types.SimpleNamespace(is_shutdown=False)
+    assert [n.kwargs["on_exit"](types.SimpleNamespace(returncode=0), running).kwargs["reason"] for n in nodes] == [
         f"{name} exited" for name in ("so101_driver", "so101_lifecycle_manager", "so101_policy", "so101_eval_manager",
                                       "so101_recorder")]
+
+
+def test_a_launch_fails_when_a_node_fails_and_not_when_the_work_is_done_or_the_user_stops_it(monkeypatch):
+    """launch's exit status is 1 only where an exception escapes its event loop: each node's on_exit raises
+    where the exit failed the graph, and shuts the graph down otherwise."""
+    _stub_launch_modules(monkeypatch)
+    from so101_bringup.commands.common import GraphFailed
+    from so101_bringup.launch_support import launch_node
+
+    on_exit = {name: launch_node(NodeSpec(executable, name, None, {})).kwargs["on_exit"]
+               for executable, name in (("policy_node", "so101_policy"), ("eval_manager", "so101_eval_manager"),
+                                        ("driver_node", "so101_driver"))}
+    running, stopping = types.SimpleNamespace(is_shutdown=False), types.SimpleNamespace(is_shutdown=True)
+
+    def exited(returncode):
+        return types.SimpleNamespace(returncode=returncode)
+
+    # The work done: the eval manager's last episode.
+    assert on_exit["so101_eval_manager"](exited(0), running).kwargs["reason"] == "so101_eval_manager exited"
+    # A node's one-line refusal (exit 1), a node killed mid-episode (SIGKILL: -9), a crash (SIGSEGV).
+    with pytest.raises(GraphFailed, match=r"^so101_policy exited with code 1; the graph is shut down"):
+        on_exit["so101_policy"](exited(1), running)
+    with pytest.raises(GraphFailed, match=r"^so101_driver killed by SIGKILL; the graph is shut down"):
+        on_exit["so101_driver"](exited(-9), running)
+    with pytest.raises(GraphFailed, match="killed by SIGSEGV"):
+        on_exit["so101_policy"](exited(-11), running)
+    # Ctrl-C: the nodes exit 0, or are stopped by launch while the graph shuts down (-2, -15, or a node's 1).
+    for returncode in (0, -2, -15, 1):
+        assert on_exit["so101_driver"](exited(returncode), stopping).kwargs["reason"] == "so101_driver exited"
 
 
 def test_every_launch_file_builds(monkeypatch):
@@ -552,7 +605,8 @@ def test_so101_eval_runs_episodes_and_writes_results(eval_run):
         assert episode["chunks"] > 0 and episode["latency_p50_ms"] > 0
         assert episode["bag"].endswith(f"episode_{episode['index']:03d}")
     assert [e["seed"] for e in results["episodes"]] == [7, 3]  # the seeds asked for, in order
-    assert results["settings"]["task_variant"] == "pick_place_10cm"  # the sim's own word, the default
+    # The sim's own word, the defaults.
+    assert results["settings"]["task_variant"] == "pick_place_10cm" and results["settings"]["overhead_view"] == "cell"
     assert "95% Wilson interval" in (output / "results.md").read_text() and "Success rate" in stdout
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from so101_driver.environment_state import ENVIRONMENT_STATE_NAMES, environment_state, split_environment_state
 from so101_driver.ros_messages import environment_state_from_msg, object_poses_msg, sec_to_time
+from so101_driver.sim.scene import SceneConfig
 from so101_driver.sim.sim_arm import SimArm
 from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS, task_variant
 
@@ -108,3 +109,37 @@ def test_object_poses_carry_the_state_through_a_message_and_back(arm):
     msg.poses = msg.poses[:1]
     with pytest.raises(ValueError, match="2 poses; got 1"):
         environment_state_from_msg(msg)
+
+
+def red_cube_pixels(frame: np.ndarray) -> np.ndarray:
+    """Where the red cube shows in an RGB frame (nothing else in the scene is red)."""
+    r, g, b = (frame[..., i].astype(int) for i in range(3))
+    return (r > 120) & (g < 70) & (b < 70)
+
+
+def test_the_workspace_view_frames_every_cube_with_about_twice_the_pixels_per_cm():
+    cell, framed = (SimArm(SceneConfig(image_width=64, image_height=64), overhead_view=view)
+                    for view in ("cell", "workspace"))
+    try:
+        ratios = []
+        for seed in range(100_000, 100_020):
+            masks = []
+            for arm in (cell, framed):
+                arm.reset(seed=seed)
+                masks.append(red_cube_pixels(arm.render("overhead")))
+            cube_in_cell, cube_framed = masks
+            # Whole in the frame: the cube clear of the image's edges.
+            assert cube_framed.any() and not (cube_framed[0].any() or cube_framed[-1].any() or
+                                              cube_framed[:, 0].any() or cube_framed[:, -1].any()), seed
+            ratios.append(cube_framed.sum() / cube_in_cell.sum())
+        # The same camera position with the field of view narrowed from 55 to 28 degrees: tan(27.5 deg) /
+        # tan(14 deg) = 2.09 times the pixels per cm, 4.4 times the cube's area.
+        assert 3.0 < np.median(ratios) < 6.0, ratios
+    finally:
+        cell.close()
+        framed.close()
+
+
+def test_an_unknown_overhead_view_is_refused_with_the_names():
+    with pytest.raises(ValueError, match=r"overhead_view must be one of \['cell', 'workspace'\], got 'top'"):
+        SimArm(overhead_view="top")

@@ -232,10 +232,14 @@ def test_dataset_errors_say_what_was_found(tmp_path):
 
 @pytest.fixture(scope="module")
 def sim_dataset(tmp_path_factory):
-    """Recorded in two runs: the second resumes the first (seeds continue)."""
+    """Recorded in two runs: the second resumes the first (seeds continue). The first is made to look as if
+    recorded before the overhead camera's views had names: its settings do not say the view."""
     root = tmp_path_factory.mktemp("data") / "so101_sim"
     config = SimDatasetConfig(repo_id=REPO_ID, episodes=1, image_width=64, image_height=48, environment_state=True)
     record_sim_dataset(root, config)
+    progress = json.loads((root / "meta/so101_sim.json").read_text())
+    del progress["settings"]["overhead_view"]
+    (root / "meta/so101_sim.json").write_text(json.dumps(progress))
     first = LeRobotDataset(REPO_ID, root=root)
     first_frames = first.num_frames
     command = [SO101, "dataset", "sim", "--root", str(root), "--repo-id", REPO_ID, "--episodes", "2",
@@ -249,7 +253,8 @@ def test_sim_datasets_record_the_variant_and_the_sims_object_state(sim_dataset):
     from so101_driver.sim.sim_arm import SimArm
 
     root, _ = sim_dataset
-    assert json.loads((root / "meta/so101_sim.json").read_text())["settings"]["task_variant"] == "pick_place_10cm"
+    settings = json.loads((root / "meta/so101_sim.json").read_text())["settings"]
+    assert settings["task_variant"] == "pick_place_10cm" and settings["overhead_view"] == "cell"
     dataset = LeRobotDataset(REPO_ID, root=root)
     feature = dataset.meta.features["observation.environment_state"]
     assert feature["shape"] == [10] or tuple(feature["shape"]) == (10,)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from so101_bringup import bag_format
 from so101_bringup.options import option
-from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS
+from so101_driver.sim.task_variants import DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS
 
 from .presets import DEFAULT_DATASET, PRESETS
 
@@ -30,6 +30,9 @@ class SimDatasetConfig:
     episodes: int = option(10, "total episodes the dataset should hold")
     seed: int = option(0, "seed of the first episode")
     task_variant: str = option(DEFAULT_VARIANT, "the sim task's randomisation", choices=sorted(VARIANTS))
+    overhead_view: str = option(DEFAULT_OVERHEAD_VIEW, "what the overhead camera frames (workspace: the task "
+                                                       "variant's cubes and targets, about twice the pixels per cm)",
+                                choices=list(OVERHEAD_VIEWS))
     image_width: int = option(224, "camera image width", flag="--width")
     image_height: int = option(224, "camera image height", flag="--height")
     use_videos: bool = option(True, "store PNG frames instead of AV1 videos", flag="--images", action="store_false")

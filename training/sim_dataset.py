@@ -31,7 +31,7 @@ from so101_driver.joint_model import LEROBOT_FEATURE_NAMES, ROBOT_TYPE, JointMod
 from so101_driver.sim.expert import ScriptedExpert
 from so101_driver.sim.scene import CAMERA_NAMES, SceneConfig
 from so101_driver.sim.sim_arm import SimArm
-from so101_driver.sim.task_variants import SIM_DATASET_SETTINGS, task_variant
+from so101_driver.sim.task_variants import DEFAULT_OVERHEAD_VIEW, SIM_DATASET_SETTINGS, task_variant
 
 from .configs import FPS, TASK, SimDatasetConfig
 
@@ -85,6 +85,8 @@ def _open_dataset(root: Path, config: SimDatasetConfig) -> tuple[LeRobotDataset,
         raise SimDatasetError(f"{root} exists but was not written by `so101 dataset sim` ({PROGRESS_FILE} is "
                               "missing); choose another --root")
     progress = json.loads(progress_path.read_text())
+    # Datasets recorded before the overhead camera's views were named saw the cell.
+    progress["settings"].setdefault("overhead_view", DEFAULT_OVERHEAD_VIEW)
     if progress["settings"] != _progress_settings(config):
         raise SimDatasetError(f"{root} was recorded with {progress['settings']}, not {_progress_settings(config)}; "
                               "resume it with the same settings or choose another --root")
@@ -110,7 +112,7 @@ def _make_arm(config: SimDatasetConfig, worker: bool = True) -> None:
     if worker:  # Ctrl-C is the main process's to handle: it stops the pool
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _arm = SimArm(SceneConfig(image_width=config.image_width, image_height=config.image_height,
-                              control_period=1.0 / FPS), task_variant(config.task_variant))
+                              control_period=1.0 / FPS), task_variant(config.task_variant), config.overhead_view)
 
 
 def _demonstrate(seed: int, environment_state: bool) -> Demonstration:

@@ -26,13 +26,15 @@ def run(args: argparse.Namespace) -> int:
 
     nodes = run_graph(specs, until=lambda nodes: nodes["so101_eval_manager"].finished, on_started=started)
     manager = nodes.get("so101_eval_manager")
+    # Stopped by the user (Ctrl-C), the run ends as asked: exit 0, with the episodes that finished.
     if manager is None or not manager.run.episodes:
-        print("No episode finished.", file=sys.stderr)
-        return 1
+        print("Stopped before any episode finished." if nodes.stopped_by_user else "No episode finished.",
+              file=sys.stderr)
+        return 0 if nodes.stopped_by_user else 1
     print(results_table(manager.run))
     print(f"Results: {Path(graph_args.output_dir).resolve()}" +
           (f"; bags: {Path(graph_args.output_dir, 'bags').resolve()}" if graph_args.record else ""))
-    return 0 if manager.finished else 1
+    return 0 if manager.finished or nodes.stopped_by_user else 1
 
 
 def add_parser(commands) -> None:

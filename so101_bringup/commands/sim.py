@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from so101_bringup.options import add_options, from_options, option
-from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS
+from so101_driver.sim.task_variants import DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,8 @@ class SimConfig:
 
     seed: int = option(0, "seed of the first episode")
     task_variant: str = option(DEFAULT_VARIANT, "the task's randomisation", choices=sorted(VARIANTS))
+    overhead_view: str = option(DEFAULT_OVERHEAD_VIEW, "what the overhead camera frames (workspace: the task "
+                                                       "variant's cubes and targets)", choices=list(OVERHEAD_VIEWS))
     width: int = option(224, "camera image width")
     height: int = option(224, "camera image height")
     rate: float = option(30.0, "control rate in Hz")
@@ -39,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         "-p", "backend:=sim",
         "-p", f"seed:={config.seed}",
         "-p", f"task_variant:={config.task_variant}",
+        "-p", f"overhead_view:={config.overhead_view}",
         "-p", f"camera_width:={config.width}",
         "-p", f"camera_height:={config.height}",
         "-p", f"control_rate:={config.rate}",

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..joint_model import JOINT_NAMES
 from ..robot_description import ASSETS
+from .task_variants import CELL_VIEW
 from .visual_meshes import decimated_mesh
 
 ARM_MJCF = ASSETS / "so101_new_calib.xml"
@@ -33,6 +34,10 @@ class SceneConfig:
     control_period: float = 1.0 / 30.0
     max_physics_timestep: float = 0.002
     decimate_visual_meshes: bool = True
+    # Where the overhead camera looks (m, world) and its vertical field of view (degrees): a view of
+    # task_variants.overhead_view; its position stays.
+    overhead_look_at: tuple[float, float, float] = CELL_VIEW[0]
+    overhead_fovy: float = CELL_VIEW[1]
 
 
 def look_at_quat(position, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -61,7 +66,7 @@ def build_scene(config: SceneConfig = SceneConfig()) -> mujoco.MjModel:
     _enable_gravity_feed_forward(spec)
     _enable_jaw_pads(spec)
     _add_cell(spec)
-    _add_cameras(spec)
+    _add_cameras(spec, config)
     model = spec.compile()
     _check_model(model)
     return model
@@ -139,7 +144,7 @@ def _add_cell(spec: mujoco.MjSpec) -> None:
                     rgba=[0.1, 0.55, 0.95, 1.0], contype=0, conaffinity=0)
 
 
-def _add_cameras(spec: mujoco.MjSpec) -> None:
+def _add_cameras(spec: mujoco.MjSpec, config: SceneConfig) -> None:
     # On the side of the gripper, looking down the jaws: both jaw tips and what lies between them
     # show, as with the SO-101 wrist camera mount.
     wrist_pos = [0.0, -0.045, -0.025]
@@ -150,8 +155,8 @@ def _add_cameras(spec: mujoco.MjSpec) -> None:
     # High and to the side of the workspace: the arm reaches in from the left of the image and
     # does not stand between the camera and the cube.
     overhead_pos = [0.24, -0.30, 0.38]
-    spec.worldbody.add_camera(name="overhead", pos=overhead_pos, fovy=55.0,
-                              quat=look_at_quat(overhead_pos, [0.21, 0.02, 0.0]).tolist())
+    spec.worldbody.add_camera(name="overhead", pos=overhead_pos, fovy=config.overhead_fovy,
+                              quat=look_at_quat(overhead_pos, config.overhead_look_at).tolist())
 
 
 def _check_model(model: mujoco.MjModel) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import mujoco
 import numpy as np
@@ -10,7 +10,7 @@ import numpy as np
 from ..environment_state import environment_state
 from ..joint_model import JOINT_NAMES
 from .scene import CAMERA_NAMES, CUBE_HALF_SIZE, TARGET_RADIUS, SceneConfig, build_scene, physics_substeps
-from .task_variants import DEFAULT_VARIANT, TaskVariant, task_variant
+from .task_variants import DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, TaskVariant, overhead_view, task_variant
 
 # Arm raised above the workspace, jaws half open: where every episode starts.
 HOME_POSITION = np.array([0.0, -1.2, 1.1, 1.0, 0.0, 0.6])
@@ -31,12 +31,13 @@ class TaskStatus:
     steps: int = 0
     seed: int | None = None
     variant: str = DEFAULT_VARIANT
+    overhead_view: str = DEFAULT_OVERHEAD_VIEW  # what the sim's overhead camera frames: the results record it
 
     def as_dict(self) -> dict:
         return {
             "success": bool(self.success), "lifted": bool(self.lifted), "released": bool(self.released),
             "at_rest": bool(self.at_rest), "in_target": bool(self.in_target), "steps": self.steps, "seed": self.seed,
-            "variant": self.variant,
+            "variant": self.variant, "overhead_view": self.overhead_view,
             "cube_position": [round(float(v), 4) for v in self.cube_position],
             "target_position": [round(float(v), 4) for v in self.target_position],
         }
@@ -48,8 +49,11 @@ class SimArm:
 
     config: SceneConfig = field(default_factory=SceneConfig)
     variant: TaskVariant = field(default_factory=lambda: task_variant(DEFAULT_VARIANT))
+    overhead_view: str = DEFAULT_OVERHEAD_VIEW  # cell or workspace (task_variants.OVERHEAD_VIEWS)
 
     def __post_init__(self):
+        look_at, fovy = overhead_view(self.overhead_view, self.variant)
+        self.config = replace(self.config, overhead_look_at=look_at, overhead_fovy=fovy)
         self.model = build_scene(self.config)
         self.data = mujoco.MjData(self.model)
         self.substeps = physics_substeps(self.model, self.config.control_period)
@@ -80,7 +84,8 @@ class SimArm:
         ]
         self.data.mocap_pos[self._target_mocap] = [*target_xy, 0.0]
         mujoco.mj_forward(self.model, self.data)
-        self.status = TaskStatus(self.cube_position, self.target_position, seed=seed, variant=self.variant.name)
+        self.status = TaskStatus(self.cube_position, self.target_position, seed=seed, variant=self.variant.name,
+                                 overhead_view=self.overhead_view)
         return self.status
 
     # -- control --------------------------------------------------------------------------------

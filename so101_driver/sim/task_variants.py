@@ -10,6 +10,10 @@ layout it was trained on unless a user asks otherwise.
   +-9 degrees of direction.
 - `wide`: the cube anywhere over about 150 cm2, yaw within +-45 degrees, the target 10 cm away in
   any direction that stays in reach.
+
+The overhead camera has two views of a variant: `cell`, the whole work cell (the default, one pose for
+every variant), and `workspace`, framed on where the variant puts cubes and targets: at the same image size,
+about twice the pixels on each centimetre of table.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ TARGET_DISTANCE = 0.10  # m from the cube's start to the target's centre: the ta
 SIM_DATASET_SETTINGS = Path("meta") / "so101_sim.json"
 # Sim datasets recorded before variants were named laid out their scenes as `wide` does.
 VARIANT_BEFORE_NAMES = "wide"
+# The overhead camera's views; datasets recorded before views were named saw the cell.
+OVERHEAD_VIEWS = ("cell", "workspace")
+DEFAULT_OVERHEAD_VIEW = "cell"
+# The cell view: the point the camera looks at (m, world) and its vertical field of view (degrees).
+CELL_VIEW = ((0.21, 0.02, 0.0), 55.0)
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,9 @@ class TaskVariant:
     target_direction: tuple[float, float]  # of the cube-to-target line, from the world x axis
     target_radius: tuple[float, float] = (0.14, 0.29)  # where a target may land (reach)
     target_bearing: tuple[float, float] = (-0.75, 0.75)
+    # The overhead camera framed on this variant's cubes and targets, from the cell view's position:
+    # (look-at point, vertical field of view in degrees).
+    workspace_view: tuple[tuple[float, float, float], float] = CELL_VIEW
 
     def sample(self, rng) -> tuple[tuple[float, float], float, tuple[float, float]]:
         """Cube (x, y), cube yaw and target (x, y) from a numpy Generator; the layout is drawn again until the
@@ -65,6 +77,8 @@ VARIANTS = {
             cube_bearing=(-0.1, 0.1),
             cube_yaw=(-math.radians(15.0), math.radians(15.0)),
             target_direction=(math.pi / 2 - 0.15, math.pi / 2 + 0.15),
+            # Every cube start and target in frame with a margin, the cube about 5 px wide at 64x64.
+            workspace_view=((0.215, 0.04, 0.0), 28.0),
         ),
         TaskVariant(
             name="wide",
@@ -74,6 +88,7 @@ VARIANTS = {
             cube_bearing=(-0.45, 0.45),
             cube_yaw=(-math.pi / 4, math.pi / 4),
             target_direction=(-math.pi, math.pi),
+            # Its cubes and targets fill the cell view already.
         ),
     )
 }
@@ -87,9 +102,25 @@ def task_variant(name: str) -> TaskVariant:
     return VARIANTS[name]
 
 
-def dataset_task_variant(root: Path) -> str | None:
-    """The variant a dataset at `root` was recorded on; None for data not recorded by `so101 dataset sim`."""
+def overhead_view(name: str, variant: TaskVariant) -> tuple[tuple[float, float, float], float]:
+    """The overhead camera's (look-at point, vertical field of view in degrees) for a view of the variant."""
+    if name not in OVERHEAD_VIEWS:
+        raise ValueError(f"overhead_view must be one of {list(OVERHEAD_VIEWS)}, got '{name}'")
+    return CELL_VIEW if name == "cell" else variant.workspace_view
+
+
+def dataset_sim_settings(root: Path) -> dict[str, str] | None:
+    """The task variant and overhead view a dataset at `root` was recorded with (those of datasets recorded
+    before either was named filled in); None for data not recorded by `so101 dataset sim`."""
     path = Path(root) / SIM_DATASET_SETTINGS
     if not path.is_file():
         return None
-    return json.loads(path.read_text()).get("settings", {}).get("task_variant", VARIANT_BEFORE_NAMES)
+    settings = json.loads(path.read_text()).get("settings", {})
+    return {"task_variant": settings.get("task_variant", VARIANT_BEFORE_NAMES),
+            "overhead_view": settings.get("overhead_view", DEFAULT_OVERHEAD_VIEW)}
+
+
+def dataset_task_variant(root: Path) -> str | None:
+    """The variant a dataset at `root` was recorded on; None for data not recorded by `so101 dataset sim`."""
+    settings = dataset_sim_settings(root)
+    return None if settings is None else settings["task_variant"]
