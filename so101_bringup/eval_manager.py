@@ -97,12 +97,12 @@ class EvalManager(Node):
             self.create_service(Trigger, "so101/eval/start", self._on_operator_start)
             self.create_service(Trigger, "so101/eval/success", lambda q, r: self._on_verdict(Outcome.SUCCESS, r))
             self.create_service(Trigger, "so101/eval/failure", lambda q, r: self._on_verdict(Outcome.FAILURE, r))
+        self._participant: LockstepParticipant | None = None
         if self.lockstep:
             self._tick_inputs = TickInputs.of(["joint_states"])
-            self._participant = LockstepParticipant(self)
             self.create_subscription(JointState, "joint_states", self._on_tick, TICK_INPUT_QOS)
             # Services that are not there yet hold the round (and so the sim): look again.
-            self.create_timer(0.05, self._process, clock=Clock(clock_type=ClockType.STEADY_TIME))
+            self.create_timer(0.05, self._on_lockstep_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
         else:
             self.create_timer(0.1, self._on_timer)
         # On the steady clock: with no driver there is no /clock, and a dead graph must still be noticed.
@@ -163,7 +163,16 @@ class EvalManager(Node):
         self._begin_round(self._now())
         self._process()
 
+    def _on_lockstep_timer(self) -> None:
+        if self._participant is None and all(client.service_is_ready() for client in self._graph_clients()):
+            # Announced only once an episode can start: the sim's first tick waits for it, rather than the
+            # manager holding that tick (the driver counting its silence) while the policy node starts up.
+            self._participant = LockstepParticipant(self)
+        self._process()
+
     def _on_tick(self, msg: JointState) -> None:
+        if self._participant is None:
+            return  # a tick before this manager announced itself: not one the sim waits for it on
         tick = self._tick_inputs.update("joint_states", stamp_ns(msg.header.stamp))
         if tick is None:
             if self._tick_inputs.is_repeat(stamp_ns(msg.header.stamp)) and not self._round_open:

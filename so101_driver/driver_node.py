@@ -62,6 +62,7 @@ from .sim.scene import CAMERA_NAMES
 from .sim.task_variants import DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS, task_variant
 
 LOCKSTEP_NUDGE_S = 1.0  # wall s without progress before the last tick is published again
+LOCKSTEP_START_NOTE_S = 5.0  # wall s before the driver says whom the first tick waits for
 
 PARAMETERS = {
     "backend": ("sim", "sim (MuJoCo) or feetech (the real arm)"),
@@ -178,6 +179,7 @@ class DriverNode(LifecycleNode):
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
         if p["lockstep"]:
             self._nudged_tick = -1
+            self._start_wait_logged = False
             self.create_subscription(TimeReference, READY_TOPIC, self._on_ready, READY_LISTENER_QOS)
             self.create_timer(0.1, self._watch_lockstep, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -229,6 +231,7 @@ class DriverNode(LifecycleNode):
             self.barrier = LockstepBarrier(parse_participants(self.params["lockstep_participants"]),
                                            self.params["lockstep_timeout"])
             self.barrier.begin(time.monotonic())
+            self._start_wait_logged = False
             timing = f"lockstep with {', '.join(self.barrier.participants)}"
         else:
             self._loop = FixedRateLoop(self.config.control_rate_hz, self._control_tick,
@@ -401,12 +404,17 @@ class DriverNode(LifecycleNode):
                 "on without them until they answer again"
             )
             self._advance_lockstep()
+        elif not self.barrier.started:
+            if not self._start_wait_logged and self.barrier.waited(now) > LOCKSTEP_START_NOTE_S:
+                self._start_wait_logged = True
+                self.get_logger().info(f"lockstep: the first tick waits for {', '.join(self.barrier.pending())} "
+                                       "to start")
         elif self._sim_ticks and self.barrier.waited(now) > LOCKSTEP_NUDGE_S and self._nudged_tick != self._sim_ticks:
-            # A message of this tick lost on the way (a subscriber that matched late): publish it
-            # again; participants treat a tick they already consumed as a repeat.
+            # A message of this tick lost on the way (a subscriber that matched late), or a participant
+            # still computing (a slow inference): publish it again; a tick already consumed is a repeat.
             self._nudged_tick = self._sim_ticks
-            self.get_logger().warning(f"lockstep: waiting for {', '.join(self.barrier.pending())}; "
-                                      "publishing the last tick again")
+            self.get_logger().info(f"lockstep: waiting for {', '.join(self.barrier.pending())}; "
+                                   "publishing the last tick again")
             for publisher, message in self._last_tick:
                 publisher.publish(message)
 

@@ -10,7 +10,9 @@ exactly what a fast one does.
 
 A participant that stays silent for `timeout` wall seconds is reported and no longer waited for
 until it speaks again, so a crashed node stalls the episode (the eval manager then ends it) rather
-than the whole graph.
+than the whole graph. Silence counts only from the first tick, which waits for every participant to
+announce itself however long it takes to start (a full-size policy compiling on a CPU: minutes); a
+node that fails at start-up ends the graph instead (launch's on_exit, `so101`'s GraphFailed).
 """
 
 from __future__ import annotations
@@ -87,9 +89,14 @@ class LockstepBarrier:
     def waited(self, wall_now: float) -> float:
         return wall_now - self._waiting_since
 
+    @property
+    def started(self) -> bool:
+        """Whether the first tick is out: every participant has announced itself."""
+        return self._tick_ns is not None
+
     def leave_behind_silent(self, wall_now: float) -> list[str]:
-        """Participants silent for longer than the timeout stop being waited for; returns them."""
-        if self.waited(wall_now) < self.timeout:
+        """Participants silent for longer than the timeout since a tick stop being waited for; returns them."""
+        if not self.started or self.waited(wall_now) < self.timeout:
             return []
         silent = self.pending()
         for name in silent:

@@ -157,3 +157,33 @@ class TerminalSession:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+class GraphProcesses:
+    """A graph's nodes as `ros2 launch` starts them: one process each, named, with its config YAML's parameters
+    then the graph's overrides (graph.node_parameters) in a params file. Nodes of other packages are left out."""
+
+    def __init__(self, specs, env: dict[str, str], log_dir: Path):
+        import yaml
+
+        from so101_bringup.graph import node_parameters
+        from so101_bringup.in_process import NODE_CLASSES
+
+        self.nodes: dict[str, NodeProcess] = {}
+        for spec in specs:
+            if spec.executable not in NODE_CLASSES:
+                continue
+            params = log_dir / f"{spec.name}.params.yaml"
+            params.write_text(yaml.safe_dump({spec.name: {"ros__parameters": node_parameters(spec)}}))
+            self.nodes[spec.name] = NodeProcess(spec.executable, ["--ros-args", "-r", f"__node:={spec.name}",
+                                                                  "--params-file", str(params)],
+                                                env, log_dir / f"{spec.name}.log")
+
+    def logs(self) -> dict[str, str]:
+        return {name: node.output for name, node in self.nodes.items()}
+
+    def stop(self) -> dict[str, int]:
+        """SIGINT to every node at once, as launch shuts a graph down; then each one's exit status."""
+        for node in self.nodes.values():
+            node.signal(signal.SIGINT)
+        return {name: node.stop() for name, node in self.nodes.items()}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from ros_harness import NodeProcess, isolated_ros_env, next_domain_id
+from ros_harness import GraphProcesses, NodeProcess, isolated_ros_env, next_domain_id
 from so101_bringup.graph_exit import node_exit_failure
 
 
@@ -50,3 +51,30 @@ def test_exits_that_fail_a_graph_are_told_apart_from_normal_ends():
     assert node_exit_failure("so101_driver", -9, graph_stopping=False).startswith("so101_driver killed by SIGKILL;")
     assert "killed by signal 77" in node_exit_failure("so101_driver", -77, graph_stopping=False)
     assert "without an exit status" in node_exit_failure("so101_recorder", None, graph_stopping=False)
+
+
+def test_a_normal_evaluation_as_ros2_launch_runs_it_logs_no_error_and_no_warning(tmp_path):
+    """Each node its own process, as under ros2 launch, the policy node's start-up (imports, checkpoint, first
+    chunks) longer than the driver's lockstep timeout: a normal run must not teach users to ignore ERRORs."""
+    from dataclasses import replace
+
+    from so101_bringup.graph import GraphArgs, eval_nodes
+    from tiny_policies import tiny_act_checkpoint
+
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 64, 64), chunk_size=20)
+    specs = eval_nodes(GraphArgs(policy="act", checkpoint=str(checkpoint), episodes=2, max_episode_s=2.0, seed="7",
+                                 sim_width=64, sim_height=64, device="cpu", output_dir=str(tmp_path / "run")))
+    # The policy node takes seconds to start here, minutes for a full-size model compiled on a CPU.
+    specs = [replace(spec, overrides={**spec.overrides, "lockstep_timeout": 1.0}) if spec.name == "so101_driver"
+             else spec for spec in specs]
+    graph = GraphProcesses(specs, isolated_ros_env(next_domain_id()), tmp_path)
+    try:
+        assert graph.nodes["so101_eval_manager"].wait(timeout=300) == 0, graph.logs()
+    finally:
+        graph.stop()
+    # The tiny checkpoint was not trained by lerobot, so it names no training data: a warning a user should read.
+    noisy = [f"{name}: {line}" for name, log in graph.logs().items() for line in log.splitlines()
+             if ("[ERROR]" in line or "[WARN]" in line or "Traceback" in line)
+             and "has no train_config.json naming its dataset" not in line]
+    assert not noisy, "\n".join(noisy)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["summary"]["episodes"] == 2

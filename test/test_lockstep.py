@@ -21,6 +21,18 @@ def test_the_first_tick_waits_until_every_participant_has_announced_itself():
     assert barrier.may_advance()
 
 
+def test_silence_counts_only_once_every_participant_has_started():
+    """A policy node that takes minutes to start (a full-size model compiled on a CPU) is waited for."""
+    barrier = LockstepBarrier(("policy", "manager"), timeout=5.0)
+    barrier.begin(wall_now=0.0)
+    barrier.on_ready("manager", 0, 0)
+    assert barrier.leave_behind_silent(600.0) == [] and barrier.pending() == ["policy"] and not barrier.started
+    barrier.on_ready("policy", 0, 0)
+    assert barrier.may_advance()
+    barrier.tick_published(TICK, wall_now=600.0)
+    assert barrier.started and barrier.leave_behind_silent(606.0) == ["policy", "manager"]
+
+
 def test_a_tick_waits_for_every_consumer_and_for_the_chunks_they_announced():
     barrier = LockstepBarrier(("policy", "manager"))
     barrier.on_ready("policy", 0, 0)
