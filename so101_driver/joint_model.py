@@ -102,15 +102,18 @@ def in_joint_order(names: Sequence[str], values: Sequence[float]) -> np.ndarray:
     return values[joint_order(names)]
 
 
-def load_calibration(path: str | Path) -> dict[str, MotorCalibration]:
-    """Read a LeRobot calibration JSON file (as written by `lerobot-calibrate`)."""
+# How each arm is calibrated, for the message that a calibration is missing.
+CALIBRATE_FOLLOWER = "lerobot-calibrate --robot.type=so101_follower --robot.port=<port> --robot.id=<id>"
+CALIBRATE_LEADER = "lerobot-calibrate --teleop.type=so101_leader --teleop.port=<port> --teleop.id=<id>"
+
+
+def load_calibration(path: str | Path, calibrate: str = CALIBRATE_FOLLOWER) -> dict[str, MotorCalibration]:
+    """Read a LeRobot calibration JSON file (as written by `lerobot-calibrate`); `calibrate`: the command that
+    writes this arm's, for the message when there is none."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
-            f"No LeRobot calibration file at {path}. Calibrate the arm with "
-            "`lerobot-calibrate --robot.type=so101_follower --robot.port=<port> --robot.id=<id>`, "
-            "or pass the file's path."
-        )
+        raise FileNotFoundError(f"No LeRobot calibration file at {path}. Calibrate the arm with `{calibrate}`, "
+                                "or pass the file's path.")
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -187,8 +190,9 @@ class JointModel:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_file(cls, path: str | Path, arm_units: ArmUnits | str = ArmUnits.DEGREES) -> JointModel:
-        return cls(load_calibration(path), ArmUnits(arm_units))
+    def from_file(cls, path: str | Path, arm_units: ArmUnits | str = ArmUnits.DEGREES,
+                  calibrate: str = CALIBRATE_FOLLOWER) -> JointModel:
+        return cls(load_calibration(path, calibrate), ArmUnits(arm_units))
 
     @classmethod
     def for_sim(cls, arm_units: ArmUnits | str = ArmUnits.DEGREES) -> JointModel:

@@ -14,7 +14,7 @@ import numpy as np
 from lerobot.teleoperators.so_leader import SO101Leader, SO101LeaderConfig
 
 from .backends.base import BackendError, calibrated_joint_model, close_port, give_lerobot_the_calibration, open_bus
-from .joint_model import LEROBOT_FEATURE_NAMES, ArmUnits
+from .joint_model import CALIBRATE_LEADER, LEROBOT_FEATURE_NAMES, ArmUnits
 
 
 def leader_calibration_path(calibration_id: str) -> Path:
@@ -26,7 +26,7 @@ def leader_calibration_path(calibration_id: str) -> Path:
 
 class LeaderArm:
     def __init__(self, port: str, calibration_file: str | Path, arm_units: ArmUnits | str = ArmUnits.DEGREES):
-        self.calibration_file, self.joint_model = calibrated_joint_model(calibration_file, arm_units)
+        self.calibration_file, self.joint_model = calibrated_joint_model(calibration_file, arm_units, CALIBRATE_LEADER)
         self.leader = SO101Leader(SO101LeaderConfig(
             port=port, id=self.calibration_file.stem, calibration_dir=self.calibration_file.parent,
             use_degrees=self.joint_model.arm_units is ArmUnits.DEGREES,

@@ -18,7 +18,8 @@ from std_msgs.msg import String
 
 from .arm_description import ARM_TOPIC, joint_model_from
 from .backends import BackendError
-from .joint_model import JOINT_NAMES
+from .backends.base import calibrated_joint_model
+from .joint_model import CALIBRATE_LEADER, JOINT_NAMES, ArmUnits
 from .leader import LeaderArm, leader_calibration_path
 from .node_runner import declare_parameters, run_node
 from .ros_messages import LATCHED_QOS, joint_state_msg
@@ -46,6 +47,8 @@ class TeleopNode(Node):
         else:
             raise BackendError("Set calibration_id:=<the leader's id given to lerobot-calibrate> "
                                "(or calibration_file:=<path to its JSON>).")
+        # The leader's own calibration file is checked at once, not only once a driver has spoken.
+        calibrated_joint_model(calibration_file, ArmUnits.DEGREES, CALIBRATE_LEADER)
         self.follower = self._follower_joint_model(p["arm_timeout"])
         # lerobot teleoperates with leader and follower in the same units.
         self.leader = LeaderArm(p["port"], calibration_file, self.follower.arm_units)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from lerobot.motors import MotorCalibration
 
-from ros_harness import NodeProcess, isolated_ros_env
+from ros_harness import NodeProcess, isolated_ros_env, next_domain_id
 from so101_driver.joint_model import JOINT_NAMES, ArmUnits, save_calibration
 from test_driver_node import STARTUP_TIMEOUT, real_arm_driver
 from test_feetech_backend import calibrated_emulator
@@ -124,3 +124,17 @@ def test_so101_record_teleop_makes_a_dataset_in_the_leaders_degrees(tmp_path):
     last = dataset[len(dataset) - 1]
     np.testing.assert_allclose(last["action"].numpy(), expected, atol=0.05)  # degrees; gripper 0..100
     np.testing.assert_allclose(last["observation.state"].numpy()[:5], expected[:5], atol=1.0)  # the arm got there
+
+
+def test_a_leader_without_calibration_is_told_the_leaders_calibration_command(tmp_path):
+    teleop = NodeProcess("teleop_node", ["--ros-args", "-p", "port:=/dev/null",
+                                         "-p", f"calibration_file:={tmp_path / 'no_leader.json'}"],
+                         isolated_ros_env(next_domain_id()), tmp_path / "teleop.log")
+    try:
+        assert teleop.wait(timeout=STARTUP_TIMEOUT) == 1, teleop.output
+    finally:
+        teleop.stop()
+    last_line = teleop.output.strip().splitlines()[-1]
+    assert "lerobot-calibrate --teleop.type=so101_leader" in last_line and "so101_follower" not in last_line, \
+        teleop.output
+    assert "Traceback" not in teleop.output

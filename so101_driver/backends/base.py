@@ -7,18 +7,20 @@ from typing import Protocol
 
 import numpy as np
 
-from ..joint_model import ArmUnits, JointModel
+from ..joint_model import CALIBRATE_FOLLOWER, ArmUnits, JointModel
 
 
 class BackendError(RuntimeError):
     """The arm could not be read or commanded; the driver answers with a hold, not a crash."""
 
 
-def calibrated_joint_model(calibration_file: str | Path, arm_units: ArmUnits | str) -> tuple[Path, JointModel]:
-    """The file's path and the arm's joint model from it; a missing or broken file as one BackendError line."""
+def calibrated_joint_model(calibration_file: str | Path, arm_units: ArmUnits | str,
+                           calibrate: str = CALIBRATE_FOLLOWER) -> tuple[Path, JointModel]:
+    """The file's path and the arm's joint model from it; a missing or broken file as one BackendError line
+    (`calibrate`: the command that writes this arm's calibration)."""
     path = Path(calibration_file).expanduser()
     try:
-        return path, JointModel.from_file(path, arm_units)
+        return path, JointModel.from_file(path, arm_units, calibrate)
     except (OSError, ValueError) as error:  # missing, unreadable, not JSON, motors missing
         raise BackendError(str(error)) from None
 
