@@ -19,7 +19,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from so101_driver.lockstep import TickInputs
 from so101_driver.lockstep_ros import TICK_INPUT_QOS, LockstepParticipant
-from so101_driver.node_runner import declare_parameters, run_node
+from so101_driver.node_runner import closing_logger, declare_parameters, run_node
 from so101_driver.stop_signals import uninterrupted
 from so101_driver.ros_messages import LATCHED_QOS
 
@@ -177,7 +177,7 @@ class Recorder(Node):
             bag, self.bag = self.bag, None
             bag.close(metadata)
             self.bags.append(bag.path)
-        self.get_logger().info(f"bag {bag.path} ({metadata.get('outcome') or 'unfinished'})")
+        closing_logger(self).info(f"bag {bag.path} ({metadata.get('outcome') or 'unfinished'})")
 
     def close(self) -> None:
         self._close({"outcome": "interrupted"})

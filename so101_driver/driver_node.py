@@ -180,6 +180,7 @@ class DriverNode(LifecycleNode):
         if p["lockstep"]:
             self._nudged_tick = -1
             self._start_wait_logged = False
+            self._ready_heard: dict[str, tuple[int, int]] = {}  # participant: (consumed tick, chunk stamp)
             self.create_subscription(TimeReference, READY_TOPIC, self._on_ready, READY_LISTENER_QOS)
             self.create_timer(0.1, self._watch_lockstep, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
@@ -231,6 +232,8 @@ class DriverNode(LifecycleNode):
             self.barrier = LockstepBarrier(parse_participants(self.params["lockstep_participants"]),
                                            self.params["lockstep_timeout"])
             self.barrier.begin(time.monotonic())
+            for participant, (consumed_ns, chunk_ns) in self._ready_heard.items():
+                self.barrier.on_ready(participant, consumed_ns, chunk_ns)
             self._start_wait_logged = False
             timing = f"lockstep with {', '.join(self.barrier.participants)}"
         else:
@@ -380,9 +383,12 @@ class DriverNode(LifecycleNode):
 
     # -- lockstep (sim) -------------------------------------------------------------------------
     def _on_ready(self, msg: TimeReference) -> None:
+        # Kept while inactive too: a participant that announced itself before activation (its latched
+        # message arrives once) is counted by the barrier activation makes.
+        self._ready_heard[msg.source] = (stamp_ns(msg.header.stamp), stamp_ns(msg.time_ref))
         if self.barrier is None:
             return
-        self.barrier.on_ready(msg.source, stamp_ns(msg.header.stamp), stamp_ns(msg.time_ref))
+        self.barrier.on_ready(msg.source, *self._ready_heard[msg.source])
         self._advance_lockstep()
 
     def _advance_lockstep(self) -> None:
@@ -397,6 +403,9 @@ class DriverNode(LifecycleNode):
         if self.barrier is None:
             return
         now = time.monotonic()
+        if not self.barrier.started and self.barrier.may_advance():
+            self._advance_lockstep()  # every participant announced itself before activation
+            return
         silent = self.barrier.leave_behind_silent(now)
         if silent:
             self.get_logger().error(

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import rclpy
+import rclpy.logging
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -62,6 +63,15 @@ def declare_parameters(node: Node, parameters: dict[str, tuple],
             raise ParameterError(f"{name} takes a {type(default).__name__} like {default!r} ({description}), "
                                  f"got {given!r}.") from None
     return {name: node.get_parameter(name).value for name in parameters}
+
+
+def closing_logger(node: Node):
+    """The logger for what a node says while it closes: once a stop signal has shut the context down
+    (rclpy's own handler), its rosout publisher is gone and every line would add "Failed to publish log
+    message to rosout"; a logger of another name writes to the console alone."""
+    if node.context.ok():
+        return node.get_logger()
+    return rclpy.logging.get_logger(f"{node.get_name()}.closing")
 
 
 def release(node: Node) -> None:

@@ -63,7 +63,8 @@ def test_a_normal_evaluation_as_ros2_launch_runs_it_logs_no_error_and_no_warning
 
     checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 64, 64), chunk_size=20)
     specs = eval_nodes(GraphArgs(policy="act", checkpoint=str(checkpoint), episodes=2, max_episode_s=2.0, seed="7",
-                                 sim_width=64, sim_height=64, device="cpu", output_dir=str(tmp_path / "run")))
+                                 sim_width=64, sim_height=64, device="cpu", output_dir=str(tmp_path / "run"),
+                                 record=True))
     # The policy node takes seconds to start here, minutes for a full-size model compiled on a CPU.
     specs = [replace(spec, overrides={**spec.overrides, "lockstep_timeout": 1.0}) if spec.name == "so101_driver"
              else spec for spec in specs]
@@ -74,7 +75,33 @@ def test_a_normal_evaluation_as_ros2_launch_runs_it_logs_no_error_and_no_warning
         graph.stop()
     # The tiny checkpoint was not trained by lerobot, so it names no training data: a warning a user should read.
     noisy = [f"{name}: {line}" for name, log in graph.logs().items() for line in log.splitlines()
-             if ("[ERROR]" in line or "[WARN]" in line or "Traceback" in line)
+             if ("[ERROR]" in line or "[WARN]" in line or "Traceback" in line or "Failed to publish" in line)
              and "has no train_config.json naming its dataset" not in line]
     assert not noisy, "\n".join(noisy)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["summary"]["episodes"] == 2
+
+
+def test_a_ctrl_c_while_a_bag_is_open_closes_it_without_a_rosout_error(tmp_path):
+    """rclpy's own handler shuts the context down at the signal; what the recorder says while it closes the bag
+    used to come with "Failed to publish log message to rosout: publisher's context is invalid"."""
+    from std_msgs.msg import String
+
+    from ros_harness import RosProbe
+
+    domain = next_domain_id()
+    recorder = NodeProcess("recorder", ["--ros-args", "-r", "__node:=so101_recorder",
+                                        "-p", f"output_dir:={tmp_path / 'bags'}"],
+                           isolated_ros_env(domain), tmp_path / "recorder.log")
+    probe = RosProbe(domain)
+    try:
+        markers = probe.node.create_publisher(String, "/so101/episode_marker", 10)
+        probe.spin_until(lambda: markers.get_subscription_count() > 0, 60, "the recorder's subscription")
+        markers.publish(String(data="start episode=0 seed=1"))
+        probe.spin_until(lambda: (tmp_path / "bags" / "episode_000").exists(), 30, "the episode's bag")
+        recorder.signal(signal.SIGINT)
+        assert recorder.wait(timeout=30) == 0, recorder.output
+    finally:
+        probe.close()
+        recorder.stop()
+    assert "episode_000 (interrupted)" in recorder.output and "Failed to publish" not in recorder.output, \
+        recorder.output
