@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from so101_driver.sim.task_variants import DEFAULT_VARIANT, VARIANTS
+from so101_driver.sim.task_variants import DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS
 
 from .commands.common import UsageError
 from .options import option
@@ -37,6 +37,9 @@ class DemoConfig:
     policy: str = option("act", "the checkpoint's policy type with --checkpoint: act or smolvla")
     task_variant: str = option(DEFAULT_VARIANT, "the sim task's randomisation, for the demonstrations and the "
                                                 "evaluations alike", choices=sorted(VARIANTS))
+    overhead_view: str = option(DEFAULT_OVERHEAD_VIEW, "what the sim's overhead camera frames, for the demonstrations "
+                                                       "and the evaluations alike (workspace: the variant's cubes "
+                                                       "and targets)", choices=list(OVERHEAD_VIEWS))
     demonstrations: int = option(200, "scripted demonstrations to train on")
     image_size: int = option(64, "sim camera size, square, for the demonstrations and the evaluation alike")
     workers: int = option(0, "sims recording the demonstrations in parallel (0: one per core)")
@@ -67,10 +70,12 @@ def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
     from training.configs import SimDatasetConfig
     from training.sim_dataset import record_sim_dataset
 
-    root = config.output / f"dataset_{config.task_variant}_{config.image_size}px"
+    view = "" if config.overhead_view == DEFAULT_OVERHEAD_VIEW else f"_{config.overhead_view}"
+    root = config.output / f"dataset_{config.task_variant}{view}_{config.image_size}px"
     started = time.monotonic()
     dataset = record_sim_dataset(root, SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations,
                                                         task_variant=config.task_variant,
+                                                        overhead_view=config.overhead_view,
                                                         environment_state=config.state_train_minutes > 0,
                                                         image_width=config.image_size,
                                                         image_height=config.image_size, use_videos=False,
@@ -92,8 +97,8 @@ def _train(config: DemoConfig, preset: str, dataset_root: Path, run_dir: Path, m
     info = run_dir / "run_info.json"
     trained_on = json.loads(info.read_text()).get("dataset_root") if info.is_file() else None
     if trained_on and Path(trained_on).resolve() != dataset_root.resolve():
-        raise UsageError(f"{run_dir} trains on {trained_on}, not on {dataset_root} (another --task-variant or "
-                         f"--image-size, or an older demo's): pass another --output, or remove {run_dir}")
+        raise UsageError(f"{run_dir} trains on {trained_on}, not on {dataset_root} (another --task-variant, "
+                         f"--overhead-view or --image-size, or an older demo's): pass another --output, or remove {run_dir}")
     started = time.monotonic()
     run_training(TrainRequest(preset=preset, dataset=DEMO_REPO_ID, dataset_root=dataset_root, output_dir=run_dir,
                               # The state ACT has no camera, so nothing to resize.
@@ -126,11 +131,12 @@ def _evaluate(config: DemoConfig, checkpoint: str, output: Path, episodes: int, 
     args = GraphArgs(policy=config.policy, checkpoint=checkpoint, device=config.device, record=record,
                      cameras=graph_cameras(checkpoint), episodes=episodes, max_episode_s=config.max_episode_s,
                      output_dir=str(output), seed=str(config.eval_seed), task_variant=config.task_variant,
+                     overhead_view=config.overhead_view,
                      sim_width=config.image_size, sim_height=config.image_size)
     try:
         specs = eval_nodes(args)
     except ValueError as error:  # the checkpoint's training variant is not this demo's
-        raise UsageError(f"{error} (so101 eval has that option; the demo evaluates on its own --task-variant)") \
+        raise UsageError(f"{error} (so101 eval has that option; the demo evaluates on its own --task-variant and --overhead-view)") \
             from error
     started = time.monotonic()
     nodes = run_graph(specs, until=lambda nodes: nodes["so101_eval_manager"].finished)
