@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"so101 {args.command}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        # A Ctrl-C outside a running graph (the graphs stop cleanly on their own): no traceback.
+        # A Ctrl-C outside a running graph (the graphs stop cleanly on their own): no traceback, and, as
+        # for a graph the user stops, no failure (graph_exit).
         print(f"so101 {args.command}: stopped (Ctrl-C)", file=sys.stderr)
-        return 130
+        return 0
 
 
 if __name__ == "__main__":

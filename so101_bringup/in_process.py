@@ -112,13 +112,16 @@ def run_graph(specs: list[NodeSpec], until: Callable[[dict], bool],
             if rclpy.ok():
                 raise
         finally:
+            # A stop signal reaches rclpy's handler (which shuts the context down, ending the spin) before
+            # ours, whose note of it may come only during the clean-up: either says the user stopped the run.
+            shut_down_by_a_signal = not rclpy.ok()
             if stop is not None:
-                nodes.stopped_by_user = bool(stop.received)
                 stop.now_stopping()
             for node in reversed(list(nodes.values())):
                 release(node)
                 node.destroy_node()
             rclpy.try_shutdown()
+        nodes.stopped_by_user = shut_down_by_a_signal or (stop is not None and bool(stop.received))
     return nodes
 
 

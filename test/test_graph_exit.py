@@ -105,3 +105,24 @@ def test_a_ctrl_c_while_a_bag_is_open_closes_it_without_a_rosout_error(tmp_path)
         recorder.stop()
     assert "episode_000 (interrupted)" in recorder.output and "Failed to publish" not in recorder.output, \
         recorder.output
+
+
+def test_so101_eval_stopped_by_ctrl_c_exits_0_with_the_episodes_that_finished(tmp_path):
+    import sys
+
+    from ros_harness import TerminalSession
+    from tiny_policies import tiny_act_checkpoint
+
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 64, 64), chunk_size=20)
+    so101 = str(Path(sys.executable).parent / "so101")
+    terminal = TerminalSession([so101, "eval", "--checkpoint", str(checkpoint), "--episodes", "50", "--max-episode-s",
+                                "1", "--sim-width", "64", "--sim-height", "64", "--device", "cpu",
+                                "--output-dir", str(tmp_path / "run")], isolated_ros_env(next_domain_id()))
+    try:
+        terminal.read_until("episode 1 started", timeout=180)
+        exit_code = terminal.ctrl_c()
+    finally:
+        terminal.kill()
+    assert exit_code == 0 and "Traceback" not in terminal.log, terminal.log
+    assert "Success rate 0/" in terminal.log  # the table of the episodes that finished (a 1 s timeout each)
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["summary"]["episodes"] >= 1
