@@ -119,8 +119,3 @@ def dataset_sim_settings(root: Path) -> dict[str, str] | None:
     return {"task_variant": settings.get("task_variant", VARIANT_BEFORE_NAMES),
             "overhead_view": settings.get("overhead_view", DEFAULT_OVERHEAD_VIEW)}
 
-
-def dataset_task_variant(root: Path) -> str | None:
-    """The variant a dataset at `root` was recorded on; None for data not recorded by `so101 dataset sim`."""
-    settings = dataset_sim_settings(root)
-    return None if settings is None else settings["task_variant"]
