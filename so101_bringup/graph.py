@@ -15,7 +15,7 @@ import yaml
 
 from so101_driver.episode_seeds import EpisodeSeeds
 from so101_driver.sim.task_variants import (DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS,
-                                          dataset_sim_settings, task_variant)
+                                          dataset_sim_settings, overhead_view, task_variant)
 from so101_policy.backend_names import BACKEND_HELP, check_backend_for, check_backend_name
 
 from .options import option
@@ -109,9 +109,7 @@ class GraphArgs:
         if not self.camera_list and not self.sim:
             raise ValueError(f"cameras {NO_CAMERAS} is for a checkpoint trained on the sim's object state, which only "
                              "the sim publishes: the real arm needs a policy that sees its cameras")
-        task_variant(self.task_variant)
-        if self.overhead_view not in OVERHEAD_VIEWS:
-            raise ValueError(f"overhead_view must be one of {list(OVERHEAD_VIEWS)}, got '{self.overhead_view}'")
+        overhead_view(self.overhead_view, task_variant(self.task_variant))
         if not self.sim and not self.calibration_id:
             raise ValueError("the real arm needs calibration_id (the id given to lerobot-calibrate)")
         seeds = self.episode_seeds  # refused here, with its one line, if it is not a seed

@@ -12,22 +12,13 @@ import sys
 import threading
 from collections.abc import Callable
 
+from so101_driver.entry_points import NODE_CLASSES
 from so101_driver.node_runner import ParameterError, release
 from so101_driver.stop_signals import stop_once
 
 from .commands.common import GraphFailed
 from .graph import NodeSpec, node_parameters
 
-NODE_CLASSES = {
-    "driver_node": "so101_driver.driver_node:DriverNode",
-    "camera_node": "so101_driver.camera_node:CameraNode",
-    "teleop_node": "so101_driver.teleop_node:TeleopNode",
-    "policy_node": "so101_policy.policy_node:PolicyNode",
-    "eval_manager": "so101_bringup.eval_manager:EvalManager",
-    "recorder": "so101_bringup.recorder:Recorder",
-    "bag_player": "so101_bringup.bag_player:BagPlayer",
-    "lifecycle_manager": "so101_bringup.lifecycle_manager:LifecycleManager",  # not built here: see bring_up
-}
 
 
 def bring_up(manager: NodeSpec, nodes: dict, specs: list[NodeSpec]) -> None:

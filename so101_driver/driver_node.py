@@ -59,7 +59,8 @@ from .ros_messages import (
     time_to_sec,
 )
 from .sim.scene import CAMERA_NAMES
-from .sim.task_variants import DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS, task_variant
+from .sim.task_variants import (DEFAULT_OVERHEAD_VIEW, DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS, overhead_view,
+                                task_variant)
 
 LOCKSTEP_NUDGE_S = 1.0  # wall s without progress before the last tick is published again
 LOCKSTEP_START_NOTE_S = 5.0  # wall s before the driver says whom the first tick waits for
@@ -115,8 +116,7 @@ class DriverNode(LifecycleNode):
         self.arm_units = ArmUnits(p["arm_units"])
         self.seeds = EpisodeSeeds.parse(p["seed"])
         self.task_variant = task_variant(p["task_variant"])
-        if p["overhead_view"] not in OVERHEAD_VIEWS:
-            raise ValueError(f"overhead_view must be one of {list(OVERHEAD_VIEWS)}, got '{p['overhead_view']}'")
+        overhead_view(p["overhead_view"], self.task_variant)  # an unknown view stops here, at start-up
         if p["lockstep"] and not self.is_sim:
             raise ValueError("lockstep:=true needs backend:=sim: the real arm runs on the wall clock.")
         self.backend = None
@@ -179,7 +179,6 @@ class DriverNode(LifecycleNode):
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
         if p["lockstep"]:
             self._nudged_tick = -1
-            self._start_wait_logged = False
             self._ready_heard: dict[str, tuple[int, int]] = {}  # participant: (consumed tick, chunk stamp)
             self.create_subscription(TimeReference, READY_TOPIC, self._on_ready, READY_LISTENER_QOS)
             self.create_timer(0.1, self._watch_lockstep, clock=Clock(clock_type=ClockType.STEADY_TIME))

@@ -12,22 +12,23 @@ from __future__ import annotations
 import importlib
 import sys
 
-NODES = {
-    "driver_node": "so101_driver.driver_node",
-    "camera_node": "so101_driver.camera_node",
-    "teleop_node": "so101_driver.teleop_node",
-    "policy_node": "so101_policy.policy_node",
-    "eval_manager": "so101_bringup.eval_manager",
-    "recorder": "so101_bringup.recorder",
-    "bag_player": "so101_bringup.bag_player",
-    "lifecycle_manager": "so101_bringup.lifecycle_manager",
+# Each executable's node class, "module:Class"; the module's main() runs it (so101 eval builds the class).
+NODE_CLASSES = {
+    "driver_node": "so101_driver.driver_node:DriverNode",
+    "camera_node": "so101_driver.camera_node:CameraNode",
+    "teleop_node": "so101_driver.teleop_node:TeleopNode",
+    "policy_node": "so101_policy.policy_node:PolicyNode",
+    "eval_manager": "so101_bringup.eval_manager:EvalManager",
+    "recorder": "so101_bringup.recorder:Recorder",
+    "bag_player": "so101_bringup.bag_player:BagPlayer",
+    "lifecycle_manager": "so101_bringup.lifecycle_manager:LifecycleManager",
 }
 
 
 def run(executable: str) -> int:
     """Import the node's module and run its main(); a Ctrl-C before main() handles signals exits 0, silently."""
     try:
-        main = importlib.import_module(NODES[executable]).main
+        main = importlib.import_module(NODE_CLASSES[executable].split(":")[0]).main
         return main()
     except KeyboardInterrupt:
         # Only reaches here before node_runner's handlers are in place (or after they are restored):
