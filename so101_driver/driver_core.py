@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .backends import Backend, BackendError
+from .backends import ArmDisconnected, Backend, BackendError
 from .joint_model import JOINT_NAMES, JointModel
 from .safety import ClampReport, CommandRejected, SafetyFilter, Watchdog
 from .trajectory import MergeMode, TrajectoryExecutor
@@ -23,6 +23,9 @@ class DriverConfig:
     # value, or one per joint); beyond it the driver stops following and holds where the arm is.
     following_error_limit: float | list[float] = 0.35
     watchdog_timeout: float = 0.5
+    # Seconds the arm may leave reads unanswered (a servo browning out) before the driver gives up:
+    # until then it holds (the servos keep their last goal), after it torque goes off.
+    arm_silence_limit: float = 1.0
     merge_mode: MergeMode | str = MergeMode.REPLACE
     crossfade_ticks: int = 5
     ensemble_coeff: float = 0.01
@@ -30,6 +33,8 @@ class DriverConfig:
     def __post_init__(self):
         if self.control_rate_hz <= 0:
             raise ValueError(f"control_rate_hz must be positive, got {self.control_rate_hz}.")
+        if self.arm_silence_limit <= 0:
+            raise ValueError(f"arm_silence_limit must be positive, got {self.arm_silence_limit}.")
         limit = np.asarray(self.following_error_limit, dtype=np.float64)
         if limit.shape not in ((), (6,)) or not np.all(limit > 0):
             raise ValueError(f"following_error_limit takes one positive value or six, got {self.following_error_limit}.")
@@ -62,6 +67,8 @@ class DriverStats:
     missed_ticks: int = 0  # wall-clock deadlines the control loop missed (it counts them)
     bus_errors: int = 0
     last_bus_error: str = ""
+    faults: int = 0  # the arm lost (port gone, or silent past arm_silence_limit): the driver stopped driving
+    last_fault: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +105,9 @@ class DriverCore:
         self._commands_began = False
         self._starved_run = 0
         self._holding_after_following_error = False
+        self.fault: str | None = None  # why the arm was given up; nothing is sent until activate()
+        self._answered_at: float | None = None  # the last read the arm answered (since activation)
+        self._silent = False  # the last read went unanswered
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> np.ndarray:
@@ -113,7 +123,8 @@ class DriverCore:
         """Torque on, holding where the arm is; the first command starts from there (activate).
 
         When it fails (a servo that does not answer), torque goes off again: an arm that is not
-        active is never left holding.
+        active is never left holding. A fault is cleared here, and only here: the arm comes back
+        holding where it was measured now, with no old command left to jump to.
         """
         try:
             self.backend.enable()
@@ -121,15 +132,21 @@ class DriverCore:
         except BaseException:
             self.backend.disable()
             raise
+        self.fault = None
+        self._answered_at, self._silent = None, False
         self.new_episode(positions)
         return positions
 
     def deactivate(self) -> None:
-        """Forget every command, hold where the arm is for a last tick, then torque off (deactivate)."""
+        """Forget every command, hold where the arm is for a last tick, then torque off (deactivate).
+
+        After a fault the arm is not asked again: torque goes off on whatever still answers.
+        """
         try:
-            positions = self.backend.read_positions()
-            self.hold_here(positions)
-            self.backend.write_targets(positions)
+            if self.fault is None:
+                positions = self.backend.read_positions()
+                self.hold_here(positions)
+                self.backend.write_targets(positions)
         except BackendError as error:
             self.log.error(f"could not hold before torque off: {error}")
         finally:
@@ -209,16 +226,37 @@ class DriverCore:
 
     # -- control tick ------------------------------------------------------------------------------
     def tick(self, now: float) -> TickResult:
+        """One control period: read, follow the commands through the safety path, write.
+
+        A failed read sends nothing: the servos keep their last goal, which is the hold. Past
+        `arm_silence_limit`, or at once when the port is gone, the tick reports a "fault" event and
+        sends nothing from then on; the owner turns torque off (deactivate) and only activate() clears it.
+        """
         self.stats.ticks += 1
         events: list[str] = []
+        if self.fault is not None:
+            return TickResult(None, None, following_chunk=False)
         try:
             positions = self.backend.read_positions()
+        except ArmDisconnected as error:
+            return self._port_gone(error)
         except BackendError as error:
-            # The servos keep their last goal: that is the hold. Nothing new is sent blind.
             self.stats.bus_errors += 1
             self.stats.last_bus_error = str(error)
-            self.log.error(f"arm read failed, holding the last target: {error}")
+            if not self._silent:
+                self._silent = True
+                self._answered_at = now if self._answered_at is None else self._answered_at
+                self.log.warning(f"the arm did not answer, holding the last target: {error}")
+            silent_for = now - self._answered_at
+            if silent_for >= self.config.arm_silence_limit:
+                return self._give_up(f"the arm did not answer for {silent_for:.1f} s ({error}): check the servos' "
+                                     "power supply and cables (torque goes off on every servo that answers)",
+                                     str(error))
             return TickResult(None, None, following_chunk=False, events=["bus_error"])
+        if self._silent:
+            self.log.info(f"the arm answers again after {now - self._answered_at:.2f} s")
+            self._silent = False
+        self._answered_at = now
         if self._last_target is None:
             self.new_episode(positions)
 
@@ -262,6 +300,8 @@ class DriverCore:
             self.watchdog.feed(now)
         try:
             self.backend.write_targets(safe)
+        except ArmDisconnected as error:
+            return self._port_gone(error)
         except BackendError as error:
             self.stats.bus_errors += 1
             self.stats.last_bus_error = str(error)
@@ -270,3 +310,16 @@ class DriverCore:
             return TickResult(positions, None, output.active, clamps, events)
         self._last_target = safe
         return TickResult(positions, safe, output.active, clamps, events)
+
+    def _port_gone(self, error: ArmDisconnected) -> TickResult:
+        return self._give_up(f"{error}: plug the arm's USB cable back in (meanwhile the servos hold their last goal: "
+                             "nothing can reach them to turn torque off)", str(error))
+
+    def _give_up(self, fault: str, bus_error: str) -> TickResult:
+        """Stop driving the arm until activate(): the one tick that reports the "fault" event."""
+        self.fault = fault
+        self.stats.faults += 1
+        self.stats.last_fault = fault
+        self.stats.bus_errors += 1
+        self.stats.last_bus_error = bus_error
+        return TickResult(None, None, following_chunk=False, events=["fault"])

@@ -82,6 +82,8 @@ PARAMETERS = {
     "seed": (0, "sim: seed of the first episode (the scene at start-up and the first reset), each reset "
                 "taking the next; or a list, one seed per episode", (0, MAX_SEED)),
     "watchdog_timeout": (0.5, "seconds without a command, past the last one's end, before holding", (0.01, 10.0)),
+    "arm_silence_limit": (1.0, "seconds the arm may leave reads unanswered (holding) before torque goes off and the "
+                               "driver leaves active", (0.05, 60.0)),
     "merge_mode": ("replace", "how a new chunk meets the old one: replace, crossfade, temporal_ensemble"),
     "crossfade_ticks": (5, "crossfade: ticks over which the new chunk fades in", (1, 300)),
     "ensemble_coeff": (0.01, "temporal_ensemble: weight exp(-coeff * i), i = 0 for the oldest chunk", (-10.0, 10.0)),
@@ -109,6 +111,7 @@ class DriverNode(LifecycleNode):
             max_relative_target=_per_joint("max_relative_target", p["max_relative_target"]),
             following_error_limit=_per_joint("following_error_limit", p["following_error_limit"]),
             watchdog_timeout=p["watchdog_timeout"],
+            arm_silence_limit=p["arm_silence_limit"],
             merge_mode=p["merge_mode"],
             crossfade_ticks=p["crossfade_ticks"],
             ensemble_coeff=p["ensemble_coeff"],
@@ -177,6 +180,8 @@ class DriverNode(LifecycleNode):
         self.create_subscription(JointTrajectory, "so101/action_chunk", self._on_chunk, 10)
         self.create_subscription(JointState, "so101/joint_command", self._on_joint_command, 10)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
+        # The control tick runs on a thread of its own: a fault it meets is handled on the executor's.
+        self._fault_guard = self.create_guard_condition(self._on_fault)
         if p["lockstep"]:
             self._nudged_tick = -1
             self._ready_heard: dict[str, tuple[int, int]] = {}  # participant: (consumed tick, chunk stamp)
@@ -321,6 +326,8 @@ class DriverNode(LifecycleNode):
             frames = {camera: self.backend.render(camera) for camera in self.camera_pubs}
             objects = self.backend.environment_state() if self.is_sim else None
             result = self.core.tick(now)
+            if "fault" in result.events:
+                self._fault_guard.trigger()
             if result.positions is not None:
                 velocities = self.backend.read_velocities() if self.is_sim else None
                 messages.append((self.joint_state_pub,
@@ -353,6 +360,17 @@ class DriverNode(LifecycleNode):
         if self.context.ok():
             self.get_logger().fatal(f"control tick failed, stopping the driver: {error!r}")
             self.context.try_shutdown()
+
+    def _on_fault(self) -> None:
+        """The arm was given up (its port gone, or silent too long): leave active, torque off, one line."""
+        if not self._active:
+            return
+        fault = self.core.fault
+        self.trigger_deactivate()
+        self.get_logger().error(f"{fault}. The driver is inactive and sends nothing until activated (ros2 lifecycle "
+                                "set /so101_driver activate); it then holds where the arm is, with no command left "
+                                "from before.")
+        self._publish_diagnostics()
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         if self._refuse_while_inactive("action chunk"):
@@ -458,8 +476,11 @@ class DriverNode(LifecycleNode):
             stats = DriverStats(**self.core.stats.as_dict())
             periods = self._tick_timer.stats()
             active = self._active
+            fault = self.core.fault
         before = self._reported
-        if not active:
+        if fault is not None:
+            level, message = DiagnosticStatus.ERROR, f"inactive, the arm given up: {fault}"
+        elif not active:
             level, message = DiagnosticStatus.WARN, "inactive: torque off"
         elif stats.bus_errors > before.bus_errors:
             level, message = DiagnosticStatus.ERROR, f"bus errors: {stats.last_bus_error}"

@@ -27,6 +27,11 @@ class Observation:
 @dataclass(frozen=True)
 class StaleObservation:
     reason: str
+    cause: str = ""  # what is wrong, without the numbers: the same while the same inputs stay stale
+
+    def __post_init__(self):
+        if not self.cause:
+            object.__setattr__(self, "cause", self.reason)
 
 
 @dataclass
@@ -69,10 +74,12 @@ class ObservationAssembler:
         old = {name: now - stamp for name, stamp in stamps.items() if now - stamp > self.max_age}
         if old:
             ages = ", ".join(f"{name} {age:.2f} s" for name, age in old.items())
-            return StaleObservation(f"stale data (max_obs_age {self.max_age:.2f} s): {ages}")
+            return StaleObservation(f"stale data (max_obs_age {self.max_age:.2f} s): {ages}",
+                                    cause=f"stale: {', '.join(old)}")
         skew = max(stamps.values()) - min(stamps.values())
         if skew > self.max_skew:
-            return StaleObservation(f"cameras and joints {skew:.3f} s apart (at most {self.max_skew:.3f} s)")
+            return StaleObservation(f"cameras and joints {skew:.3f} s apart (at most {self.max_skew:.3f} s)",
+                                    cause="skew")
         values = {STATE_KEY: self.joint_model.to_lerobot(self._joints[1]).astype(np.float32)}
         for camera in self.camera_keys:
             values[IMAGE_PREFIX + camera] = self._frames[camera][1]

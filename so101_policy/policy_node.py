@@ -156,6 +156,8 @@ class PolicyNode(Node):
         self._busy = False
         self._episode = 0
         self._enabled = bool(p["enabled"])
+        self._driving = False  # a chunk sent is (or may still be) moving the arm
+        self._stale_cause: str | None = None  # what the last warning about stale data said was wrong
         self._fresh_cameras: set[str] = set()
         self._last_evaluation = 0.0
         self._worker = InferenceThread()
@@ -256,9 +258,12 @@ class PolicyNode(Node):
         elif not self.cameras:  # no frame to wait for: the poses drive inference (the stamps' skew is checked)
             self._consider_inference()
 
-    def _note_stale(self, reason: str) -> None:
-        if reason != self.stats.last_stale_reason:
+    def _note_stale(self, reason: str, cause: str | None = None) -> None:
+        """One warning while the same inputs stay stale (their ages grow: the reason's numbers change)."""
+        cause = cause or reason
+        if cause != self._stale_cause:
             self.get_logger().warning(f"no inference: {reason}")
+            self._stale_cause = cause
         self.stats.stale_observations += 1
         self.stats.last_stale_reason = reason
 
@@ -268,7 +273,22 @@ class PolicyNode(Node):
         if now - self._last_evaluation > 0.2:
             observation = self.assembler.assemble(now)
             if isinstance(observation, StaleObservation):
-                self._note_stale(observation.reason)
+                self._note_stale(observation.reason, observation.cause)
+                self._stop_acting_on_stale_data()
+
+    def _stop_acting_on_stale_data(self) -> None:
+        """A camera (or the joint states) stopped: the chunks sent were planned to be replaced by ones from newer
+        data that is not coming. The driver drops them and holds; fresh data brings the next chunk."""
+        if self.lockstep:  # the sim publishes every input of a tick: nothing stalls but the sim itself
+            return
+        with self._lock:
+            if not self._driving:
+                return
+            self._driving = False
+            self._episode += 1  # a chunk being computed now is not published either
+            self.scheduler.reset()  # the next fresh observation starts a chunk at once
+        self._cancel_sent_chunks()
+        self.get_logger().info("chunks cancelled, the arm holds: no fresh observation; acting again when one comes")
 
     def _consider_inference(self) -> None:
         now = self._now()
@@ -278,7 +298,7 @@ class PolicyNode(Node):
                 return
             observation = self.assembler.assemble(now)
             if isinstance(observation, StaleObservation):
-                self._note_stale(observation.reason)
+                self._note_stale(observation.reason, observation.cause)
                 return
             self._busy = True
             episode = self._episode
@@ -302,6 +322,8 @@ class PolicyNode(Node):
 
     def _publish_chunk(self, observation: Observation, chunk, now: float) -> None:
         self.chunk_pub.publish(joint_trajectory_msg(observation.stamp, JOINT_NAMES, chunk, 1.0 / self.fps))
+        self._driving = True
+        self._stale_cause = None  # fresh data again: the next stall is said again
         self.scheduler.chunk_published(observation.stamp, len(chunk))
         self.stats.chunks_published += 1
         due = math.floor((now - observation.stamp) * self.fps + 1e-6) + 1
@@ -330,7 +352,7 @@ class PolicyNode(Node):
             starts = self._acting() and self.scheduler.should_infer(now, self.lockstep.in_flight is not None)
             observation = self.assembler.assemble(now) if starts else None
             if isinstance(observation, StaleObservation):
-                self._note_stale(observation.reason)
+                self._note_stale(observation.reason, observation.cause)
             elif observation is not None:
                 self.lockstep.start(lambda o: self._worker.submit(self._compute, o), observation, self._episode)
         chunk_ns = self._publish_due_chunk(now) or chunk_ns  # one charged a single tick is due at once

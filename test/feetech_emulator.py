@@ -8,12 +8,17 @@ servo told `dies_at_read` goes silent for good at the first read of that registe
 `misses_pings` leaves that many pings unanswered; a `blocked` one
 takes goals but does not move (an obstacle); `reply_delay`
 holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
+`unplug` and `replug` are the USB cable pulled and put back: the port's path disappears (reads and
+writes on it fail as on a vanished /dev/ttyACM0) and comes back, while the servos keep their power,
+registers and goals.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import shutil
+import tempfile
 import threading
 import time
 import tty
@@ -95,26 +100,42 @@ class EmulatedServo:
 
 
 class FeetechEmulator:
-    """Servos 1..n behind a pty; `port` is the path to give lerobot."""
+    """Servos 1..n behind a pty; `port` is the path to give lerobot (a link to the pty, so that it stays the
+    same across an unplug and a replug, as a udev name does)."""
 
     def __init__(self, positions: dict[int, int], reply_delay: float = 0.0):
         self.reply_delay = reply_delay
         self.servos = {servo_id: EmulatedServo(servo_id, pos) for servo_id, pos in positions.items()}
-        self._master, slave = os.openpty()
-        tty.setraw(slave)
-        self.port = os.ttyname(slave)
-        self._slave = slave
-        self._running = True
-        self._buffer = bytearray()
         self.lock = threading.Lock()
+        self._port_dir = tempfile.mkdtemp(prefix="so101_emulated_arm_")
+        self.port = os.path.join(self._port_dir, "ttyACM0")
+        self.plugged = False
+        self.replug()
+
+    def replug(self) -> None:
+        """The cable goes (back) in: a new pty behind the same path."""
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        os.symlink(os.ttyname(self._slave), self.port)
+        self._buffer = bytearray()
+        self._running = True
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+        self.plugged = True
 
-    def close(self) -> None:
+    def unplug(self) -> None:
+        """The cable is pulled: the pty and the path go; the servos keep what they hold."""
         self._running = False
         self._thread.join(timeout=2)
         os.close(self._master)
         os.close(self._slave)
+        os.unlink(self.port)
+        self.plugged = False
+
+    def close(self) -> None:
+        if self.plugged:
+            self.unplug()
+        shutil.rmtree(self._port_dir, ignore_errors=True)
 
     def __enter__(self):
         return self

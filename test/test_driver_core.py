@@ -194,6 +194,44 @@ def test_read_errors_are_reported_and_nothing_is_sent():
     assert core.tick(2 * DT).target is not None
 
 
+def test_a_servo_silent_for_a_moment_is_held_through_then_followed_again():
+    arm, core = make_driver()  # arm_silence_limit 1.0 s
+    core.submit_chunk(NAMES, 0.0, np.arange(30) * DT, ramp_points(30, 0.01), now=0.0)
+    core.tick(0.0)
+    arm.failing = True
+    writes = len(arm.writes)
+    results = [core.tick(k * DT) for k in range(1, 7)]  # 0.2 s without an answer
+    assert [r.events for r in results] == [["bus_error"]] * 6 and len(arm.writes) == writes
+    arm.failing = False
+    result = core.tick(7 * DT)
+    assert core.fault is None and result.following_chunk
+    np.testing.assert_allclose(result.target, 0.07)  # the chunk goes on where the clock says it is
+    assert core.stats.faults == 0 and core.stats.bus_errors == 6
+
+
+def test_an_arm_silent_past_its_limit_is_given_up_until_activated_again():
+    arm, core = make_driver(arm_silence_limit=1.0)
+    core.submit_chunk(NAMES, 0.0, np.arange(90) * DT, ramp_points(90, 0.005), now=0.0)
+    core.tick(0.0)
+    arm.failing = True
+    events = [core.tick(k * DT).events for k in range(1, 61)]  # 2 s
+    # Reported once, a second after the last answer (t = 0): tick 30 or, rounded, 31.
+    assert events.count(["fault"]) == 1 and events.index(["fault"]) in (29, 30)
+    assert "did not answer for 1.0 s" in core.fault and core.stats.faults == 1
+    writes = len(arm.writes)
+    arm.failing = False  # it answers again: the driver still sends nothing until activated
+    assert core.tick(61 * DT).target is None and len(arm.writes) == writes
+    reads = []
+    arm.read_positions = lambda: reads.append(1) or arm.positions.copy()
+    core.deactivate()
+    assert not arm.torque and not reads  # torque off, without asking the arm for a last hold
+    arm.positions[:] = 0.25  # moved while torque was off
+    core.activate()
+    assert core.fault is None
+    for k in range(62, 70):  # the old chunk is forgotten: it holds where the arm was measured
+        np.testing.assert_allclose(core.tick(k * DT).target, 0.25)
+
+
 def test_lifecycle_connect_leaves_torque_off_activate_holds_deactivate_holds_then_releases():
     arm = InstantArm(np.full(6, 0.2))
     core = DriverCore(arm, JointModel.for_sim(), DriverConfig())

@@ -368,3 +368,93 @@ def test_shipped_parameter_file_names_every_driver_parameter():
     shipped = yaml.safe_load(DRIVER_YAML.read_text())["so101_driver"]["ros__parameters"]
     assert set(shipped) == {*PARAMETERS, "max_relative_target"}
     assert all(shipped[name] == default for name, (default, *_) in PARAMETERS.items())
+
+
+def _lifecycle(graph: Graph):
+    """get_state() and activate() as `ros2 lifecycle get/set /so101_driver` call them."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    change = graph.probe.node.create_client(ChangeState, "/so101_driver/change_state")
+    get = graph.probe.node.create_client(GetState, "/so101_driver/get_state")
+
+    def get_state() -> str:
+        return graph.probe.call(get, GetState.Request(), timeout=30.0, resend_every=3.0).current_state.label
+
+    def activate() -> bool:
+        request = ChangeState.Request(transition=Transition(id=Transition.TRANSITION_ACTIVATE))
+        return graph.probe.call(change, request, timeout=30.0).success
+
+    return get_state, activate
+
+
+def _driver_fault(graph: Graph) -> DiagnosticStatus | None:
+    """The driver's last diagnostic, where it says the arm was given up (bus errors alone are ERRORs too)."""
+    statuses = [d.status[0] for d in graph.diagnostics if d.status[0].name == "so101_driver: control"]
+    last = statuses[-1] if statuses else None
+    return last if last and last.level == DiagnosticStatus.ERROR and "given up" in last.message else None
+
+
+def test_a_usb_cable_pulled_mid_motion_leaves_active_at_once_and_only_activation_brings_the_arm_back(tmp_path):
+    # Diagnostics once a minute: the ERROR must come from the fault itself, not from the period.
+    with calibrated_emulator() as emulator:
+        graph = real_arm_driver(tmp_path, emulator, diagnostics_period=60.0)
+        get_state, activate = _lifecycle(graph)
+        try:
+            graph.wait_for_joint_states(count=10)
+            start = graph.latest_positions()
+            points = [start + [0.0, 0.004 * k, 0.0, 0.0, 0.0, 0.0] for k in range(90)]  # 3 s of motion
+            graph.publish_chunk(points)
+            lift = emulator.servos[REAL_CALIBRATION["shoulder_lift"].id]
+            moving_from = lift.goal_position
+            graph.probe.spin_until(lambda: lift.goal_position != moving_from, 10, "the chunk to move the arm")
+            emulator.unplug()
+            graph.probe.spin_until(lambda: _driver_fault(graph) is not None, 5, "the fault's diagnostics ERROR")
+            assert emulator.port in _driver_fault(graph).message
+            assert get_state() == "inactive"
+            assert graph.process.process.poll() is None  # still up, waiting to be activated
+            emulator.replug()
+            writes = {i: len(s.writes) for i, s in emulator.servos.items()}
+            graph.probe.spin_for(0.5)
+            assert {i: len(s.writes) for i, s in emulator.servos.items()} == writes  # nothing sent until activated
+            lift.set("Present_Position", lift.get("Present_Position") - 80)  # moved by hand while it was out
+            graph.joint_targets.clear()
+            assert activate(), graph.process.output
+            graph.probe.spin_until(lambda: len(graph.joint_targets) >= 15, 10, "targets after activation")
+            measured = JointModel(REAL_CALIBRATION).radians_to_ticks(
+                np.array(graph.joint_targets[0].position))[1]
+            # It holds where the arm was measured; the chunk's remaining 2 s are not played.
+            assert abs(measured - lift.get("Present_Position")) <= 1.0
+            assert {tuple(t.position) for t in graph.joint_targets} == {tuple(graph.joint_targets[0].position)}
+            assert all(s.torque_enabled for s in emulator.servos.values())
+            errors = [line for line in graph.process.output.splitlines() if "[ERROR]" in line]
+            assert len(errors) == 1 and "ros2 lifecycle set /so101_driver activate" in errors[0], errors
+            assert "Traceback" not in graph.process.output
+        finally:
+            assert graph.close() == 0, graph.process.output
+
+
+def test_a_servo_browning_out_is_held_through_a_moment_and_given_up_after_the_silence_limit(tmp_path):
+    with calibrated_emulator() as emulator:
+        graph = real_arm_driver(tmp_path, emulator)
+        get_state, _ = _lifecycle(graph)
+        elbow = emulator.servos[REAL_CALIBRATION["elbow_flex"].id]
+        try:
+            graph.wait_for_joint_states(count=10)
+            elbow.muted = True
+            seen = len(graph.joint_states)
+            graph.probe.spin_for(0.2)
+            elbow.muted = False
+            graph.wait_for_joint_states(count=seen + 10)
+            assert get_state() == "active" and "the arm answers again after" in graph.process.output
+            elbow.muted = True  # browned out for good
+            graph.probe.spin_until(lambda: _driver_fault(graph) is not None, 10, "the fault's diagnostics ERROR")
+            assert get_state() == "inactive"
+            answering = [s for s in emulator.servos.values() if s is not elbow]
+            assert not any(s.torque_enabled for s in answering)
+            errors = [line for line in graph.process.output.splitlines() if "[ERROR]" in line]
+            # The servo that cannot be turned off is named, then the fault and what to do, last.
+            assert "did not answer for" in errors[-1] and "power supply" in errors[-1], errors
+            assert "Traceback" not in graph.process.output
+        finally:
+            assert graph.close() == 0, graph.process.output

@@ -197,3 +197,38 @@ def test_a_ping_reply_lost_at_connect_is_asked_again_and_a_missing_motor_still_s
         emulator.servos[3].muted = True  # gone for good: every attempt misses it
         with pytest.raises(BackendError, match=r"Missing motor IDs:\s+- 3"):
             FeetechBackend(emulator.port, calibration_file).connect()
+
+
+def test_an_unplugged_port_gives_the_arm_up_and_only_activation_brings_it_back_holding_where_it_is(calibration_file):
+    """The USB cable pulled mid-chunk, then put back: lerobot's bus meets a vanished tty (termios and pyserial
+    errors, then "Port is in use"); before, the first of them escaped the tick and killed the driver."""
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file, read_retries=1)
+        core = DriverCore(backend, backend.joint_model, DriverConfig())
+        core.start()
+        try:
+            start = core.tick(0.0).positions
+            points = [start + [0.0, 0.003 * k, 0.0, 0.0, 0.0, 0.0] for k in range(30)]
+            core.submit_chunk(JOINT_NAMES, 0.0, np.arange(30) / 30, points, now=0.0)
+            core.tick(1 / 30)
+            emulator.unplug()
+            assert core.tick(2 / 30).events == ["fault"]
+            assert emulator.port in core.fault and "plug the arm's USB cable back in" in core.fault
+            assert [core.tick(k / 30).events for k in range(3, 6)] == [[], [], []]  # nothing tried, nothing sent
+            core.deactivate()  # torque off where it can: nowhere; no error escapes
+            with pytest.raises(BackendError, match="Could not connect"):
+                core.activate()  # the cable is still out
+            emulator.replug()
+            writes = {i: len(s.writes) for i, s in emulator.servos.items()}
+            core.tick(6 / 30)
+            assert {i: len(s.writes) for i, s in emulator.servos.items()} == writes  # not before activation
+            lift = emulator.servos[REAL_CALIBRATION["shoulder_lift"].id]
+            lift.set("Present_Position", lift.get("Present_Position") - 60)  # pushed while it was out
+            measured = core.activate()
+            assert all(s.torque_enabled for s in emulator.servos.values()) and core.fault is None
+            for k in range(7, 12):  # the chunk's later points are forgotten: it holds the measured pose
+                np.testing.assert_allclose(core.tick(k / 30).target, measured)
+            assert lift.goal_position == lift.get("Present_Position")
+        finally:
+            core.stop()
+        assert not any(s.torque_enabled for s in emulator.servos.values())

@@ -1,3 +1,3 @@
-from .base import Backend, BackendError
+from .base import ArmDisconnected, Backend, BackendError
 
-__all__ = ["Backend", "BackendError"]
+__all__ = ["ArmDisconnected", "Backend", "BackendError"]

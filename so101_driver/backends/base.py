@@ -14,6 +14,11 @@ class BackendError(RuntimeError):
     """The arm could not be read or commanded; the driver answers with a hold, not a crash."""
 
 
+class ArmDisconnected(BackendError):
+    """The arm's port is gone (a USB cable pulled): nothing reaches the servos until it is back and the
+    driver is activated again."""
+
+
 def calibrated_joint_model(calibration_file: str | Path, arm_units: ArmUnits | str,
                            calibrate: str = CALIBRATE_FOLLOWER) -> tuple[Path, JointModel]:
     """The file's path and the arm's joint model from it; a missing or broken file as one BackendError line

@@ -8,15 +8,23 @@ is left off because the driver's safety path already clamps every target.
 from __future__ import annotations
 
 import logging
+import os
+import termios
 from pathlib import Path
 
 import numpy as np
 from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
+from serial import SerialException
 
 from ..joint_model import ArmUnits
-from .base import BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration, open_bus
+from .base import (ArmDisconnected, BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration,
+                   open_bus)
 
 log = logging.getLogger(__name__)
+
+# What a transfer raises: lerobot's ConnectionError (no reply; an OSError) and RuntimeError; pyserial's
+# SerialException (an OSError) and termios.error (not one), from a port whose device went away.
+BUS_ERRORS = (OSError, RuntimeError, termios.error)
 
 
 class FeetechBackend:
@@ -34,6 +42,11 @@ class FeetechBackend:
             num_read_retries=read_retries,
         ))
         give_lerobot_the_calibration(self.robot, self.joint_model)
+        self._port_lost: str | None = None  # why the port was given up, until connect() opens it again
+
+    @property
+    def port(self) -> str:
+        return self.robot.config.port
 
     def connect(self) -> None:
         """Open the bus, check (or write) the calibration and configure the motors; torque ends off.
@@ -58,10 +71,11 @@ class FeetechBackend:
             self._goal_to_present()
             self.robot.configure()
             self.disable()
+            self._port_lost = None
         except BackendError:
             self.disconnect()
             raise
-        except (ConnectionError, OSError, RuntimeError) as error:
+        except BUS_ERRORS as error:
             self.disconnect()
             raise BackendError(f"Could not connect to the SO-101 on {self.robot.config.port}: {error}") from error
         except BaseException:
@@ -70,12 +84,31 @@ class FeetechBackend:
             raise
 
     def enable(self) -> None:
-        """Torque on, each joint holding where it is."""
+        """Torque on, each joint holding where it is; a port given up since is opened and checked again first."""
+        if self._port_lost:
+            self.connect()
         try:
             self._goal_to_present()
             self.robot.bus.enable_torque()
-        except (ConnectionError, RuntimeError, OSError) as error:
-            raise BackendError(f"turning torque on failed: {error}") from error
+        except BUS_ERRORS as error:
+            raise self._bus_error("turning torque on", error) from error
+
+    def _bus_error(self, what: str, error: BaseException) -> BackendError:
+        """A failed transfer as the driver meets it: the port gone (ArmDisconnected), or servos not answering."""
+        if isinstance(error, (SerialException, termios.error)) or not os.path.exists(self.port):
+            self._give_up_port()
+            self._port_lost = f"{what} failed: {error}"
+            return ArmDisconnected(f"the arm's port {self.port} is gone ({self._port_lost})")
+        return BackendError(f"{what} failed: {error}")
+
+    def _give_up_port(self) -> None:
+        """Close a port whose device went away; no byte is written (there is nobody to write to)."""
+        handler = self.robot.bus.port_handler
+        try:
+            handler.closePort()
+        except (OSError, termios.error):
+            pass
+        handler.is_open = handler.is_using = False
 
     def _goal_to_present(self) -> None:
         bus = self.robot.bus
@@ -89,28 +122,40 @@ class FeetechBackend:
         bus.write_calibration(self.robot.calibration)
 
     def read_positions(self) -> np.ndarray:
+        self._check_port()
         try:
             observation = self.robot.get_observation()
-        except (ConnectionError, RuntimeError, OSError) as error:
-            raise BackendError(f"reading the servos failed: {error}") from error
+        except BUS_ERRORS as error:
+            raise self._bus_error("reading the servos", error) from error
         return self.joint_model.from_lerobot_dict(observation)
 
     def write_targets(self, targets: np.ndarray) -> None:
+        self._check_port()
         try:
             self.robot.send_action(self.joint_model.to_lerobot_dict(targets))
-        except (ConnectionError, RuntimeError, OSError) as error:
-            raise BackendError(f"writing Goal_Position failed: {error}") from error
+        except BUS_ERRORS as error:
+            raise self._bus_error("writing Goal_Position", error) from error
+
+    def _check_port(self) -> None:
+        if self._port_lost:
+            raise ArmDisconnected(f"the arm's port {self.port} is gone ({self._port_lost})")
 
     def disable(self) -> None:
         """Torque off, motor by motor: one servo that does not answer must not leave the others under torque."""
         bus = self.robot.bus
         if not bus.is_connected:
             return
-        free_port(bus)
+        try:
+            free_port(bus)
+        except BUS_ERRORS as error:
+            if isinstance(self._bus_error("clearing the port", error), ArmDisconnected):
+                return  # the port is gone: no servo can be reached, and it is closed now
         for motor in bus.motors:
             try:
                 bus.disable_torque(motor, num_retry=5)
-            except (ConnectionError, RuntimeError, OSError) as error:
+            except BUS_ERRORS as error:
+                if isinstance(self._bus_error(f"turning torque off on '{motor}'", error), ArmDisconnected):
+                    return  # the port is gone: no servo can be reached, and it is closed now
                 log.error(f"Could not disable torque on '{motor}': {error}")
 
     def disconnect(self) -> None:
