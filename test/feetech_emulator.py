@@ -8,6 +8,8 @@ servo told `dies_at_read` goes silent for good at the first read of that registe
 `misses_pings` leaves that many pings unanswered; a `blocked` one
 takes goals but does not move (an obstacle); `reply_delay`
 holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
+`corrupt_replies` spoils that fraction of status packets (a bad checksum: noise on the line);
+`record_writes` off keeps no write log (hours of soak), and `on_goal` sees every Goal_Position taken.
 `unplug` and `replug` are the USB cable pulled and put back: the port's path disappears (reads and
 writes on it fail as on a vanished /dev/ttyACM0) and comes back, while the servos keep their power,
 registers and goals.
@@ -16,12 +18,14 @@ registers and goals.
 from __future__ import annotations
 
 import os
+import random
 import select
 import shutil
 import tempfile
 import threading
 import time
 import tty
+from collections.abc import Callable
 from typing import NamedTuple
 
 from lerobot.motors.feetech.tables import MODEL_NUMBER_TABLE, STS_SMS_SERIES_CONTROL_TABLE
@@ -65,6 +69,8 @@ class EmulatedServo:
         self.dies_at_read: str | None = None
         self.misses_pings = 0  # the next PINGs it leaves unanswered (a reply lost on the line)
         self.writes: list[Write] = []
+        self.record_writes = True
+        self.on_goal: Callable[[EmulatedServo, int], None] | None = None
 
     def get(self, name: str) -> int:
         address, length = REGISTERS[name]
@@ -85,8 +91,11 @@ class EmulatedServo:
     def write(self, address: int, data: bytes) -> None:
         self.memory[address:address + len(data)] = data
         names = [name for name, (a, _) in REGISTERS.items() if a == address]
-        self.writes.extend(Write(name, self.get(name), self.torque_enabled, self.get("Lock") == 1)
-                           for name in names[:1])
+        if self.record_writes:
+            self.writes.extend(Write(name, self.get(name), self.torque_enabled, self.get("Lock") == 1)
+                               for name in names[:1])
+        if self.on_goal is not None and names[:1] == ["Goal_Position"]:
+            self.on_goal(self, self.goal_position)
         if self.torque_enabled and not self.blocked:
             self.set("Present_Position", self.get("Goal_Position"))
 
@@ -103,8 +112,12 @@ class FeetechEmulator:
     """Servos 1..n behind a pty; `port` is the path to give lerobot (a link to the pty, so that it stays the
     same across an unplug and a replug, as a udev name does)."""
 
-    def __init__(self, positions: dict[int, int], reply_delay: float = 0.0):
+    def __init__(self, positions: dict[int, int], reply_delay: float = 0.0, corrupt_replies: float = 0.0,
+                 seed: int = 0):
         self.reply_delay = reply_delay
+        self.corrupt_replies = corrupt_replies
+        self.corrupted = 0  # status packets spoilt so far
+        self._random = random.Random(seed)
         self.servos = {servo_id: EmulatedServo(servo_id, pos) for servo_id, pos in positions.items()}
         self.lock = threading.Lock()
         self._port_dir = tempfile.mkdtemp(prefix="so101_emulated_arm_")
@@ -178,10 +191,13 @@ class FeetechEmulator:
             return self._next_packet()
         return servo_id, instruction, params
 
-    @staticmethod
-    def _status(servo_id: int, params: bytes = b"", error: int = 0) -> bytes:
+    def _status(self, servo_id: int, params: bytes = b"", error: int = 0) -> bytes:
         body = [servo_id, len(params) + 2, error, *params]
-        return bytes([0xFF, 0xFF, *body, _checksum(body)])
+        checksum = _checksum(body)
+        if self.corrupt_replies and self._random.random() < self.corrupt_replies:
+            self.corrupted += 1
+            checksum ^= 0x5A
+        return bytes([0xFF, 0xFF, *body, checksum])
 
     # -- instructions -----------------------------------------------------------------------------
     def _handle(self, servo_id: int, instruction: int, params: list[int]) -> bytes:

@@ -250,6 +250,18 @@ def test_lifecycle_connect_leaves_torque_off_activate_holds_deactivate_holds_the
     assert not arm.connected
 
 
+def test_the_last_hold_before_torque_off_is_a_step_from_the_last_goal_whatever_the_reading_says():
+    """A reading spoilt on the line (the soak's corrupted replies) came back 0.2 rad from where the arm was; the
+    hold before torque off wrote it unclamped, a jump of two steps."""
+    arm, core = make_driver(max_relative_target=0.1)
+    core.submit_position(NAMES, [0.05] * 6, now=0.0)
+    core.tick(0.0)
+    arm.positions[:] = 0.25  # what the next read says
+    core.deactivate()
+    np.testing.assert_allclose(arm.writes[-1], 0.15)  # the last goal, 0.05, plus one step
+    assert not arm.torque
+
+
 def test_a_failed_activation_leaves_torque_off():
     arm = InstantArm()
     core = DriverCore(arm, JointModel.for_sim(), DriverConfig())
