@@ -136,7 +136,7 @@ def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir
     probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 20)
     try:
         probe.spin_until(lambda: int(diagnostics.get("so101_driver: control", {}).get("chunks_accepted", 0)) > 0,
-                         180, f"the first chunk (policy log:\n{policy.output})")
+                         180, lambda: f"the first chunk (policy log:\n{policy.output})")
         start = dict(diagnostics["so101_driver: control"])
         probe.spin_for(seconds)
         end = dict(diagnostics["so101_driver: control"])

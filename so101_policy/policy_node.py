@@ -70,7 +70,7 @@ PARAMETERS = {
     "task": (DEFAULT_TASK, "language instruction (SmolVLA)"),
     "fps": (30.0, "rate of the chunk's points, Hz: the dataset's fps", (1.0, 1000.0)),
     "mode": ("async", "sync, async, temporal_ensemble, or rtc (SmolVLA real-time chunking)"),
-    "async_margin": (0.1, "async: s of slack on top of the p95 inference latency before the chunk runs out",
+    "async_margin": (0.1, "async: s of slack on top of the p95 latency (observation to chunk) before the chunk runs out",
                      (0.0, 10.0)),
     "max_obs_age": (0.2, "s: older images or joint states mean no inference", (0.001, 60.0)),
     "max_obs_skew": (0.1, "s: largest gap between the stamps of one observation's parts", (0.0, 60.0)),
@@ -315,10 +315,13 @@ class PolicyNode(Node):
         with self._lock:
             self._busy = False
             self.stats.inferences += 1
-            self.scheduler.record_latency(latency)
+            now = self._now()
+            # What async must cover is the observation's age when its chunk goes out (frames in transit, the
+            # wait for a free worker, the compute), not the compute alone.
+            self.scheduler.record_latency(max(latency, now - observation.stamp))
             if episode != self._episode:
                 return  # a reset came while this chunk was computed: it belongs to the old episode
-            self._publish_chunk(observation, chunk, self._now())
+            self._publish_chunk(observation, chunk, now)
 
     def _publish_chunk(self, observation: Observation, chunk, now: float) -> None:
         self.chunk_pub.publish(joint_trajectory_msg(observation.stamp, JOINT_NAMES, chunk, 1.0 / self.fps))

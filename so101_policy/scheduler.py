@@ -2,8 +2,9 @@
 
 * ``sync``: only when the published chunk has run out, as lerobot's select_action does; the arm
   waits for each inference.
-* ``async``: when the unexecuted rest of the chunk falls below the measured inference latency (p95)
-  plus a margin, so the next chunk arrives before this one runs out.
+* ``async``: when the unexecuted rest of the chunk falls below the measured latency (p95, from the
+  observation's time to its chunk going out) plus a margin, so the next chunk arrives before this
+  one runs out.
 * ``temporal_ensemble``: a chunk every tick (whenever the worker is free); the driver's executor
   merges them (run the driver with merge_mode:=temporal_ensemble).
 * ``rtc``: scheduled as async; SmolVLA's real-time chunking makes the new chunk continue the part of

@@ -88,14 +88,15 @@ class RosProbe:
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
 
-    def spin_until(self, predicate, timeout: float, what: str):
+    def spin_until(self, predicate, timeout: float, what):
+        """`what` names the condition; a callable is asked at the timeout (a node's log as it is then)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.executor.spin_once(timeout_sec=0.05)
             result = predicate()
             if result:
                 return result
-        raise TimeoutError(f"Timed out after {timeout:.0f} s waiting for {what}")
+        raise TimeoutError(f"Timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
 
     def spin_for(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds

@@ -164,7 +164,7 @@ def driver_on_a_noisy_bus(seconds: float, workdir: Path, corrupt_replies: float 
         chunks = probe.node.create_publisher(JointTrajectory, "/so101/action_chunk", 10)
         sampler = ResourceSampler({"so101_driver": driver})
         try:
-            probe.spin_until(lambda: latest, 120, f"the driver's joint states ({driver.output})")
+            probe.spin_until(lambda: latest, 120, lambda: f"the driver's joint states (its log:\n{driver.output})")
             emulator.corrupt_replies = corrupt_replies  # from here on: configure's writes are not retried
             sampler.start = time.monotonic()  # start-up is not the soak
             period, chunk_index = 0.5, 0

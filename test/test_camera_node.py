@@ -92,7 +92,7 @@ def test_camera_node_publishes_stamped_frames(tmp_path):
     # RViz and image_view subscribe reliable: REP-2003 has the driver publish so that they connect.
     probe.node.create_subscription(Image, "/so101/wrist/image_raw", reliable_frames.append, 10)
     try:
-        probe.spin_until(lambda: len(frames) >= 10 and reliable_frames, 60, f"camera frames (log:\n{node.output})")
+        probe.spin_until(lambda: len(frames) >= 10 and reliable_frames, 60, lambda: f"camera frames (log:\n{node.output})")
         frame = frames[-1]
         assert (frame.width, frame.height, frame.encoding, frame.header.frame_id) == (320, 240, "bgr8", "wrist_camera")
         pixels = np.frombuffer(bytes(frame.data), np.uint8).reshape(240, 320, 3)

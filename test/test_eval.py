@@ -564,7 +564,7 @@ def test_operator_starts_and_judges_real_arm_episodes(tmp_path):
     clients = {name: node.create_client(Trigger, f"/so101/eval/{name}") for name in ("start", "success", "failure")}
     try:
         probe.spin_until(lambda: all(c.service_is_ready() for c in clients.values()), 60,
-                         f"the operator services (log:\n{manager.output})")
+                         lambda: f"the operator services (log:\n{manager.output})")
 
         def call(name):
             future = clients[name].call_async(Trigger.Request())

@@ -120,7 +120,7 @@ def test_a_dataset_frame_reaches_the_model_and_its_action_reaches_goal_position(
 
             want = [expected_ticks[REAL_CALIBRATION[n].id] for n in JOINT_NAMES]
             probe.spin_until(lambda: goals() == want, 10,
-                             f"Goal_Position to reach lerobot's {want} (driver log:\n{driver.output})")
+                             lambda: f"Goal_Position to reach lerobot's {want} (driver log:\n{driver.output})")
         finally:
             probe.close()
             policy.send_signal(signal.SIGINT)

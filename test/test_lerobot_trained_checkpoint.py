@@ -85,7 +85,7 @@ class PolicyOnAStandInArm:
             self.probe.spin_for(1 / 30)
             return done()
 
-        self.probe.spin_until(tick, 30, f"{what} (log:\n{self.policy.output})")
+        self.probe.spin_until(tick, 30, lambda: f"{what} (log:\n{self.policy.output})")
 
     def close(self) -> int:
         self.probe.close()

@@ -59,11 +59,11 @@ def test_sim_observations_become_stamped_chunks_in_radians(tmp_path, recorder, b
     policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "mode": "async", "use_sim_time": "true",
                                    "backend": backend}, domain, tmp_path)
     processes.append(policy)
-    probe.spin_until(lambda: len(record["chunks"]) >= 4, STARTUP, f"chunks (policy log:\n{policy.output})")
+    probe.spin_until(lambda: len(record["chunks"]) >= 4, STARTUP, lambda: f"chunks (policy log:\n{policy.output})")
     # The probe may discover the driver after the policy did: compare only chunks computed from
     # joint states the probe has seen too.
     record["chunks"].clear()
-    probe.spin_until(lambda: len(record["chunks"]) >= 2, 30, f"more chunks (policy log:\n{policy.output})")
+    probe.spin_until(lambda: len(record["chunks"]) >= 2, 30, lambda: f"more chunks (policy log:\n{policy.output})")
     seen_stamps = {time_to_sec(m.header.stamp) for m in record["joint_states"]}
     chunk = record["chunks"][-1]
     assert list(chunk.joint_names) == list(JOINT_NAMES)
@@ -107,7 +107,7 @@ def test_pausing_the_policy_stops_the_arm_where_it_is_going(tmp_path, recorder):
                    domain, tmp_path)
     processes.append(policy)
     probe.spin_until(lambda: len([c for c in record["chunks"] if c.points]) >= 2, STARTUP,
-                     f"chunks (policy log:\n{policy.output})")
+                     lambda: f"chunks (policy log:\n{policy.output})")
     enable = probe.node.create_client(SetBool, "/so101/policy/enable")
     assert probe.call(enable, SetBool.Request(data=False)).success
     probe.spin_until(lambda: any(not c.points for c in record["chunks"]), 10, "the policy's empty chunk")
@@ -145,11 +145,11 @@ def test_a_stale_camera_gives_no_chunk_and_a_diagnostic(tmp_path, recorder):
         return any(d.status[0].level == DiagnosticStatus.WARN and "stale data" in d.status[0].message
                    for d in record["diagnostics"])
 
-    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, f"the policy node ({policy.output})")
+    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, lambda: f"the policy node ({policy.output})")
     for _ in range(60):  # 2 s of data whose camera frames are a second old
         publish(image_age=1.0)
         probe.spin_for(1 / 30)
-    probe.spin_until(stale_warning, 10, f"a stale-data diagnostic (log:\n{policy.output})")
+    probe.spin_until(stale_warning, 10, lambda: f"a stale-data diagnostic (log:\n{policy.output})")
     assert record["chunks"] == []
     for _ in range(30):  # fresh frames: now it must infer
         publish(image_age=0.0)
@@ -183,8 +183,8 @@ def test_a_camera_that_stalls_then_goes_makes_the_arm_hold_and_fresh_frames_resu
         new = record["chunks"][since:]
         return [c for c in new if c.points], [c for c in new if not c.points]
 
-    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, f"the policy node ({policy.output})")
-    probe.spin_until(lambda: (run(0.2, camera=True), chunks(0)[0])[1], 30, f"chunks (log:\n{policy.output})")
+    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, lambda: f"the policy node ({policy.output})")
+    probe.spin_until(lambda: (run(0.2, camera=True), chunks(0)[0])[1], 30, lambda: f"chunks (log:\n{policy.output})")
     before_stall = len(record["chunks"])
     run(1.0, camera=False)
     acting, cancels = chunks(before_stall)
@@ -199,6 +199,36 @@ def test_a_camera_that_stalls_then_goes_makes_the_arm_hold_and_fresh_frames_resu
     assert len(cancels) == 1 and record["chunks"][-1] is cancels[0], policy.output
     # One warning a stall, however long: not one a check.
     assert policy.output.count("no inference: stale data") == 2, policy.output
+
+
+def test_the_latency_async_plans_with_is_the_observations_age_when_its_chunk_goes_out(tmp_path, recorder):
+    """Frames that reach the node 150 ms after they were taken (a slow USB camera, a busy machine): the tiny
+    model computes in milliseconds, but each chunk goes out 150 ms after its observation, and async must start
+    the next one that much earlier. Before, the estimate was the compute alone and chunks came late."""
+    domain, probe, record, processes = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64), chunk_size=50)
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead",
+                                   "calibration": "sim", "arm_timeout": 0.5}, domain, tmp_path)
+    processes.append(policy)
+    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
+    wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)
+    frame = np.full((64, 64, 3), 90, np.uint8)
+
+    def latency_p50_ms() -> float:
+        statuses = [d.status[0] for d in record["diagnostics"] if d.status[0].name == "so101_policy: inference"]
+        values = {kv.key: kv.value for kv in statuses[-1].values} if statuses else {}
+        return float(values.get("latency_p50_ms", 0.0)) if int(values.get("inferences", 0)) >= 3 else 0.0
+
+    def publish_for(seconds: float) -> None:
+        for _ in range(round(seconds * 30)):
+            taken = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()) - 0.15)
+            joints.publish(joint_state_msg(taken, JOINT_NAMES, np.zeros(6)))
+            wrist.publish(color_image_msg(taken, frame, "wrist"))
+            probe.spin_for(1 / 30)
+
+    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, lambda: f"the policy node ({policy.output})")
+    probe.spin_until(lambda: (publish_for(0.5), latency_p50_ms())[1], 60, lambda: f"inferences (log:\n{policy.output})")
+    assert latency_p50_ms() >= 150.0, policy.output
 
 
 def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
@@ -266,7 +296,7 @@ def test_a_policy_given_another_arms_calibration_refuses_to_act(tmp_path, record
     policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "use_sim_time": "true",
                                    "calibration": str(calibration)}, domain, tmp_path)
     processes.append(policy)
-    probe.spin_until(lambda: "is not the arm's" in policy.output, STARTUP, f"the refusal (log:\n{policy.output})")
+    probe.spin_until(lambda: "is not the arm's" in policy.output, STARTUP, lambda: f"the refusal (log:\n{policy.output})")
     assert f"The calibration given here ({calibration}) is not the arm's (sim)" in policy.output
     enable = probe.node.create_client(SetBool, "/so101/policy/enable")
     reply = probe.call(enable, SetBool.Request(data=True))
@@ -287,7 +317,7 @@ def test_a_wrist_only_smolvla_runs_on_the_sim_with_real_time_chunking(tmp_path, 
                                    "use_sim_time": "true", "backend": backend},
                    domain, tmp_path)
     processes.append(policy)
-    probe.spin_until(lambda: len(record["chunks"]) >= 3, STARTUP, f"SmolVLA chunks (log:\n{policy.output})")
+    probe.spin_until(lambda: len(record["chunks"]) >= 3, STARTUP, lambda: f"SmolVLA chunks (log:\n{policy.output})")
     assert len(record["chunks"][-1].points) == 10
     assert "smolvla" in policy.output and "mode rtc" in policy.output
     if backend == "openvino_bf16":  # the image encoder on OpenVINO, the rest of lerobot's SmolVLA in torch bf16
@@ -350,7 +380,7 @@ def test_the_sims_object_state_reaches_a_checkpoint_trained_on_it(tmp_path, reco
         seen = [c for c in record["chunks"] if time_to_sec(c.header.stamp) in poses.keys() & joints.keys()]
         return seen[-1] if seen else None
 
-    chunk = probe.spin_until(chunk_of_a_seen_tick, STARTUP, f"a chunk of a tick the probe saw ({policy.output})")
+    chunk = probe.spin_until(chunk_of_a_seen_tick, STARTUP, lambda: f"a chunk of a tick the probe saw ({policy.output})")
     assert "the sim's object state from /so101/sim/environment_state" in policy.output
     stamp = time_to_sec(chunk.header.stamp)
     state = environment_state_from_msg(poses[stamp])
