@@ -45,10 +45,11 @@ def lateness(arrivals: list[tuple[float, float, float]]) -> dict:
             "obs_to_receipt_p95_ms": round(float(np.percentile(ages, 95)), 1) if len(ages) else None}
 
 
-def run_backend(checkpoint: Path, backend: str, seconds: float, workdir: Path) -> dict:
+def run_backend(checkpoint: Path, backend: str, seconds: float, workdir: Path, size: int) -> dict:
     domain = next_domain_id()
     env = isolated_ros_env(domain)
-    driver = NodeProcess("driver_node", ["--ros-args", "-p", "backend:=sim", "-p", "watchdog_timeout:=30.0"],
+    driver = NodeProcess("driver_node", ["--ros-args", "-p", "backend:=sim", "-p", "watchdog_timeout:=30.0",
+                                         "-p", f"camera_width:={size}", "-p", f"camera_height:={size}"],
                          env, workdir / f"driver_{backend}.log")
     policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
                                          "-p", f"backend:={backend}", "-p", "mode:=async", "-p", "use_sim_time:=true"],
@@ -95,14 +96,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="measured run per backend")
     parser.add_argument("--backends", default="torch,onnxruntime,openvino")
+    parser.add_argument("--size", type=int, default=224, help="camera width and height (the model's input)")
     parser.add_argument("--output", type=Path, default=REPO / "outputs" / "benchmarks" / "async.json")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        checkpoint = full_act_checkpoint(Path(scratch) / "act_full")
+        checkpoint = full_act_checkpoint(Path(scratch) / "act_full", size=args.size)
         for backend in args.backends.split(","):
-            rows.append(run_backend(checkpoint, backend.strip(), args.minutes * 60, Path(scratch)))
+            rows.append(run_backend(checkpoint, backend.strip(), args.minutes * 60, Path(scratch), args.size))
             print(json.dumps(rows[-1]))
     print(f"\n| backend ({args.minutes:g} min, full ACT, sim at 30 Hz wall clock) | chunks | late per 100 | "
           "obs to receipt p50 / p95 ms | the scheduler's estimate p95 ms | starved ticks |")

@@ -363,10 +363,13 @@ class DriverNode(LifecycleNode):
 
     def _on_fault(self) -> None:
         """The arm was given up (its port gone, or silent too long): leave active, torque off, one line."""
-        if not self._active:
+        fault = self.core.fault if self.core is not None else None
+        if not self._active or fault is None:  # already handled, or activated again since
             return
-        fault = self.core.fault
-        self.trigger_deactivate()
+        if self.trigger_deactivate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().fatal(f"{fault}; leaving active failed ({self._transition_error}): stopping the driver")
+            self.context.try_shutdown()  # close() turns torque off where it can
+            return
         self.get_logger().error(f"{fault}. The driver is inactive and sends nothing until activated (ros2 lifecycle "
                                 "set /so101_driver activate); it then holds where the arm is, with no command left "
                                 "from before.")

@@ -284,9 +284,9 @@ class PolicyNode(Node):
         with self._lock:
             if not self._driving:
                 return
-            self._driving = False
             self._episode += 1  # a chunk being computed now is not published either
             self.scheduler.reset()  # the next fresh observation starts a chunk at once
+            self.predictor.reset()  # RTC must not continue a plan the arm did not carry out
         self._cancel_sent_chunks()
         self.get_logger().info("chunks cancelled, the arm holds: no fresh observation; acting again when one comes")
 
@@ -297,11 +297,13 @@ class PolicyNode(Node):
             if not self._acting() or not self.scheduler.should_infer(now, self._busy):
                 return
             observation = self.assembler.assemble(now)
-            if isinstance(observation, StaleObservation):
-                self._note_stale(observation.reason, observation.cause)
-                return
-            self._busy = True
-            episode = self._episode
+            if not isinstance(observation, StaleObservation):
+                self._busy = True
+                episode = self._episode
+        if isinstance(observation, StaleObservation):  # the joint states stopped while frames come
+            self._note_stale(observation.reason, observation.cause)
+            self._stop_acting_on_stale_data()
+            return
         self._worker.submit(self._infer, observation, episode)
 
     def _infer(self, observation: Observation, episode: int) -> None:
@@ -392,6 +394,7 @@ class PolicyNode(Node):
             if self.lockstep:
                 self.lockstep.drop()  # before the predictor resets: the inference under way uses it
             self._episode += 1
+            self._driving = False  # the driver starts the episode holding
             self.scheduler.reset()
             self.assembler.clear()
             self.predictor.reset()
@@ -458,6 +461,7 @@ class PolicyNode(Node):
 
     def _cancel_sent_chunks(self) -> None:
         """Paused: the driver drops the chunks already sent (an empty trajectory) and holds where it is going."""
+        self._driving = False
         self.chunk_pub.publish(joint_trajectory_msg(self._now(), JOINT_NAMES, np.empty((0, len(JOINT_NAMES))),
                                                     1.0 / self.fps))
 

@@ -5,7 +5,7 @@ were the arm's USB serial adapter. Implemented: PING, READ, WRITE, SYNC_READ, SY
 broadcast id, status packets, and the registers lerobot uses, read from lerobot's own control
 table. A servo with torque on reaches its Goal_Position at once; a muted servo stops answering; a
 servo told `dies_at_read` goes silent for good at the first read of that register; one told
-`misses_pings` leaves that many pings unanswered; a `blocked` one
+`misses_pings` (`misses_reads`, per register) leaves that many pings (reads) unanswered; a `blocked` one
 takes goals but does not move (an obstacle); `reply_delay`
 holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
 `corrupt_replies` spoils that fraction of status packets (a bad checksum: noise on the line);
@@ -68,6 +68,7 @@ class EmulatedServo:
         self.blocked = False  # an obstacle: goals are taken, but the joint stays where it is
         self.dies_at_read: str | None = None
         self.misses_pings = 0  # the next PINGs it leaves unanswered (a reply lost on the line)
+        self.misses_reads: dict[str, int] = {}  # register: the next reads of it left unanswered
         self.writes: list[Write] = []
         self.record_writes = True
         self.on_goal: Callable[[EmulatedServo, int], None] | None = None
@@ -104,6 +105,11 @@ class EmulatedServo:
         if self.dies_at_read is not None and REGISTERS[self.dies_at_read][0] == address:
             self.muted = True
         if self.muted:
+            return None
+        missed = next((name for name, count in self.misses_reads.items() if count and REGISTERS[name][0] == address),
+                      None)
+        if missed is not None:
+            self.misses_reads[missed] -= 1
             return None
         return bytes(self.memory[address:address + length])
 

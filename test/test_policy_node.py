@@ -157,48 +157,52 @@ def test_a_stale_camera_gives_no_chunk_and_a_diagnostic(tmp_path, recorder):
     probe.spin_until(lambda: record["chunks"], 20, "a chunk from fresh data")
 
 
-def test_a_camera_that_stalls_then_goes_makes_the_arm_hold_and_fresh_frames_resume_it(tmp_path, recorder):
-    """A stand-in wrist camera at 30 Hz stalls for 1 s, comes back, then is gone for good. The chunks
-    already sent were planned from frames now stale: the policy cancels them (the driver holds, as
-    test_pausing_the_policy shows) and publishes nothing until a fresh frame comes."""
+def test_a_stalled_camera_or_joint_stream_makes_the_arm_hold_and_fresh_data_resumes_it(tmp_path, recorder):
+    """A stand-in wrist camera at 30 Hz stalls, comes back; the joint states stop, come back; the camera goes
+    for good. The chunks already sent were planned from data now stale: the policy cancels them (the driver
+    holds, as test_pausing_the_policy shows) and publishes nothing until fresh data comes."""
     domain, probe, record, processes = recorder
     checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64), chunk_size=50)
+    # Stale after 0.5 s: a busy machine's late frames are not taken for a stall.
     policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead",
-                                   "calibration": "sim", "arm_timeout": 0.5}, domain, tmp_path)
+                                   "calibration": "sim", "arm_timeout": 0.5, "max_obs_age": 0.5}, domain, tmp_path)
     processes.append(policy)
     joints = probe.node.create_publisher(JointState, "/joint_states", 10)
     wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)
     frame = np.full((64, 64, 3), 90, np.uint8)
 
-    def run(seconds: float, camera: bool) -> None:
-        """The driver's joint states at 30 Hz, and the camera's frames while it is alive."""
-        for _ in range(round(seconds * 30)):
-            stamp = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
+    def one_period(camera: bool, joints_alive: bool = True) -> None:
+        """The driver's joint states at 30 Hz, and the camera's frames, each while it is alive."""
+        stamp = sec_to_time(time_to_sec(probe.node.get_clock().now().to_msg()))
+        if joints_alive:
             joints.publish(joint_state_msg(stamp, JOINT_NAMES, np.zeros(6)))
-            if camera:
-                wrist.publish(color_image_msg(stamp, frame, "wrist"))
-            probe.spin_for(1 / 30)
+        if camera:
+            wrist.publish(color_image_msg(stamp, frame, "wrist"))
+        probe.spin_for(1 / 30)
+
+    def run_until(condition, what: str, camera: bool = True, joints_alive: bool = True) -> None:
+        probe.spin_until(lambda: (one_period(camera, joints_alive), condition())[1], 30,
+                         lambda: f"{what} (log:\n{policy.output})")
 
     def chunks(since: int) -> tuple[list, list]:
         new = record["chunks"][since:]
         return [c for c in new if c.points], [c for c in new if not c.points]
 
     probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, lambda: f"the policy node ({policy.output})")
-    probe.spin_until(lambda: (run(0.2, camera=True), chunks(0)[0])[1], 30, lambda: f"chunks (log:\n{policy.output})")
-    before_stall = len(record["chunks"])
-    run(1.0, camera=False)
-    acting, cancels = chunks(before_stall)
-    assert len(cancels) == 1, policy.output
-    # Nothing computed from the last frames before the stall goes out after the cancel.
-    assert record["chunks"][-1] is cancels[0], policy.output
-    resumed_at = len(record["chunks"])
-    probe.spin_until(lambda: (run(0.1, camera=True), chunks(resumed_at)[0])[1], 10, "chunks from fresh frames")
-    gone_at = len(record["chunks"])
-    run(2.0, camera=False)
-    acting, cancels = chunks(gone_at)
-    assert len(cancels) == 1 and record["chunks"][-1] is cancels[0], policy.output
-    # One warning a stall, however long: not one a check.
-    assert policy.output.count("no inference: stale data") == 2, policy.output
+    run_until(lambda: chunks(0)[0], "chunks")
+    # The camera stalls, then the joint states stop while frames come, then the camera is gone for good.
+    for stall, camera, joints_alive in (("camera stalls", False, True), ("joint states stop", True, False),
+                                        ("camera is gone", False, True)):
+        stalled_at = len(record["chunks"])
+        run_until(lambda: chunks(stalled_at)[1], f"the cancel when the {stall}", camera, joints_alive)
+        cancelled_at = len(record["chunks"])
+        for _ in range(30):  # a second more of the same: nothing may follow the cancel
+            one_period(camera, joints_alive)
+        assert len(record["chunks"]) == cancelled_at, policy.output
+        if stall != "camera is gone":
+            run_until(lambda: chunks(cancelled_at)[0], f"chunks from fresh data after the {stall}")
+    # One warning a stall, however long it lasts: not one a check.
+    assert policy.output.count("no inference: stale data") == 3, policy.output
 
 
 def test_the_latency_async_plans_with_is_the_observations_age_when_its_chunk_goes_out(tmp_path, recorder):
@@ -207,8 +211,9 @@ def test_the_latency_async_plans_with_is_the_observations_age_when_its_chunk_goe
     the next one that much earlier. Before, the estimate was the compute alone and chunks came late."""
     domain, probe, record, processes = recorder
     checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64), chunk_size=50)
+    # Stale only after 1 s: the 150 ms are the point, a busy machine's delays on top must not stop inference.
     policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead",
-                                   "calibration": "sim", "arm_timeout": 0.5}, domain, tmp_path)
+                                   "calibration": "sim", "arm_timeout": 0.5, "max_obs_age": 1.0}, domain, tmp_path)
     processes.append(policy)
     joints = probe.node.create_publisher(JointState, "/joint_states", 10)
     wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)

@@ -60,15 +60,19 @@ def open_bus(bus) -> None:
     """lerobot's bus.connect() (open the port, ping every motor, check their firmware), up to
     HANDSHAKE_ATTEMPTS times.
 
-    lerobot pings each motor once, with scservo's 34 ms timeout, so one reply lost on the line fails
-    the whole check; a motor that is really missing fails every attempt, with lerobot's own message.
+    lerobot pings each motor once, with scservo's 34 ms timeout, and reads their firmware once, so one
+    reply lost on the line (or late, on a busy machine) fails the whole check; a motor that is really
+    missing fails every attempt, with lerobot's own message.
     """
     for attempt in range(1, HANDSHAKE_ATTEMPTS + 1):
         try:
             bus.connect()
             return
-        except RuntimeError:  # the motor check (a port that cannot open is a ConnectionError: not retried)
-            if attempt == HANDSHAKE_ATTEMPTS:
+        except (RuntimeError, ConnectionError) as error:
+            # A port that cannot open is not asked again; lerobot says so as a ConnectionError caused by
+            # an OSError. A reply lost in the firmware check is a ConnectionError caused by a ConnectionError.
+            port_failed = isinstance(error, ConnectionError) and not isinstance(error.__cause__, ConnectionError)
+            if port_failed or attempt == HANDSHAKE_ATTEMPTS:
                 raise
             close_port(bus)
 

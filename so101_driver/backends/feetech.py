@@ -42,7 +42,7 @@ class FeetechBackend:
             num_read_retries=read_retries,
         ))
         give_lerobot_the_calibration(self.robot, self.joint_model)
-        self._port_lost: str | None = None  # why the port was given up, until connect() opens it again
+        self._port_lost: str | None = None  # why the port was given up, until it is opened again
 
     @property
     def port(self) -> str:
@@ -54,6 +54,9 @@ class FeetechBackend:
         lerobot's own connect() is not used: it would prompt on a calibration mismatch, and it ends
         with torque on, which the driver's lifecycle leaves to activation.
         """
+        self._open(reconnect=False)
+
+    def _open(self, reconnect: bool) -> None:
         bus = self.robot.bus
         try:
             open_bus(bus)  # opens the port and pings every motor
@@ -66,11 +69,14 @@ class FeetechBackend:
                         "with write_calibration:=true to write the file's calibration to the motors."
                     )
                 self._write_calibration()
-            # lerobot's motor settings (position mode, PID, the gripper's torque and current limits);
-            # it turns torque on when done, so the goal first goes to where each joint is.
-            self._goal_to_present()
-            self.robot.configure()
-            self.disable()
+            # Servos that kept their power through an unplug kept their settings, and their torque:
+            # configure() turns torque off to write the settings again, which would drop the arm.
+            if not (reconnect and self._servos_holding()):
+                # lerobot's motor settings (position mode, PID, the gripper's torque and current limits);
+                # it turns torque on when done, so the goal first goes to where each joint is.
+                self._goal_to_present()
+                self.robot.configure()
+                self.disable()
             self._port_lost = None
         except BackendError:
             self.disconnect()
@@ -83,10 +89,13 @@ class FeetechBackend:
             self.disconnect()
             raise
 
+    def _servos_holding(self) -> bool:
+        return any(self.robot.bus.sync_read("Torque_Enable", normalize=False).values())
+
     def enable(self) -> None:
         """Torque on, each joint holding where it is; a port given up since is opened and checked again first."""
         if self._port_lost:
-            self.connect()
+            self._open(reconnect=True)
         try:
             self._goal_to_present()
             self.robot.bus.enable_torque()
@@ -94,15 +103,19 @@ class FeetechBackend:
             raise self._bus_error("turning torque on", error) from error
 
     def _bus_error(self, what: str, error: BaseException) -> BackendError:
-        """A failed transfer as the driver meets it: the port gone (ArmDisconnected), or servos not answering."""
-        if isinstance(error, (SerialException, termios.error)) or not os.path.exists(self.port):
-            self._give_up_port()
-            self._port_lost = f"{what} failed: {error}"
+        """A failed transfer as the driver meets it: the port gone (ArmDisconnected: the port is given up), or
+        servos not answering."""
+        if self._port_gone(error):
+            self._give_up_port(f"{what} failed: {error}")
             return ArmDisconnected(f"the arm's port {self.port} is gone ({self._port_lost})")
         return BackendError(f"{what} failed: {error}")
 
-    def _give_up_port(self) -> None:
+    def _port_gone(self, error: BaseException) -> bool:
+        return isinstance(error, (SerialException, termios.error)) or not os.path.exists(self.port)
+
+    def _give_up_port(self, why: str) -> None:
         """Close a port whose device went away; no byte is written (there is nobody to write to)."""
+        self._port_lost = why
         handler = self.robot.bus.port_handler
         try:
             handler.closePort()
@@ -148,14 +161,16 @@ class FeetechBackend:
         try:
             free_port(bus)
         except BUS_ERRORS as error:
-            if isinstance(self._bus_error("clearing the port", error), ArmDisconnected):
-                return  # the port is gone: no servo can be reached, and it is closed now
+            if self._port_gone(error):
+                self._give_up_port(f"clearing the port failed: {error}")
+                return  # no servo can be reached
         for motor in bus.motors:
             try:
                 bus.disable_torque(motor, num_retry=5)
             except BUS_ERRORS as error:
-                if isinstance(self._bus_error(f"turning torque off on '{motor}'", error), ArmDisconnected):
-                    return  # the port is gone: no servo can be reached, and it is closed now
+                if self._port_gone(error):
+                    self._give_up_port(f"turning torque off on '{motor}' failed: {error}")
+                    return  # no servo can be reached
                 log.error(f"Could not disable torque on '{motor}': {error}")
 
     def disconnect(self) -> None:
