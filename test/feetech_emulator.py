@@ -132,19 +132,18 @@ class FeetechEmulator:
         self.replug()
 
     def replug(self) -> None:
-        """The cable goes (back) in: a new pty behind the same path."""
-        self._master, self._slave = os.openpty()
+        """The cable goes (back) in: a new pty behind the same path, served by a thread of its own."""
+        master, self._slave = os.openpty()
         tty.setraw(self._slave)
         os.symlink(os.ttyname(self._slave), self.port)
-        self._buffer = bytearray()
-        self._running = True
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._master, self._stop = master, threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(master, self._stop), daemon=True)
         self._thread.start()
         self.plugged = True
 
     def unplug(self) -> None:
         """The cable is pulled: the pty and the path go; the servos keep what they hold."""
-        self._running = False
+        self._stop.set()
         self._thread.join(timeout=2)
         os.close(self._master)
         os.close(self._slave)
@@ -163,38 +162,39 @@ class FeetechEmulator:
         self.close()
 
     # -- transport --------------------------------------------------------------------------------
-    def _serve(self) -> None:
-        while self._running:
-            ready, _, _ = select.select([self._master], [], [], 0.05)
+    def _serve(self, master: int, stop: threading.Event) -> None:
+        buffer = bytearray()
+        while not stop.is_set():
+            ready, _, _ = select.select([master], [], [], 0.05)
             if not ready:
                 continue
             try:
-                self._buffer += os.read(self._master, 1024)
+                buffer += os.read(master, 1024)
             except OSError:
                 return
-            while (packet := self._next_packet()) is not None:
+            while (packet := self._next_packet(buffer)) is not None:
                 with self.lock:
                     reply = self._handle(*packet)
                 if reply:
                     time.sleep(self.reply_delay)
-                    os.write(self._master, reply)
+                    os.write(master, reply)
 
-    def _next_packet(self) -> tuple[int, int, list[int]] | None:
-        start = self._buffer.find(b"\xff\xff")
+    def _next_packet(self, buffer: bytearray) -> tuple[int, int, list[int]] | None:
+        start = buffer.find(b"\xff\xff")
         if start < 0:
-            self._buffer.clear()
+            buffer.clear()
             return None
-        del self._buffer[:start]
-        if len(self._buffer) < 4:
+        del buffer[:start]
+        if len(buffer) < 4:
             return None
-        length = self._buffer[3]
-        if len(self._buffer) < 4 + length:
+        length = buffer[3]
+        if len(buffer) < 4 + length:
             return None
-        packet = list(self._buffer[: 4 + length])
-        del self._buffer[: 4 + length]
+        packet = list(buffer[: 4 + length])
+        del buffer[: 4 + length]
         servo_id, instruction, params, checksum = packet[2], packet[4], packet[5:-1], packet[-1]
         if _checksum(packet[2:-1]) != checksum:
-            return self._next_packet()
+            return self._next_packet(buffer)
         return servo_id, instruction, params
 
     def _status(self, servo_id: int, params: bytes = b"", error: int = 0) -> bytes:

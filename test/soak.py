@@ -54,8 +54,10 @@ class ResourceTrace:
         t = np.array([s.t for s in steady])
         rss = np.array([s.rss_mb for s in steady])
         slope = float(np.polyfit(t, rss, 1)[0] * 60) if len(steady) >= 3 and np.ptp(t) > 0 else 0.0
+        # Medians of the first and the last few samples: an allocator's pools move between single samples.
+        edge = max(1, min(3, len(steady) // 3))
         return {
-            "rss_mb_start": round(steady[0].rss_mb, 1), "rss_mb_end": round(steady[-1].rss_mb, 1),
+            "rss_mb_start": round(float(np.median(rss[:edge])), 1), "rss_mb_end": round(float(np.median(rss[-edge:])), 1),
             "rss_mb_per_min": round(slope, 3),
             "fds_start": steady[0].fds, "fds_end": steady[-1].fds, "fds_max": max(s.fds for s in steady),
             "threads_start": steady[0].threads, "threads_end": steady[-1].threads,

@@ -1,5 +1,5 @@
-"""The suite's three minutes of issue 24's soak (benchmarks/bench_soak.py runs the hour): nodes as separate
-processes, their memory, open files and threads sampled from /proc after a warm-up.
+"""The suite's minutes of issue 24's soak, 75 s of each (benchmarks/bench_soak.py runs the hour): nodes as
+separate processes, their memory, open files and threads sampled from /proc after a warm-up.
 
 What a few minutes can catch: a leak per tick or per episode (a frame, a bag, a file, a thread), a
 goal outside the limits or past the step clamp. Slow leaks need the hour."""
@@ -40,6 +40,6 @@ def test_lockstep_evaluation_with_recording_leaks_nothing_in_any_node(tmp_path):
     checkpoint = tiny_act_checkpoint(tmp_path / "act", image_shape=(3, 64, 64), chunk_size=20)
     report = lockstep_evaluation_with_recording(SOAK_S, tmp_path, checkpoint, warm_up_s=WARM_UP_S)
     assert set(report.exit_codes.values()) == {0}, (report.exit_codes, report.logs)
-    assert report.counters["episodes_recorded"] >= 5, report.logs
+    assert report.counters["episodes_recorded"] >= 2, report.logs
     assert set(report.resources) >= {"so101_driver", "so101_policy", "so101_eval_manager", "so101_recorder"}
     assert_no_leak(report.resources)
