@@ -157,19 +157,28 @@ def test_a_stale_camera_gives_no_chunk_and_a_diagnostic(tmp_path, recorder):
     probe.spin_until(lambda: record["chunks"], 20, "a chunk from fresh data")
 
 
+def wrist_only_policy(tmp_path, recorder, max_obs_age: float):
+    """A wrist-only tiny ACT (chunk 50) on the sim calibration, with no driver, and stand-ins for the driver's
+    joint states and the wrist camera: (policy process, joints publisher, wrist publisher, a frame)."""
+    domain, probe, _, processes = recorder
+    checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64), chunk_size=50)
+    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead",
+                                   "calibration": "sim", "arm_timeout": 0.5, "max_obs_age": max_obs_age},
+                   domain, tmp_path)
+    processes.append(policy)
+    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
+    wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)
+    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, lambda: f"the policy node ({policy.output})")
+    return policy, joints, wrist, np.full((64, 64, 3), 90, np.uint8)
+
+
 def test_a_stalled_camera_or_joint_stream_makes_the_arm_hold_and_fresh_data_resumes_it(tmp_path, recorder):
     """A stand-in wrist camera at 30 Hz stalls, comes back; the joint states stop, come back; the camera goes
     for good. The chunks already sent were planned from data now stale: the policy cancels them (the driver
     holds, as test_pausing_the_policy shows) and publishes nothing until fresh data comes."""
-    domain, probe, record, processes = recorder
-    checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64), chunk_size=50)
+    _, probe, record, _ = recorder
     # Stale after 0.5 s: a busy machine's late frames are not taken for a stall.
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead",
-                                   "calibration": "sim", "arm_timeout": 0.5, "max_obs_age": 0.5}, domain, tmp_path)
-    processes.append(policy)
-    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
-    wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)
-    frame = np.full((64, 64, 3), 90, np.uint8)
+    policy, joints, wrist, frame = wrist_only_policy(tmp_path, recorder, max_obs_age=0.5)
 
     def one_period(camera: bool, joints_alive: bool = True) -> None:
         """The driver's joint states at 30 Hz, and the camera's frames, each while it is alive."""
@@ -188,7 +197,6 @@ def test_a_stalled_camera_or_joint_stream_makes_the_arm_hold_and_fresh_data_resu
         new = record["chunks"][since:]
         return [c for c in new if c.points], [c for c in new if not c.points]
 
-    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, lambda: f"the policy node ({policy.output})")
     run_until(lambda: chunks(0)[0], "chunks")
     # The camera stalls, then the joint states stop while frames come, then the camera is gone for good.
     for stall, camera, joints_alive in (("camera stalls", False, True), ("joint states stop", True, False),
@@ -209,15 +217,9 @@ def test_the_latency_async_plans_with_is_the_observations_age_when_its_chunk_goe
     """Frames that reach the node 150 ms after they were taken (a slow USB camera, a busy machine): the tiny
     model computes in milliseconds, but each chunk goes out 150 ms after its observation, and async must start
     the next one that much earlier. Before, the estimate was the compute alone and chunks came late."""
-    domain, probe, record, processes = recorder
-    checkpoint = tiny_act_checkpoint(tmp_path / "act", cameras=("wrist",), image_shape=(3, 64, 64), chunk_size=50)
+    _, probe, record, _ = recorder
     # Stale only after 1 s: the 150 ms are the point, a busy machine's delays on top must not stop inference.
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "exclude_cameras": "overhead",
-                                   "calibration": "sim", "arm_timeout": 0.5, "max_obs_age": 1.0}, domain, tmp_path)
-    processes.append(policy)
-    joints = probe.node.create_publisher(JointState, "/joint_states", 10)
-    wrist = probe.node.create_publisher(Image, "/so101/wrist/image_raw", qos_profile_sensor_data)
-    frame = np.full((64, 64, 3), 90, np.uint8)
+    policy, joints, wrist, frame = wrist_only_policy(tmp_path, recorder, max_obs_age=1.0)
 
     def latency_p50_ms() -> float:
         statuses = [d.status[0] for d in record["diagnostics"] if d.status[0].name == "so101_policy: inference"]
@@ -231,7 +233,6 @@ def test_the_latency_async_plans_with_is_the_observations_age_when_its_chunk_goe
             wrist.publish(color_image_msg(taken, frame, "wrist"))
             probe.spin_for(1 / 30)
 
-    probe.spin_until(lambda: wrist.get_subscription_count() > 0, STARTUP, lambda: f"the policy node ({policy.output})")
     probe.spin_until(lambda: (publish_for(0.5), latency_p50_ms())[1], 60, lambda: f"inferences (log:\n{policy.output})")
     assert latency_p50_ms() >= 150.0, policy.output
 
