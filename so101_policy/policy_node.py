@@ -281,6 +281,8 @@ class PolicyNode(Node):
         data that is not coming. The driver drops them and holds; fresh data brings the next chunk."""
         if self.lockstep:  # the sim publishes every input of a tick: nothing stalls but the sim itself
             return
+        if self.scheduler.mode is InferenceMode.SYNC:  # sync plays each chunk whole: lerobot's loop, its contract
+            return
         with self._lock:
             if not self._driving:
                 return
