@@ -8,10 +8,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .backends import ArmDisconnected, Backend, BackendError
+from .backends import ArmDisconnected, Backend, BackendError, agreed_reading
 from .joint_model import JOINT_NAMES, JointModel
 from .safety import ClampReport, CommandRejected, SafetyFilter, Watchdog
 from .trajectory import MergeMode, TrajectoryExecutor
+
+# Two readings in a row at activation must agree this well (2.9 degrees) to be held: see agreed_reading.
+ACTIVATION_AGREEMENT_RAD = 0.05
 
 
 @dataclass
@@ -128,7 +131,8 @@ class DriverCore:
         """
         try:
             self.backend.enable()
-            positions = self.backend.read_positions()
+            # The pose held from here on: a reading spoilt on the line must not become it.
+            positions = agreed_reading(self.backend.read_positions, ACTIVATION_AGREEMENT_RAD, "the joint positions")
         except BaseException:
             self.backend.disable()
             raise

@@ -5,7 +5,8 @@ were the arm's USB serial adapter. Implemented: PING, READ, WRITE, SYNC_READ, SY
 broadcast id, status packets, and the registers lerobot uses, read from lerobot's own control
 table. A servo with torque on reaches its Goal_Position at once; a muted servo stops answering; a
 servo told `dies_at_read` goes silent for good at the first read of that register; one told
-`misses_pings` (`misses_reads`, per register) leaves that many pings (reads) unanswered; a `blocked` one
+`misses_pings` (`misses_reads`, per register) leaves that many pings (reads) unanswered; `spoils_reads` (per
+register) answers the next reads with these values instead, checksum and all (noise the checksum missed); a `blocked` one
 takes goals but does not move (an obstacle); `reply_delay`
 holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
 `corrupt_replies` spoils that fraction of status packets (a bad checksum: noise on the line);
@@ -69,6 +70,7 @@ class EmulatedServo:
         self.dies_at_read: str | None = None
         self.misses_pings = 0  # the next PINGs it leaves unanswered (a reply lost on the line)
         self.misses_reads: dict[str, int] = {}  # register: the next reads of it left unanswered
+        self.spoils_reads: dict[str, list[int]] = {}  # register: what its next reads answer instead
         self.writes: list[Write] = []
         self.record_writes = True
         self.on_goal: Callable[[EmulatedServo, int], None] | None = None
@@ -111,6 +113,10 @@ class EmulatedServo:
         if missed is not None:
             self.misses_reads[missed] -= 1
             return None
+        spoilt = next((name for name, values in self.spoils_reads.items() if values and REGISTERS[name][0] == address),
+                      None)
+        if spoilt is not None and length == REGISTERS[spoilt][1]:
+            return self.spoils_reads[spoilt].pop(0).to_bytes(length, "little")
         return bytes(self.memory[address:address + length])
 
 

@@ -262,6 +262,25 @@ def test_the_last_hold_before_torque_off_is_a_step_from_the_last_goal_whatever_t
     assert not arm.torque
 
 
+def test_activation_holds_a_reading_the_next_one_confirms():
+    """The pose held at activation was one reading: one spoilt on the line became the hold, and the first tick
+    wrote it (a jump). It is held once two readings in a row agree; readings that never do leave torque off."""
+    arm = InstantArm(start=[0.3] * 6)
+    spoilt = [arm.positions + [0, 0.4, 0, 0, 0, 0]]
+    arm.read_positions = lambda: spoilt.pop() if spoilt else arm.positions.copy()
+    core = DriverCore(arm, JointModel.for_sim(), DriverConfig())
+    core.connect()
+    np.testing.assert_allclose(core.activate(), 0.3)
+    assert not spoilt  # it was read
+    np.testing.assert_allclose(core.tick(0.0).target, 0.3)
+    core.deactivate()
+    flicker = iter([np.full(6, 0.3 + 0.4 * (k % 2)) for k in range(8)])
+    arm.read_positions = lambda: next(flicker)
+    with pytest.raises(BackendError, match="readings of the joint positions in a row disagreed"):
+        core.activate()
+    assert not arm.torque
+
+
 def test_a_failed_activation_leaves_torque_off():
     arm = InstantArm()
     core = DriverCore(arm, JointModel.for_sim(), DriverConfig())

@@ -252,3 +252,27 @@ def test_an_unplugged_port_gives_the_arm_up_and_only_activation_brings_it_back_h
         finally:
             core.stop()
         assert not any(s.torque_enabled for s in emulator.servos.values())
+
+
+def test_a_reading_spoilt_on_the_line_at_activation_never_becomes_the_goal(calibration_file):
+    """Torque goes on holding Present_Position as the goal; one reply 300 ticks off whose checksum passed would have
+    jumped the arm there. Readings that never agree leave torque off, with what to check."""
+    with calibrated_emulator() as emulator:
+        backend = FeetechBackend(emulator.port, calibration_file)
+        backend.connect()
+        try:
+            shoulder = emulator.servos[2]
+            resting = shoulder.get("Present_Position")
+            shoulder.spoils_reads = {"Present_Position": [resting + 300]}
+            backend.enable()
+            assert shoulder.spoils_reads == {"Present_Position": []}  # the spoilt reading was read
+            assert shoulder.goal_position == resting and shoulder.torque_enabled
+            assert all(not (w.register == "Goal_Position" and w.value == resting + 300) for w in shoulder.writes)
+            backend.disable()
+            shoulder.spoils_reads = {"Present_Position": [resting + 300 * (k % 2) for k in range(8)]}
+            with pytest.raises(BackendError, match="readings of Present_Position in a row disagreed.*cable and power"):
+                backend.enable()
+            assert not any(servo.torque_enabled for servo in emulator.servos.values())
+            assert shoulder.goal_position == resting
+        finally:
+            backend.disconnect()

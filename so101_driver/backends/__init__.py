@@ -1,3 +1,3 @@
-from .base import ArmDisconnected, Backend, BackendError
+from .base import ArmDisconnected, Backend, BackendError, agreed_reading
 
-__all__ = ["ArmDisconnected", "Backend", "BackendError"]
+__all__ = ["ArmDisconnected", "Backend", "BackendError", "agreed_reading"]

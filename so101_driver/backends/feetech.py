@@ -17,14 +17,16 @@ from lerobot.robots.so_follower import SO101Follower, SO101FollowerConfig
 from serial import SerialException
 
 from ..joint_model import ArmUnits
-from .base import (ArmDisconnected, BackendError, calibrated_joint_model, free_port, give_lerobot_the_calibration,
-                   open_bus)
+from .base import (ArmDisconnected, BackendError, agreed_reading, calibrated_joint_model, free_port,
+                   give_lerobot_the_calibration, open_bus)
 
 log = logging.getLogger(__name__)
 
 # What a transfer raises: lerobot's ConnectionError (no reply; an OSError) and RuntimeError; pyserial's
 # SerialException (an OSError) and termios.error (not one), from a port whose device went away.
 BUS_ERRORS = (OSError, RuntimeError, termios.error)
+# Two Present_Position readings that become a goal must agree this well: 32 of 4096 ticks a turn, 2.8 degrees.
+PRESENT_POSITION_AGREEMENT_TICKS = 32
 
 
 class FeetechBackend:
@@ -99,6 +101,8 @@ class FeetechBackend:
         try:
             self._goal_to_present()
             self.robot.bus.enable_torque()
+        except BackendError:  # readings that disagree (one is a RuntimeError too)
+            raise
         except BUS_ERRORS as error:
             raise self._bus_error("turning torque on", error) from error
 
@@ -125,7 +129,14 @@ class FeetechBackend:
 
     def _goal_to_present(self) -> None:
         bus = self.robot.bus
-        bus.sync_write("Goal_Position", bus.sync_read("Present_Position", normalize=False), normalize=False)
+        motors = list(bus.motors)
+
+        def read_ticks() -> np.ndarray:
+            present = bus.sync_read("Present_Position", normalize=False)
+            return np.array([present[motor] for motor in motors])
+
+        present = agreed_reading(read_ticks, PRESENT_POSITION_AGREEMENT_TICKS, "Present_Position")
+        bus.sync_write("Goal_Position", dict(zip(motors, present.tolist())), normalize=False)
 
     def _write_calibration(self) -> None:
         """Write the file's offsets and limits as lerobot-calibrate does: torque off, EEPROM unlocked."""
