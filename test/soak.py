@@ -86,8 +86,10 @@ class ResourceSampler:
 
 
 class GoalAudit:
-    """Every Goal_Position a servo takes while torque is on: within the calibrated limits, and at most one
-    step (max_relative_target) from the goal before it (the emulated servo is where its last goal was)."""
+    """Every Goal_Position a servo takes while torque is on: within the servo's own Min/Max_Position_Limit
+    registers (what lerobot-calibrate wrote, read from the servo: no project code in the way), within the joint
+    model's limits (the driver's contract, which can be tighter), and at most one step (max_relative_target,
+    in ticks by hand: 4096 a turn) from the goal before it (the emulated servo is where its last goal was)."""
 
     def __init__(self, joint_model, servo_ids: list[int], max_relative_target: float):
         lower, upper = (joint_model.radians_to_ticks(limit) for limit in joint_model.limits)
@@ -103,6 +105,9 @@ class GoalAudit:
             return
         joint = self.joint_of[servo.id]
         self.goals += 1
+        registers = servo.get("Min_Position_Limit"), servo.get("Max_Position_Limit")
+        if not registers[0] <= goal <= registers[1]:
+            self.violations.append(f"servo {servo.id}: goal {goal} outside its registers' limits {list(registers)}")
         if not self.lower[joint] - 1 <= goal <= self.upper[joint] + 1:
             self.violations.append(f"servo {servo.id}: goal {goal} outside [{self.lower[joint]:.0f}, "
                                    f"{self.upper[joint]:.0f}]")

@@ -43,3 +43,31 @@ def test_lockstep_evaluation_with_recording_leaks_nothing_in_any_node(tmp_path):
     assert report.counters["episodes_recorded"] >= 2, report.logs
     assert set(report.resources) >= {"so101_driver", "so101_policy", "so101_eval_manager", "so101_recorder"}
     assert_no_leak(report.resources)
+
+
+def test_the_goal_audit_flags_a_goal_past_the_registers_the_limits_or_a_step():
+    """The soak's zero violations mean something only if the audit can see one: hand-made goals on a servo
+    whose limit registers say [1000, 3000]."""
+    import math
+
+    from feetech_emulator import EmulatedServo
+    from soak import GoalAudit
+    from so101_driver.joint_model import JOINT_NAMES, JointModel
+    from test_joint_model import REAL_CALIBRATION
+
+    joint_model = JointModel(REAL_CALIBRATION)
+    servo_ids = [REAL_CALIBRATION[name].id for name in JOINT_NAMES]
+    audit = GoalAudit(joint_model, servo_ids, max_relative_target=0.1)  # 65.2 ticks a step
+    servo = EmulatedServo(servo_ids[0])
+    servo.set("Min_Position_Limit", 1000)
+    servo.set("Max_Position_Limit", 3000)
+    lower, upper = sorted(joint_model.radians_to_ticks(limit)[0] for limit in joint_model.limits)
+    middle = int((lower + upper) / 2)
+    audit(servo, middle)  # torque off: not the driver's goal yet
+    servo.set("Torque_Enable", 1)
+    for goal in (middle, middle + 65, middle + 65 + 70, 3001):
+        audit(servo, goal)
+    assert audit.goals == 4 and len(audit.violations) >= 2, audit.violations
+    assert "70 ticks from" in audit.violations[0] and "outside its registers' limits [1000, 3000]" in " ".join(
+        audit.violations)
+    assert math.isclose(audit.step_ticks, 0.1 * 4096 / (2 * math.pi))
