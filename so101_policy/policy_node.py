@@ -51,6 +51,7 @@ from .lockstep_inference import InFlight, LockstepInference
 from .observation import ENVIRONMENT_STATE, Observation, ObservationAssembler, StaleObservation
 from .predictor import ChunkPredictor, FrameSizeError
 from .scheduler import ChunkScheduler, InferenceMode, inference_mode
+from .stale_data import StaleDataGuard
 
 # Inference failures that are the data's or the checkpoint's fault: reported, and the node goes on.
 INFERENCE_ERRORS = (FrameSizeError, UnitError, RuntimeError, ValueError)
@@ -149,6 +150,7 @@ class PolicyNode(Node):
                                         full_chunk=self.scheduler.mode is InferenceMode.TEMPORAL_ENSEMBLE,
                                         training_frame_sizes=data.frame_sizes if data else None)
         self.takes_environment_state = takes_environment_state(loaded.config)
+        self.stale_guard = StaleDataGuard(self.scheduler.mode, lockstep=bool(p["lockstep"]))
         self.assembler = ObservationAssembler(tuple(self.cameras), self.joint_model, p["max_obs_age"],
                                               p["max_obs_skew"], environment_state=self.takes_environment_state)
         self.stats = PolicyStats()
@@ -157,7 +159,6 @@ class PolicyNode(Node):
         self._episode = 0
         self._enabled = bool(p["enabled"])
         self._driving = False  # a chunk sent is (or may still be) moving the arm
-        self._stale_cause: str | None = None  # what the last warning about stale data said was wrong
         self._fresh_cameras: set[str] = set()
         self._last_evaluation = 0.0
         self._worker = InferenceThread()
@@ -259,11 +260,9 @@ class PolicyNode(Node):
             self._consider_inference()
 
     def _note_stale(self, reason: str, cause: str | None = None) -> None:
-        """One warning while the same inputs stay stale (their ages grow: the reason's numbers change)."""
-        cause = cause or reason
-        if cause != self._stale_cause:
-            self.get_logger().warning(f"no inference: {reason}")
-            self._stale_cause = cause
+        warning = self.stale_guard.warning(reason, cause)
+        if warning:
+            self.get_logger().warning(warning)
         self.stats.stale_observations += 1
         self.stats.last_stale_reason = reason
 
@@ -279,12 +278,8 @@ class PolicyNode(Node):
     def _stop_acting_on_stale_data(self) -> None:
         """A camera (or the joint states) stopped: the chunks sent were planned to be replaced by ones from newer
         data that is not coming. The driver drops them and holds; fresh data brings the next chunk."""
-        if self.lockstep:  # the sim publishes every input of a tick: nothing stalls but the sim itself
-            return
-        if self.scheduler.mode is InferenceMode.SYNC:  # sync plays each chunk whole: lerobot's loop, its contract
-            return
         with self._lock:
-            if not self._driving:
+            if not self.stale_guard.cancels(self._driving):
                 return
             self._episode += 1  # a chunk being computed now is not published either
             self.scheduler.reset()  # the next fresh observation starts a chunk at once
@@ -330,7 +325,7 @@ class PolicyNode(Node):
     def _publish_chunk(self, observation: Observation, chunk, now: float) -> None:
         self.chunk_pub.publish(joint_trajectory_msg(observation.stamp, JOINT_NAMES, chunk, 1.0 / self.fps))
         self._driving = True
-        self._stale_cause = None  # fresh data again: the next stall is said again
+        self.stale_guard.fresh()
         self.scheduler.chunk_published(observation.stamp, len(chunk))
         self.stats.chunks_published += 1
         due = math.floor((now - observation.stamp) * self.fps + 1e-6) + 1

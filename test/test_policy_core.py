@@ -326,3 +326,27 @@ def test_training_data_in_degrees_fits_an_arm_in_degrees_and_not_one_in_range_m1
 def test_a_checkpoint_without_min_and_max_says_its_ranges_were_not_checked(tmp_path):
     stats = normalization_stats(load_policy(tiny_act_checkpoint(tmp_path / "act"), "cpu", "act"))
     assert "not checked" in check_value_ranges(stats, JointModel.for_sim("range_m100_100"))
+
+
+def test_a_stall_is_warned_once_while_its_ages_grow_and_again_after_fresh_data():
+    from so101_policy.stale_data import StaleDataGuard
+
+    guard = StaleDataGuard(InferenceMode.ASYNC, lockstep=False)
+    reasons = [f"stale data (max_obs_age 0.50 s): wrist {age:.2f} s" for age in (0.6, 0.8, 1.0)]
+    warnings = [guard.warning(reason, cause="stale: wrist") for reason in reasons]
+    assert warnings == [f"no inference: {reasons[0]}", None, None]
+    assert guard.warning("stale data: wrist 1.1 s, joint_states 0.7 s", cause="stale: wrist, joint_states")
+    assert guard.warning("no joint state received yet") and guard.warning("no joint state received yet") is None
+    guard.fresh()
+    assert guard.warning(reasons[2], cause="stale: wrist") == f"no inference: {reasons[2]}"
+
+
+def test_stale_data_cancels_the_sent_chunks_only_where_the_mode_replans_on_the_wall_clock():
+    from so101_policy.stale_data import StaleDataGuard
+
+    cancels = {(mode, lockstep): StaleDataGuard(mode, lockstep).cancels(driving=True)
+               for mode in InferenceMode for lockstep in (False, True)}
+    assert cancels == {(mode, lockstep): not lockstep and mode is not InferenceMode.SYNC
+                       for mode in InferenceMode for lockstep in (False, True)}
+    assert cancels[(InferenceMode.ASYNC, False)] and not cancels[(InferenceMode.SYNC, False)]
+    assert not StaleDataGuard(InferenceMode.ASYNC, lockstep=False).cancels(driving=False)  # nothing sent to cancel
