@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
 from rosgraph_msgs.msg import Clock
 from trajectory_msgs.msg import JointTrajectory
 
@@ -29,8 +28,8 @@ sys.path.insert(0, str(REPO / "test"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from full_size import full_act_checkpoint  # noqa: E402
-from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id  # noqa: E402
 from so101_driver.ros_messages import duration_to_sec, time_to_sec  # noqa: E402
+from wall_clock_graph import WallClockGraph, counted_between  # noqa: E402
 
 FPS = 30.0
 
@@ -46,50 +45,28 @@ def lateness(arrivals: list[tuple[float, float, float]]) -> dict:
 
 
 def run_backend(checkpoint: Path, backend: str, seconds: float, workdir: Path, size: int) -> dict:
-    domain = next_domain_id()
-    env = isolated_ros_env(domain)
-    driver = NodeProcess("driver_node", ["--ros-args", "-p", "backend:=sim", "-p", "watchdog_timeout:=30.0",
-                                         "-p", f"camera_width:={size}", "-p", f"camera_height:={size}"],
-                         env, workdir / f"driver_{backend}.log")
-    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", "device:=cpu",
-                                         "-p", f"backend:={backend}", "-p", "mode:=async", "-p", "use_sim_time:=true"],
-                         env, workdir / f"policy_{backend}.log")
-    probe = RosProbe(domain)
-    sim_now = {"t": None}
-    arrivals: list[tuple[float, float, float]] = []
-    diagnostics: dict[str, dict] = {}
+    with WallClockGraph(checkpoint, workdir, backend, {"device": "cpu", "backend": backend, "mode": "async"},
+                        driver={"camera_width": size, "camera_height": size}) as graph:
+        sim_now = {"t": None}
+        arrivals: list[tuple[float, float, float]] = []
 
-    def on_chunk(msg: JointTrajectory) -> None:
-        if msg.points and sim_now["t"] is not None:
-            stamp = time_to_sec(msg.header.stamp)
-            end = stamp + duration_to_sec(msg.points[-1].time_from_start) + 1 / FPS
-            arrivals.append((sim_now["t"], stamp, end))
+        def on_chunk(msg: JointTrajectory) -> None:
+            if msg.points and sim_now["t"] is not None:
+                stamp = time_to_sec(msg.header.stamp)
+                end = stamp + duration_to_sec(msg.points[-1].time_from_start) + 1 / FPS
+                arrivals.append((sim_now["t"], stamp, end))
 
-    def on_diagnostics(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
-
-    probe.node.create_subscription(Clock, "/clock", lambda m: sim_now.update(t=time_to_sec(m.clock)), 10)
-    probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", on_chunk, 50)
-    probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 20)
-    try:
-        probe.spin_until(lambda: len(arrivals) >= 3, 600,
-                         lambda: f"the first chunks (driver log:\n{driver.output}\npolicy log:\n{policy.output})")
+        graph.probe.node.create_subscription(Clock, "/clock", lambda m: sim_now.update(t=time_to_sec(m.clock)), 10)
+        graph.probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", on_chunk, 50)
+        graph.probe.spin_until(lambda: len(arrivals) >= 3, 600, lambda: f"the first chunks ({graph.logs()})")
         arrivals.clear()  # start-up (the first chunks, a compiled graph warming) is not the run
-        start = dict(diagnostics["so101_driver: control"])
-        probe.spin_for(seconds)
-        end = dict(diagnostics["so101_driver: control"])
-        estimate = diagnostics.get("so101_policy: inference", {})
-    finally:
-        probe.close()
-        policy.stop()
-        driver.stop()
-    result = {"backend": backend, **lateness(arrivals),
-              "starved_ticks": int(end["starved_ticks"]) - int(start["starved_ticks"]),
-              "ticks": int(end["ticks"]) - int(start["ticks"]),
-              "missed_ticks": int(end["missed_ticks"]) - int(start["missed_ticks"]),
-              "estimate_p95_ms": float(estimate.get("latency_p95_ms", "nan"))}
-    return result
+        start = graph.driver_counters()
+        graph.probe.spin_for(seconds)
+        end = graph.driver_counters()
+        estimate = graph.policy_values()
+    return {"backend": backend, **lateness(arrivals),
+            **counted_between(start, end, ("starved_ticks", "ticks", "missed_ticks")),
+            "estimate_p95_ms": float(estimate.get("latency_p95_ms", "nan"))}
 
 
 def main() -> int:

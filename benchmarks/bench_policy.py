@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
 from lerobot.policies.utils import prepare_observation_for_inference
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -38,10 +37,11 @@ sys.path.insert(0, str(REPO / "test"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from full_size import CAMERAS, full_act_checkpoint  # noqa: E402
-from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id  # noqa: E402
+from ros_harness import next_domain_id  # noqa: E402
 from so101_driver.joint_model import JOINT_NAMES  # noqa: E402
 from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec  # noqa: E402
 from so101_policy.policy_node import PolicyNode  # noqa: E402
+from wall_clock_graph import WallClockGraph, counted_between  # noqa: E402
 
 
 def observation(size: int = 224) -> dict[str, np.ndarray]:
@@ -119,34 +119,15 @@ class ThroughNode:
 
 
 def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir: Path) -> dict:
-    domain = next_domain_id()
-    env = isolated_ros_env(domain)
-    driver = NodeProcess("driver_node", ["--ros-args", "-p", "backend:=sim", "-p", "watchdog_timeout:=30.0"],
-                         env, workdir / f"driver_{mode}.log")
-    policy = NodeProcess("policy_node", ["--ros-args", "-p", f"checkpoint:={checkpoint}", "-p", f"device:={device}",
-                                         "-p", f"mode:={mode}", "-p", "use_sim_time:=true"],
-                         env, workdir / f"policy_{mode}.log")
-    probe = RosProbe(domain)
-    diagnostics: dict[str, dict] = {}
-
-    def on_diagnostics(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
-
-    probe.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, 20)
-    try:
-        probe.spin_until(lambda: int(diagnostics.get("so101_driver: control", {}).get("chunks_accepted", 0)) > 0,
-                         180, lambda: f"the first chunk (policy log:\n{policy.output})")
-        start = dict(diagnostics["so101_driver: control"])
-        probe.spin_for(seconds)
-        end = dict(diagnostics["so101_driver: control"])
-        latency = diagnostics.get("so101_policy: inference", {})
-    finally:
-        probe.close()
-        policy.stop()
-        driver.stop()
-    counted = ("ticks", "starved_ticks", "chunks_accepted", "points_skipped", "missed_ticks")
-    result = {key: int(end[key]) - int(start[key]) for key in counted}
+    with WallClockGraph(checkpoint, workdir, mode, {"device": device, "mode": mode}) as graph:
+        graph.probe.spin_until(lambda: int(graph.driver_counters().get("chunks_accepted", 0)) > 0, 180,
+                               lambda: f"the first chunk ({graph.logs()})")
+        start = graph.driver_counters()
+        graph.probe.spin_for(seconds)
+        end = graph.driver_counters()
+        latency = graph.policy_values()
+    result = counted_between(start, end, ("ticks", "starved_ticks", "chunks_accepted", "points_skipped",
+                                          "missed_ticks"))
     result["longest_starvation_ticks"] = int(end["longest_starvation"])
     result["latency_p50_ms"] = float(latency.get("latency_p50_ms", "nan"))
     result["latency_p95_ms"] = float(latency.get("latency_p95_ms", "nan"))

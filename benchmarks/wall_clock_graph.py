@@ -1,0 +1,65 @@
+"""The sim driver and policy_node as separate processes on the wall clock, with a probe reading both nodes'
+diagnostics: the set-up the continuity benchmarks share (bench_policy's sync/async, bench_async's backends)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+
+from ros_harness import NodeProcess, RosProbe, isolated_ros_env, next_domain_id
+
+DRIVER = "so101_driver: control"
+POLICY = "so101_policy: inference"
+
+
+def ros_parameters(values: dict) -> list[str]:
+    arguments = ["--ros-args"]
+    for name, value in values.items():
+        arguments += ["-p", f"{name}:={value}"]
+    return arguments
+
+
+class WallClockGraph:
+    """The driver (sim backend, a watchdog patient with a slow first chunk) and the policy on sim time."""
+
+    def __init__(self, checkpoint: Path, workdir: Path, label: str, policy: dict, driver: dict | None = None):
+        domain = next_domain_id()
+        env = isolated_ros_env(domain)
+        self.driver = NodeProcess("driver_node", ros_parameters({"backend": "sim", "watchdog_timeout": 30.0,
+                                                                 **(driver or {})}),
+                                  env, workdir / f"driver_{label}.log")
+        self.policy = NodeProcess("policy_node", ros_parameters({"checkpoint": checkpoint, "use_sim_time": "true",
+                                                                 **policy}),
+                                  env, workdir / f"policy_{label}.log")
+        self.probe = RosProbe(domain)
+        self.diagnostics: dict[str, dict] = {}
+        self.probe.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 20)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            self.diagnostics[status.name] = {kv.key: kv.value for kv in status.values}
+
+    def logs(self) -> str:
+        return f"driver log:\n{self.driver.output}\npolicy log:\n{self.policy.output}"
+
+    def driver_counters(self) -> dict:
+        return dict(self.diagnostics.get(DRIVER, {}))
+
+    def policy_values(self) -> dict:
+        return dict(self.diagnostics.get(POLICY, {}))
+
+    def close(self) -> None:
+        self.probe.close()
+        self.policy.stop()
+        self.driver.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def counted_between(start: dict, end: dict, keys) -> dict:
+    return {key: int(end[key]) - int(start[key]) for key in keys}
