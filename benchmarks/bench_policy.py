@@ -41,7 +41,7 @@ from ros_harness import next_domain_id  # noqa: E402
 from so101_driver.joint_model import JOINT_NAMES  # noqa: E402
 from so101_driver.ros_messages import color_image_msg, joint_state_msg, sec_to_time, time_to_sec  # noqa: E402
 from so101_policy.policy_node import PolicyNode  # noqa: E402
-from wall_clock_graph import WallClockGraph, counted_between  # noqa: E402
+from wall_clock_graph import DRIVER, WallClockGraph, counted_between  # noqa: E402
 
 
 def observation(size: int = 224) -> dict[str, np.ndarray]:
@@ -120,7 +120,7 @@ class ThroughNode:
 
 def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir: Path) -> dict:
     with WallClockGraph(checkpoint, workdir, mode, {"device": device, "mode": mode}) as graph:
-        graph.probe.spin_until(lambda: int(graph.driver_counters().get("chunks_accepted", 0)) > 0, 180,
+        graph.probe.spin_until(lambda: int(graph.diagnostics.get(DRIVER, {}).get("chunks_accepted", 0)) > 0, 180,
                                lambda: f"the first chunk ({graph.logs()})")
         start = graph.driver_counters()
         graph.probe.spin_for(seconds)

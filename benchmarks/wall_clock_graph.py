@@ -44,7 +44,9 @@ class WallClockGraph:
         return f"driver log:\n{self.driver.output}\npolicy log:\n{self.policy.output}"
 
     def driver_counters(self) -> dict:
-        return dict(self.diagnostics.get(DRIVER, {}))
+        if DRIVER not in self.diagnostics:
+            raise RuntimeError(f"no /diagnostics from the driver yet ({self.logs()})")
+        return dict(self.diagnostics[DRIVER])
 
     def policy_values(self) -> dict:
         return dict(self.diagnostics.get(POLICY, {}))

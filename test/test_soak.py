@@ -46,8 +46,7 @@ def test_lockstep_evaluation_with_recording_leaks_nothing_in_any_node(tmp_path):
 
 
 def test_the_goal_audit_flags_a_goal_past_the_registers_the_limits_or_a_step():
-    """The soak's zero violations mean something only if the audit can see one: hand-made goals on a servo
-    whose limit registers say [1000, 3000]."""
+    """The soak's zero violations mean something only if the audit can see one: hand-made goals on one servo."""
     import math
 
     from feetech_emulator import EmulatedServo
@@ -57,17 +56,26 @@ def test_the_goal_audit_flags_a_goal_past_the_registers_the_limits_or_a_step():
 
     joint_model = JointModel(REAL_CALIBRATION)
     servo_ids = [REAL_CALIBRATION[name].id for name in JOINT_NAMES]
-    audit = GoalAudit(joint_model, servo_ids, max_relative_target=0.1)  # 65.2 ticks a step
-    servo = EmulatedServo(servo_ids[0])
-    servo.set("Min_Position_Limit", 1000)
-    servo.set("Max_Position_Limit", 3000)
     lower, upper = sorted(joint_model.radians_to_ticks(limit)[0] for limit in joint_model.limits)
     middle = int((lower + upper) / 2)
-    audit(servo, middle)  # torque off: not the driver's goal yet
-    servo.set("Torque_Enable", 1)
-    for goal in (middle, middle + 65, middle + 65 + 70, 3001):
-        audit(servo, goal)
-    assert audit.goals == 4 and len(audit.violations) >= 2, audit.violations
-    assert "70 ticks from" in audit.violations[0] and "outside its registers' limits [1000, 3000]" in " ".join(
-        audit.violations)
-    assert math.isclose(audit.step_ticks, 0.1 * 4096 / (2 * math.pi))
+
+    def violations(goals, registers=(1000, 3000), torque=1):
+        audit = GoalAudit(joint_model, servo_ids, max_relative_target=0.1)  # 65.2 ticks a step
+        servo = EmulatedServo(servo_ids[0])
+        servo.set("Min_Position_Limit", registers[0])
+        servo.set("Max_Position_Limit", registers[1])
+        servo.set("Torque_Enable", torque)
+        for goal in goals:
+            audit(servo, goal)
+        assert math.isclose(audit.step_ticks, 0.1 * 4096 / (2 * math.pi))
+        return audit.goals, audit.violations
+
+    assert lower < 1000 < middle < 3000 < upper, (lower, upper)  # the registers are the tighter here
+    assert violations([middle, middle + 65]) == (2, [])
+    goals, found = violations([middle, middle + 65, middle + 135])
+    assert goals == 3 and len(found) == 1 and "70 ticks from" in found[0], found
+    goals, found = violations([3001])
+    assert len(found) == 1 and "outside its registers' limits [1000, 3000]" in found[0], found
+    goals, found = violations([int(upper) + 50], registers=(0, 4095))  # the joint model's limits are the tighter
+    assert len(found) == 1 and f"outside [{lower:.0f}, {upper:.0f}]" in found[0], found
+    assert violations([0, 4095], torque=0) == (0, [])  # torque off: no goal of the driver's

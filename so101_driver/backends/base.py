@@ -60,19 +60,19 @@ READING_ATTEMPTS = 4
 def agreed_reading(read: Callable[[], np.ndarray], tolerance: float, what: str) -> np.ndarray:
     """The later of two readings in a row that agree within `tolerance`, for a reading that becomes a goal.
 
-    A reply spoilt on the line can pass the bus's 8-bit checksum (the soak saw a position 130 ticks from the
-    servo's at 1% corrupted replies); held as a goal, it would jump the arm. An arm under no torque, even
+    A reply spoilt on the line can pass the bus's 8-bit checksum (the soak, with corrupted replies, saw a
+    position 130 ticks from the servo's); held as a goal, it would jump the arm. An arm under no torque, even
     pushed by hand, moves far less than `tolerance` between two reads.
     """
-    previous = read()
+    readings = [read()]
     for _ in range(READING_ATTEMPTS - 1):
-        current = read()
+        readings.append(read())
+        previous, current = readings[-2:]
         if np.all(np.abs(current - previous) <= tolerance):
             return current
-        previous = current
     raise BackendError(
         f"{READING_ATTEMPTS} readings of {what} in a row disagreed by more than {tolerance:g} (the last two: "
-        f"{np.round(previous, 3).tolist()} and {np.round(current, 3).tolist()}); torque stays off. Check the "
+        f"{np.round(previous, 3).tolist()} and {np.round(current, 3).tolist()}); torque is off. Check the "
         "arm's cable and power supply, then activate again.")
 
 

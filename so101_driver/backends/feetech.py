@@ -102,6 +102,7 @@ class FeetechBackend:
             self._goal_to_present()
             self.robot.bus.enable_torque()
         except BackendError:  # readings that disagree (one is a RuntimeError too)
+            self.disable()  # servos that kept torque through an unplug hold it still
             raise
         except BUS_ERRORS as error:
             raise self._bus_error("turning torque on", error) from error
