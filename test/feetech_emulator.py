@@ -10,7 +10,8 @@ register) answers the next reads with these values instead, checksum and all (no
 takes goals but does not move (an obstacle); `reply_delay`
 holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
 `corrupt_replies` spoils that fraction of status packets (a bad checksum: noise on the line);
-`record_writes` off keeps no write log (hours of soak), and `on_goal` sees every Goal_Position taken.
+`record_writes` off keeps no write log (hours of soak), and `on_goal` sees every Goal_Position taken, and the
+goal in force when torque goes on (where the servo then moves).
 `unplug` and `replug` are the USB cable pulled and put back: the port's path disappears (reads and
 writes on it fail as on a vanished /dev/ttyACM0) and comes back, while the servos keep their power,
 registers and goals.
@@ -91,13 +92,18 @@ class EmulatedServo:
     def goal_position(self) -> int:
         return _sign_magnitude(self.get("Goal_Position"), 15)
 
+    @property
+    def present_position(self) -> int:
+        return _sign_magnitude(self.get("Present_Position"), 15)
+
     def write(self, address: int, data: bytes) -> None:
+        torque_was_on = self.torque_enabled
         self.memory[address:address + len(data)] = data
         names = [name for name, (a, _) in REGISTERS.items() if a == address]
         if self.record_writes:
             self.writes.extend(Write(name, self.get(name), self.torque_enabled, self.get("Lock") == 1)
                                for name in names[:1])
-        if self.on_goal is not None and names[:1] == ["Goal_Position"]:
+        if self.on_goal is not None and (names[:1] == ["Goal_Position"] or (self.torque_enabled and not torque_was_on)):
             self.on_goal(self, self.goal_position)
         if self.torque_enabled and not self.blocked:
             self.set("Present_Position", self.get("Goal_Position"))

@@ -49,7 +49,7 @@ def test_the_goal_audit_flags_a_goal_past_the_registers_the_limits_or_a_step():
     """The soak's zero violations mean something only if the audit can see one: hand-made goals on one servo."""
     import math
 
-    from feetech_emulator import EmulatedServo
+    from feetech_emulator import REGISTERS, EmulatedServo
     from soak import GoalAudit
     from so101_driver.joint_model import JOINT_NAMES, JointModel
     from test_joint_model import REAL_CALIBRATION
@@ -79,3 +79,13 @@ def test_the_goal_audit_flags_a_goal_past_the_registers_the_limits_or_a_step():
     goals, found = violations([int(upper) + 50], registers=(0, 4095))  # the joint model's limits are the tighter
     assert len(found) == 1 and f"outside [{lower:.0f}, {upper:.0f}]" in found[0], found
     assert violations([0, 4095], torque=0) == (0, [])  # torque off: no goal of the driver's
+    # A goal written under torque off moves the servo when torque goes on (the emulator tells the audit then).
+    audit = GoalAudit(joint_model, servo_ids, max_relative_target=0.1)
+    servo = EmulatedServo(servo_ids[0], position=middle)
+    servo.set("Max_Position_Limit", 4095)
+    servo.on_goal = audit
+    address, length = REGISTERS["Goal_Position"]
+    servo.write(address, (middle + 300).to_bytes(length, "little"))
+    assert audit.goals == 0
+    servo.write(REGISTERS["Torque_Enable"][0], bytes([1]))
+    assert audit.goals == 1 and audit.violations == [f"servo {servo.id}: goal {middle + 300} 300 ticks from {middle}"]
