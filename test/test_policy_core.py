@@ -344,7 +344,8 @@ def test_a_stall_is_warned_once_while_its_ages_grow_and_again_after_fresh_data()
 def test_stale_data_cancels_the_sent_chunks_only_where_the_mode_replans_on_the_wall_clock():
     from so101_policy.stale_data import StaleDataGuard
 
-    on_the_wall_clock = {mode.value: StaleDataGuard(mode, lockstep=False).cancels(driving=True) for mode in InferenceMode}
+    on_the_wall_clock = {mode.value: StaleDataGuard(mode, lockstep=False).cancels(driving=True)
+                         for mode in InferenceMode}
     assert on_the_wall_clock == {"sync": False, "async": True, "rtc": True, "temporal_ensemble": True}
     assert not any(StaleDataGuard(mode, lockstep=True).cancels(driving=True) for mode in InferenceMode)
     assert not StaleDataGuard(InferenceMode.ASYNC, lockstep=False).cancels(driving=False)  # nothing sent to cancel
