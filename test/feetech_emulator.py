@@ -7,9 +7,7 @@ table. A servo with torque on reaches its Goal_Position at once; a muted servo s
 servo told `dies_at_read` goes silent for good at the first read of that register; one told
 `misses_pings` (`misses_reads`, per register) leaves that many pings (reads) unanswered; `spoils_reads` (per
 register) answers the next reads with these values instead, checksum and all (noise the checksum missed); a
-`blocked` one
-takes goals but does not move (an obstacle); `reply_delay`
-holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
+`blocked` one takes goals but does not move (an obstacle); `reply_delay` holds every reply back (a slow adapter, and a wider window for a signal to land mid-read).
 `corrupt_replies` spoils that fraction of status packets (a bad checksum: noise on the line);
 `record_writes` off keeps no write log (hours of soak), and `on_goal` sees every Goal_Position taken, and the
 goal in force when torque goes on (where the servo then moves).
