@@ -32,7 +32,12 @@ class WallClockGraph:
         self.policy = NodeProcess("policy_node", ros_parameters({"checkpoint": checkpoint, "use_sim_time": "true",
                                                                  **policy}),
                                   env, workdir / f"policy_{label}.log")
-        self.probe = RosProbe(domain)
+        try:
+            self.probe = RosProbe(domain)
+        except BaseException:
+            self.policy.stop()
+            self.driver.stop()
+            raise
         self.diagnostics: dict[str, dict] = {}
         self.probe.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 20)
 
