@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from so101_bringup.commands import dataset, demo, evaluate, export, record, replay, sim, teleop, train
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         # for a graph the user stops, no failure (graph_exit).
         print(f"so101 {args.command}: stopped (Ctrl-C)", file=sys.stderr)
         return 0
+    finally:
+        # The work is over. A Ctrl-C from here to the exit (a second one, from a user or sent on by a launcher,
+        # late on a busy machine) would end the process by SIGINT with a traceback: seen as exit -2 under load.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

@@ -126,3 +126,26 @@ def test_so101_eval_stopped_by_ctrl_c_exits_0_with_the_episodes_that_finished(tm
     assert exit_code == 0 and "Traceback" not in terminal.log, terminal.log
     assert "Success rate 0/" in terminal.log  # the table of the episodes that finished (a 1 s timeout each)
     assert json.loads((tmp_path / "run" / "results.json").read_text())["summary"]["episodes"] >= 1
+
+
+def test_a_ctrl_c_after_a_command_finished_does_not_turn_its_exit_into_a_death_by_sigint(tmp_path):
+    """A second Ctrl-C (a user's, or the one a launcher sends on) that comes late, on a busy machine, after the
+    command's own work and its stop handling are over: it ended the process by SIGINT with a traceback (seen once
+    as `so101 record` exiting -2 under load)."""
+    import os
+    import subprocess
+    import sys
+
+    from so101_bringup.evaluation import EpisodeResult, EvalRun, Outcome
+
+    results = tmp_path / "eval"
+    EvalRun("eval", {"policy": "act", "cameras": "wrist", "backend": "torch"},
+            [EpisodeResult(index=0, outcome=Outcome.SUCCESS, duration_s=5.0, seed=1, chunks=3, latency_p50_ms=100.0,
+                           latency_p95_ms=100.0, bag=None)]).save(results)
+    # The console script's own call, then a SIGINT as the interpreter heads for its exit.
+    script = ("import os, signal, sys\nfrom so101_bringup.cli import main\ncode = main()\n"
+              "os.kill(os.getpid(), signal.SIGINT)\nsys.exit(code)\n")
+    run = subprocess.run([sys.executable, "-c", script, "eval", "compare", str(results)], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ), cwd=tmp_path)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, (run.returncode, run.stdout, run.stderr)
+    assert "| eval | act |" in run.stdout
