@@ -63,7 +63,8 @@ def main() -> int:
     axis.set_ylim(-5, 105)
     axis.grid(alpha=0.3)
     axis.set_title(args.title)
-    axis.legend()
+    # Below the axes: a run's points can be anywhere inside them.
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     figure.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.output, dpi=110)
