@@ -58,7 +58,8 @@ def run_backend(checkpoint: Path, backend: str, seconds: float, workdir: Path, s
 
         graph.probe.node.create_subscription(Clock, "/clock", lambda m: sim_now.update(t=time_to_sec(m.clock)), 10)
         graph.probe.node.create_subscription(JointTrajectory, "/so101/action_chunk", on_chunk, 50)
-        graph.probe.spin_until(lambda: len(arrivals) >= 3, 600, lambda: f"the first chunks ({graph.logs()})")
+        graph.probe.spin_until(lambda: graph.running() and len(arrivals) >= 3, 600,
+                               lambda: f"the first chunks ({graph.logs()})")
         arrivals.clear()  # start-up (the first chunks, a compiled graph warming) is not the run
         start = graph.driver_counters()
         graph.probe.spin_for(seconds)

@@ -120,7 +120,8 @@ class ThroughNode:
 
 def continuity(checkpoint: Path, device: str, mode: str, seconds: float, workdir: Path) -> dict:
     with WallClockGraph(checkpoint, workdir, mode, {"device": device, "mode": mode}) as graph:
-        graph.probe.spin_until(lambda: int(graph.diagnostics.get(DRIVER, {}).get("chunks_accepted", 0)) > 0, 180,
+        graph.probe.spin_until(lambda: graph.running() and int(graph.diagnostics.get(DRIVER, {}).get(
+                                   "chunks_accepted", 0)) > 0, 180,
                                lambda: f"the first chunk ({graph.logs()})")
         start = graph.driver_counters()
         graph.probe.spin_for(seconds)

@@ -21,12 +21,13 @@ def ros_parameters(values: dict) -> list[str]:
 
 
 class WallClockGraph:
-    """The driver (sim backend, a watchdog patient with a slow first chunk) and the policy on sim time."""
+    """The driver (sim backend, its watchdog at the longest it takes, for a slow first chunk) and the policy on
+    sim time."""
 
     def __init__(self, checkpoint: Path, workdir: Path, label: str, policy: dict, driver: dict | None = None):
         domain = next_domain_id()
         env = isolated_ros_env(domain)
-        self.driver = NodeProcess("driver_node", ros_parameters({"backend": "sim", "watchdog_timeout": 30.0,
+        self.driver = NodeProcess("driver_node", ros_parameters({"backend": "sim", "watchdog_timeout": 10.0,
                                                                  **(driver or {})}),
                                   env, workdir / f"driver_{label}.log")
         self.policy = NodeProcess("policy_node", ros_parameters({"checkpoint": checkpoint, "use_sim_time": "true",
@@ -47,6 +48,15 @@ class WallClockGraph:
 
     def logs(self) -> str:
         return f"driver log:\n{self.driver.output}\npolicy log:\n{self.policy.output}"
+
+    def running(self) -> bool:
+        """True while both nodes run; a node that exited (a parameter refused, a checkpoint it cannot load)
+        ends the benchmark at once with its log, not after a wait for chunks that cannot come."""
+        for node in (self.driver, self.policy):
+            if node.process.poll() is not None:
+                name = Path(node.process.args[0]).name
+                raise RuntimeError(f"{name} exited with {node.process.returncode} ({self.logs()})")
+        return True
 
     def driver_counters(self) -> dict:
         if DRIVER not in self.diagnostics:

@@ -28,6 +28,7 @@ class Observation:
 class StaleObservation:
     reason: str
     cause: str = ""  # what is wrong, without the numbers: the same while the same inputs stay stale
+    waiting: bool = False  # an input has sent nothing yet (start-up, a new episode): nothing is wrong yet
 
     def __post_init__(self):
         if not self.cause:
@@ -61,13 +62,13 @@ class ObservationAssembler:
 
     def assemble(self, now: float) -> Observation | StaleObservation:
         if self._joints is None:
-            return StaleObservation("no joint state received yet")
+            return StaleObservation("no joint state received yet", waiting=True)
         missing = [c for c in self.camera_keys if c not in self._frames]
         if missing:
-            return StaleObservation(f"no image received yet from {missing}")
+            return StaleObservation(f"no image received yet from {missing}", waiting=True)
         if self.environment_state and self._objects is None:
             return StaleObservation("no environment state received yet (the checkpoint takes the sim's object state, "
-                                    "which only the sim driver publishes)")
+                                    "which only the sim driver publishes)", waiting=True)
         stamps = {"joint_states": self._joints[0], **{c: self._frames[c][0] for c in self.camera_keys}}
         if self.environment_state:
             stamps[ENVIRONMENT_STATE] = self._objects[0]

@@ -7,6 +7,7 @@ with the observation's time and a point every 1/fps s, so the driver skips what 
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import threading
@@ -259,10 +260,11 @@ class PolicyNode(Node):
         elif not self.cameras:  # no frame to wait for: the poses drive inference (the stamps' skew is checked)
             self._consider_inference()
 
-    def _note_stale(self, reason: str, cause: str | None = None) -> None:
-        warning = self.stale_guard.warning(reason, cause)
-        if warning:
-            self.get_logger().warning(warning)
+    def _note_stale(self, reason: str, cause: str | None = None, waiting: bool = False) -> None:
+        notice = self.stale_guard.notice(reason, cause, waiting)
+        if notice is not None:
+            level, line = notice
+            (self.get_logger().info if level == logging.INFO else self.get_logger().warning)(line)
         self.stats.stale_observations += 1
         self.stats.last_stale_reason = reason
 
@@ -272,7 +274,7 @@ class PolicyNode(Node):
         if now - self._last_evaluation > 0.2:
             observation = self.assembler.assemble(now)
             if isinstance(observation, StaleObservation):
-                self._note_stale(observation.reason, observation.cause)
+                self._note_stale(observation.reason, observation.cause, observation.waiting)
                 self._stop_acting_on_stale_data()
 
     def _stop_acting_on_stale_data(self) -> None:
@@ -298,7 +300,7 @@ class PolicyNode(Node):
                 self._busy = True
                 episode = self._episode
         if isinstance(observation, StaleObservation):  # the joint states stopped while frames come
-            self._note_stale(observation.reason, observation.cause)
+            self._note_stale(observation.reason, observation.cause, observation.waiting)
             self._stop_acting_on_stale_data()
             return
         self._worker.submit(self._infer, observation, episode)
@@ -354,7 +356,7 @@ class PolicyNode(Node):
             starts = self._acting() and self.scheduler.should_infer(now, self.lockstep.in_flight is not None)
             observation = self.assembler.assemble(now) if starts else None
             if isinstance(observation, StaleObservation):
-                self._note_stale(observation.reason, observation.cause)
+                self._note_stale(observation.reason, observation.cause, observation.waiting)
             elif observation is not None:
                 self.lockstep.start(lambda o: self._worker.submit(self._compute, o), observation, self._episode)
         chunk_ns = self._publish_due_chunk(now) or chunk_ns  # one charged a single tick is due at once

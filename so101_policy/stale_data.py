@@ -6,14 +6,17 @@ must be cancelled.
 
 from __future__ import annotations
 
+import logging
+
 from .scheduler import InferenceMode
 
 
 class StaleDataGuard:
-    """One warning per stall, and the chunks cancelled where the mode replans from fresh data.
+    """One line per stall, and the chunks cancelled where the mode replans from fresh data.
 
-    A stall's reason names ages that grow at every check, so a new warning is decided by its cause (which
-    inputs are stale), and said again only after fresh data. Async, RTC and temporal ensemble on the wall clock
+    A stall's reason names ages that grow at every check, so a new line is decided by its cause (which
+    inputs are stale), and said again only after fresh data. An input that has sent nothing yet (start-up,
+    a new episode) is waited for at INFO: a WARN in every normal start teaches users to ignore WARNs. Async, RTC and temporal ensemble on the wall clock
     sent chunks planned to be replaced by ones from data that is not coming: those are cancelled and the arm
     holds. Sync plays each chunk whole (lerobot's loop, its contract); in lockstep the sim publishes every input
     of a tick, so nothing stalls but the sim itself.
@@ -23,13 +26,13 @@ class StaleDataGuard:
         self.cancels_chunks = not lockstep and mode is not InferenceMode.SYNC
         self._cause: str | None = None  # what the last warning said was wrong
 
-    def warning(self, reason: str, cause: str | None = None) -> str | None:
-        """What to log for this stale observation, or None while the same stall goes on."""
+    def notice(self, reason: str, cause: str | None = None, waiting: bool = False) -> tuple[int, str] | None:
+        """(logging level, line) for this stale observation, or None while the same stall goes on."""
         cause = cause or reason
         if cause == self._cause:
             return None
         self._cause = cause
-        return f"no inference: {reason}"
+        return (logging.INFO, f"waiting to act: {reason}") if waiting else (logging.WARNING, f"no inference: {reason}")
 
     def fresh(self) -> None:
         """A chunk went out from fresh data: the next stall is said again."""

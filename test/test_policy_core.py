@@ -329,16 +329,39 @@ def test_a_checkpoint_without_min_and_max_says_its_ranges_were_not_checked(tmp_p
 
 
 def test_a_stall_is_warned_once_while_its_ages_grow_and_again_after_fresh_data():
+    import logging
+
     from so101_policy.stale_data import StaleDataGuard
 
     guard = StaleDataGuard(InferenceMode.ASYNC, lockstep=False)
     reasons = [f"stale data (max_obs_age 0.50 s): wrist {age:.2f} s" for age in (0.6, 0.8, 1.0)]
-    warnings = [guard.warning(reason, cause="stale: wrist") for reason in reasons]
-    assert warnings == [f"no inference: {reasons[0]}", None, None]
-    assert guard.warning("stale data: wrist 1.1 s, joint_states 0.7 s", cause="stale: wrist, joint_states")
-    assert guard.warning("no joint state received yet") and guard.warning("no joint state received yet") is None
+    notices = [guard.notice(reason, cause="stale: wrist") for reason in reasons]
+    assert notices == [(logging.WARNING, f"no inference: {reasons[0]}"), None, None]
+    assert guard.notice("stale data: wrist 1.1 s, joint_states 0.7 s", cause="stale: wrist, joint_states")
     guard.fresh()
-    assert guard.warning(reasons[2], cause="stale: wrist") == f"no inference: {reasons[2]}"
+    assert guard.notice(reasons[2], cause="stale: wrist") == (logging.WARNING, f"no inference: {reasons[2]}")
+
+
+def test_inputs_that_have_sent_nothing_yet_are_waited_for_at_info_once():
+    """Every normal start on the wall clock (the policy up before the driver's first joint state) printed a WARN."""
+    import logging
+
+    from so101_policy.stale_data import StaleDataGuard
+
+    assembler = ObservationAssembler(("wrist",), JointModel.for_sim())
+    guard = StaleDataGuard(InferenceMode.ASYNC, lockstep=False)
+    lines = []
+    for now in (0.0, 0.2, 0.4):
+        stale = assembler.assemble(now)
+        lines.append(guard.notice(stale.reason, stale.cause, stale.waiting))
+    assert lines == [(logging.INFO, "waiting to act: no joint state received yet"), None, None]
+    assembler.update_joints(0.5, np.zeros(6))
+    stale = assembler.assemble(0.5)
+    assert guard.notice(stale.reason, stale.cause, stale.waiting) == (
+        logging.INFO, "waiting to act: no image received yet from ['wrist']")
+    assembler.update_image("wrist", 0.5, np.zeros((8, 8, 3), np.uint8))
+    stale = assembler.assemble(1.0)  # both sent, then stopped: a stall
+    assert not stale.waiting and guard.notice(stale.reason, stale.cause, stale.waiting)[0] == logging.WARNING
 
 
 def test_stale_data_cancels_the_sent_chunks_only_where_the_mode_replans_on_the_wall_clock():
