@@ -1,10 +1,15 @@
 import os
+import signal
 import sys
 from pathlib import Path
 
 # Test helpers (the Feetech emulator, shared fixtures) import as top-level modules.
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("MUJOCO_GL", "egl")
+# A suite started in the background by a shell without job control (`cmd &` in a script, nohup) inherits SIGINT
+# ignored, and so does every process it starts: the Ctrl-C tests then fail (seen: 6 failures of a CI run launched
+# that way). Ctrl-C as a terminal delivers it, for this process and its children.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 import pytest  # noqa: E402
