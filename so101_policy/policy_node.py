@@ -264,7 +264,12 @@ class PolicyNode(Node):
         notice = self.stale_guard.notice(reason, cause, waiting)
         if notice is not None:
             level, line = notice
-            (self.get_logger().info if level == logging.INFO else self.get_logger().warning)(line)
+            # One call site per severity: rclpy refuses a call site whose severity changes ("Logger severity
+            # cannot be changed between calls"), which ended the node at its first stall after waiting.
+            if level == logging.INFO:
+                self.get_logger().info(line)
+            else:
+                self.get_logger().warning(line)
         self.stats.stale_observations += 1
         self.stats.last_stale_reason = reason
 
