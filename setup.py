@@ -40,7 +40,7 @@ setup(
             "recorder = so101_driver.entry_points:recorder",
             "bag_player = so101_driver.entry_points:bag_player",
             "lifecycle_manager = so101_driver.entry_points:lifecycle_manager",
-            "so101 = so101_bringup.cli:main",
+            "so101 = so101_bringup.cli:program",
         ],
     },
 )

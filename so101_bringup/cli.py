@@ -42,11 +42,21 @@ def main(argv: list[str] | None = None) -> int:
         # for a graph the user stops, no failure (graph_exit).
         print(f"so101 {args.command}: stopped (Ctrl-C)", file=sys.stderr)
         return 0
+
+
+def program() -> None:
+    """The `so101` console script: main(), then the exit.
+
+    Once main() is over, a Ctrl-C (a second one, from a user or sent on by a launcher, late on a busy machine)
+    would end the process by SIGINT with a traceback during the interpreter's exit: seen as exit -2 under load.
+    It is ignored from there on; main() itself leaves the process's handlers alone (it is also a library call).
+    """
+    try:
+        code = main()
     finally:
-        # The work is over. A Ctrl-C from here to the exit (a second one, from a user or sent on by a launcher,
-        # late on a busy machine) would end the process by SIGINT with a traceback: seen as exit -2 under load.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    program()

@@ -89,8 +89,8 @@ class GoalAudit:
     """Every Goal_Position a servo takes while torque is on: within the servo's own Min/Max_Position_Limit
     registers (what lerobot-calibrate wrote, read from the servo: no project code in the way), within the joint
     model's limits (the driver's contract, which can be tighter), and at most one step (max_relative_target,
-    in ticks by hand: 4096 a turn) from where the servo was: its goal before, or, when torque goes on, the position
-it rested at (a goal written under torque off moves nothing until then)."""
+        in ticks by hand: 4096 a turn) from where the servo was: its goal before, or, when torque goes on, the
+    position it rested at (a goal written under torque off moves nothing until then)."""
 
     def __init__(self, joint_model, servo_ids: list[int], max_relative_target: float):
         lower, upper = (joint_model.radians_to_ticks(limit) for limit in joint_model.limits)

@@ -142,9 +142,13 @@ def test_a_ctrl_c_after_a_command_finished_does_not_turn_its_exit_into_a_death_b
     EvalRun("eval", {"policy": "act", "cameras": "wrist", "backend": "torch"},
             [EpisodeResult(index=0, outcome=Outcome.SUCCESS, duration_s=5.0, seed=1, chunks=3, latency_p50_ms=100.0,
                            latency_p95_ms=100.0, bag=None)]).save(results)
-    # The console script's own call, then a SIGINT as the interpreter heads for its exit.
-    script = ("import os, signal, sys\nfrom so101_bringup.cli import main\ncode = main()\n"
-              "os.kill(os.getpid(), signal.SIGINT)\nsys.exit(code)\n")
+    # The console script's own entry, with a SIGINT as it heads for the interpreter's exit; and main() as a
+    # library call, which must leave the process's SIGINT handler as it found it.
+    script = ("import os, signal, sys\nfrom so101_bringup import cli\nexit_for_real = sys.exit\n"
+              "sys.exit = lambda code: (os.kill(os.getpid(), signal.SIGINT), exit_for_real(code))\n"
+              "handler = signal.getsignal(signal.SIGINT)\ncli.main(sys.argv[1:])\n"
+              "assert signal.getsignal(signal.SIGINT) is handler, 'main() changed the SIGINT handler'\n"
+              "cli.program()\n")
     run = subprocess.run([sys.executable, "-c", script, "eval", "compare", str(results)], capture_output=True,
                          text=True, timeout=120, env=dict(os.environ), cwd=tmp_path)
     assert run.returncode == 0 and "Traceback" not in run.stderr, (run.returncode, run.stdout, run.stderr)
