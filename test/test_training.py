@@ -466,11 +466,13 @@ def without_ros(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def act_run(sim_dataset, tmp_path_factory):
-    """Trained where ROS is not installed: before, `so101 train` imported rclpy on its way to lerobot."""
+    """Trained where ROS is not installed: before, `so101 train` imported rclpy on its way to lerobot. With the
+    auxiliary object-state target, which the dataset records and the policy must not see."""
     root, _ = sim_dataset
     run = tmp_path_factory.mktemp("runs") / "act_wrist"
     so101_train("act_dual", "--dataset", REPO_ID, "--dataset-root", str(root), "--output-dir", str(run),
-                "--exclude-cameras", "overhead", "--resize-with-pad", "32x40", "--frame-cache", *TINY_ACT, *FAST,
+                "--exclude-cameras", "overhead", "--resize-with-pad", "32x40", "--frame-cache",
+                "--aux-object-state", "0.5", *TINY_ACT, *FAST,
                 "--steps=2", "--save_freq=2", env=without_ros(tmp_path_factory.mktemp("no_ros")))
     return run
 
@@ -485,11 +487,21 @@ def test_act_training_writes_checkpoint_metrics_and_run_info(act_run):
     assert names.index("so101_resize_with_pad") < names.index("normalizer_processor")
     records = [json.loads(line) for line in (act_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
-    for key in ("loss", "grad_norm", "lr", "update_s", "dataloading_s"):
+    for key in ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "l1_loss", "aux_state_mse"):
         assert all(np.isfinite(r[key]) for r in records), key
+    # lerobot's loss is ACT's own plus the weighted object-state error.
+    assert all(r["loss"] == pytest.approx(r["l1_loss"] + 0.5 * r["aux_state_mse"], rel=1e-3) for r in records)
     assert records[0]["lr"] == pytest.approx(1e-5)
     info = json.loads((act_run / "run_info.json").read_text())
     assert info["cameras"] == ["wrist"] and info["resize_with_pad"] == [32, 40] and info["total_params"] > 0
+    assert info["aux_object_state"] == 0.5
+    # The checkpoint is lerobot's ACT: every tensor of model.safetensors is the policy's, loaded strictly.
+    from lerobot.policies.act.modeling_act import ACTPolicy
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint / "model.safetensors"), "pt") as saved:
+        assert set(saved.keys()) == set(ACTPolicy.from_pretrained(checkpoint).state_dict())
+    assert (act_run / "checkpoints/last/training_state/so101_auxiliary_state_head.safetensors").is_file()
     assert info["frame_cache"]["size"] == [32, 40] and Path(info["frame_cache"]["path"]).is_dir()
 
 
@@ -517,7 +529,7 @@ def test_running_again_resumes_from_the_last_checkpoint_where_the_run_is_now(act
     # checkpoints went to the directory named in the saved config, the original run's.
     moved = Path(shutil.copytree(act_run, act_run.parent / "act_wrist_moved", symlinks=True))
     result = so101_train("act_dual", "--output-dir", str(moved), "--steps=3")
-    assert "Resuming" in result.stdout
+    assert "Resuming" in result.stdout and "starts afresh" not in result.stdout  # the auxiliary head resumed too
     records = [json.loads(line) for line in (moved / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     assert (moved / "checkpoints/000003").is_dir() and (moved / "checkpoints/last").resolve().name == "000003"

@@ -16,7 +16,10 @@ module looks up at call time, each around lerobot's own function:
   a frame cache, camera frames from decoded frames at the training size (training/frame_cache.py);
   without one, cameras the policy does not see are not read (training/unseen_cameras.py);
 - tqdm (with a time budget only): the progress bar counts minutes of the budget, not steps of a
-  horizon the run will never reach.
+  horizon the run will never reach;
+- save_checkpoint and load_training_state (with an auxiliary object-state target only): the target's
+  head, which the checkpoint's model leaves out, is kept in training_state/ and restored on resume
+  (training/auxiliary_state.py).
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lerobot.configs.types import FeatureType, PolicyFeature
-from lerobot.utils.feature_utils import dataset_to_policy_features
 from lerobot.processor import NormalizerProcessorStep
+from lerobot.utils.constants import TRAINING_STATE_DIR
+from lerobot.utils.feature_utils import dataset_to_policy_features
 from tqdm import tqdm
 
 from so101_driver.environment_state import ENVIRONMENT_STATE_KEY
 from so101_policy.resize_with_pad import IMAGE_PREFIX, ResizeWithPadStep
 
+from .auxiliary_state import AuxiliaryStateTarget, attach_auxiliary_state, load_head, save_head
 from .backbone_batchnorm import learn_backbone_batchnorm, needs_learned_batchnorm
 from .delta_query_cache import cache_delta_columns
 from .frame_cache import FrameCacheInfo, serve_cached_frames
@@ -84,6 +89,7 @@ class RunObservations:
     cached_delta_keys: list[str] = field(default_factory=list)  # delta windows read from memory
     frame_cache: FrameCacheInfo | None = None  # where camera frames were read from, when not the videos
     unread_cameras: list[str] = field(default_factory=list)  # camera keys of the dataset the policy does not see
+    auxiliary_state: AuxiliaryStateTarget | None = None  # the training-only object-state head, if any
 
 
 def policy_input_features(dataset_features: dict, cameras: tuple[str, ...],
@@ -119,9 +125,10 @@ def add_resize_with_pad(preprocessor, height: int, width: int, cameras: tuple[st
 class MetricsLog:
     """Appends one JSON line per logged training window."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, extra: Callable[[], dict[str, float]] = dict):
         self.path = path
         self.started = time.monotonic()
+        self.extra = extra  # more window averages (the auxiliary target's losses), read once per window
 
     def append(self, tracker) -> None:
         meters = tracker.metrics
@@ -130,6 +137,7 @@ class MetricsLog:
         record = {"step": int(tracker.steps), "samples": int(tracker.samples), "epochs": float(tracker.epochs),
                   "wall_s": round(time.monotonic() - self.started, 3)}
         record.update({key: float(meters[key].avg) for key in METRIC_KEYS if key in meters})
+        record.update(self.extra())
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
 
@@ -138,23 +146,28 @@ class MetricsLog:
 def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | None, metrics_path: Path,
                    on_policy_made: Callable[[RunObservations], None] = lambda observed: None,
                    time_budget_s: float | None = None, frame_cache: bool = False,
-                   environment_state: bool = False) -> Iterator[RunObservations]:
+                   environment_state: bool = False,
+                   auxiliary_state_weight: float = 0.0) -> Iterator[RunObservations]:
     """`on_policy_made` runs once lerobot has validated the run (its output_dir may now be created).
 
     `time_budget_s`: wall-clock seconds from the first training step; raises TimeBudgetReached.
     `frame_cache`: camera frames come from a cache of decoded frames at the `resize_with_pad` size.
     `environment_state`: the policy takes the sim's object state (observation.environment_state).
+    `auxiliary_state_weight`: above 0, a vision ACT also learns to predict that state, with this loss weight.
     """
     import lerobot.scripts.lerobot_train as lerobot_train
 
     observed = RunObservations()
-    metrics = MetricsLog(metrics_path)
+    metrics = MetricsLog(metrics_path, lambda: observed.auxiliary_state.window_means()
+                         if observed.auxiliary_state is not None else {})
     original_make_policy = lerobot_train.make_policy
     original_make_processors = lerobot_train.make_pre_post_processors
     original_tracker = lerobot_train.MetricsTracker
     original_should_save = lerobot_train.should_save_checkpoint
     original_tqdm = lerobot_train.tqdm
     original_make_datasets = lerobot_train.make_train_eval_datasets
+    original_save_checkpoint = lerobot_train.save_checkpoint
+    original_load_training_state = lerobot_train.load_training_state
     budget = {"started": None, "saved_step": None}
 
     def make_policy(cfg, ds_meta=None, **kwargs):
@@ -165,6 +178,9 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
             observed.learned_batchnorm_layers = learn_backbone_batchnorm(policy)
         observed.learnable_params = sum(p.numel() for p in policy.parameters() if p.requires_grad)
         observed.total_params = sum(p.numel() for p in policy.parameters())
+        if auxiliary_state_weight > 0:  # after counting: the head is not part of the saved policy
+            observed.auxiliary_state = attach_auxiliary_state(policy, ds_meta.stats[ENVIRONMENT_STATE_KEY],
+                                                              auxiliary_state_weight)
         observed.input_features = {key: list(feature.shape) for key, feature in cfg.input_features.items()}
         on_policy_made(observed)
         return policy
@@ -210,8 +226,23 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
             observed.unread_cameras = skip_unseen_cameras(dataset, cameras)
         return dataset, eval_dataset
 
+    def save_checkpoint(*args, **kwargs):
+        original_save_checkpoint(*args, **kwargs)
+        if observed.auxiliary_state is not None:
+            checkpoint_dir = Path(kwargs["checkpoint_dir"] if "checkpoint_dir" in kwargs else args[0])
+            save_head(observed.auxiliary_state, checkpoint_dir / TRAINING_STATE_DIR)
+
+    def load_training_state(checkpoint_dir, *args, **kwargs):
+        loaded = original_load_training_state(checkpoint_dir, *args, **kwargs)
+        if observed.auxiliary_state is not None and not load_head(observed.auxiliary_state,
+                                                                  Path(checkpoint_dir) / TRAINING_STATE_DIR):
+            print(f"The auxiliary object-state head starts afresh: {checkpoint_dir} has none", flush=True)
+        return loaded
+
     lerobot_train.should_save_checkpoint = should_save_checkpoint
     lerobot_train.make_train_eval_datasets = make_train_eval_datasets
+    lerobot_train.save_checkpoint = save_checkpoint
+    lerobot_train.load_training_state = load_training_state
     if time_budget_s is not None:
         lerobot_train.tqdm = budget_progress_bar(time_budget_s)
     try:
@@ -223,3 +254,5 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
         lerobot_train.should_save_checkpoint = original_should_save
         lerobot_train.tqdm = original_tqdm
         lerobot_train.make_train_eval_datasets = original_make_datasets
+        lerobot_train.save_checkpoint = original_save_checkpoint
+        lerobot_train.load_training_state = original_load_training_state

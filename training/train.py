@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .auxiliary_state import check_auxiliary_state
 from .configs import TrainRequest
 from .dataset_source import prepare_dataset
 from .lerobot_hooks import TimeBudgetReached, training_hooks
@@ -44,6 +45,7 @@ class RunInfo:
     frame_cache: dict | None = None  # the decoded-frame cache trained from (FrameCacheInfo), if any
     environment_state: bool = False  # the policy takes the sim's object state (observation.environment_state)
     numeric_path: str | None = None  # a CPU run's: its CPU and whether it trains in bf16 (cpu_numerics)
+    aux_object_state: float = 0.0  # the auxiliary object-state target's loss weight (0: none)
 
     @classmethod
     def load(cls, run_dir: Path) -> RunInfo:
@@ -103,6 +105,8 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
     cameras, has_environment_state = _dataset_inputs(source.repo_id, source.root)
     resolved = resolve(request.preset, request.overrides, tuple(request.exclude_cameras), cameras,
                        has_environment_state)
+    check_auxiliary_state(request.aux_object_state, resolved.preset.policy_type, has_environment_state,
+                          resolved.preset.environment_state)
     resize = resolved.preset.resize_with_pad if request.resize_with_pad == "preset" else request.resize_with_pad
     settings = {**resolved.settings, "dataset.repo_id": source.repo_id, "output_dir": str(run_dir)}
     if source.root is not None:
@@ -114,7 +118,7 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
         dataset_root=None if source.root is None else str(source.root), dataset_converted=source.converted,
         cameras=list(resolved.cameras), resize_with_pad=None if resize is None else list(resize), settings=settings,
         environment_state=resolved.preset.environment_state,
-        numeric_path=resolved.numeric_path,
+        numeric_path=resolved.numeric_path, aux_object_state=request.aux_object_state,
     )
     return run_dir, info, [f"--{key}={value}" for key, value in settings.items()]
 
@@ -137,6 +141,8 @@ def run_training(request: TrainRequest) -> Path:
     resize = None if info.resize_with_pad is None else tuple(info.resize_with_pad)
     print(f"so101 train {info.preset}: {info.policy_type} on {info.dataset}, cameras {info.cameras}"
           + (", the sim's object state" if info.environment_state else "")
+          + (f", learning the object state as an auxiliary target (weight {info.aux_object_state:g})"
+             if info.aux_object_state else "")
           + (f", images resized with padding to {resize[0]}x{resize[1]}" if resize else ""))
     if info.numeric_path:
         print(f"Numeric path: {info.numeric_path}", flush=True)
@@ -161,7 +167,7 @@ def run_training(request: TrainRequest) -> Path:
               "is spent.", flush=True)
     with _lerobot_command_line(arguments), training_hooks(tuple(info.cameras), resize, run_dir / METRICS,
                                                           record_policy, budget, request.frame_cache,
-                                                          info.environment_state):
+                                                          info.environment_state, info.aux_object_state):
         try:
             lerobot_train.train()
         except TimeBudgetReached as stop:

@@ -10,6 +10,7 @@ from so101_bringup.options import add_options, from_options
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.auxiliary_state import AuxiliaryStateError
     from training.dataset_source import DatasetSourceError
     from training.frame_cache import FrameCacheError
     from training.presets import PresetError, parse_overrides
@@ -18,7 +19,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
-    except (TrainError, DatasetSourceError, PresetError, FrameCacheError) as error:  # each says what was found and what to do
+    # Each says what was found and what to do.
+    except (TrainError, DatasetSourceError, PresetError, FrameCacheError, AuxiliaryStateError) as error:
         print(f"so101 train: {error}", file=sys.stderr)
         return 1
     return 0
