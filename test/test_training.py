@@ -529,7 +529,7 @@ def test_running_again_resumes_from_the_last_checkpoint_where_the_run_is_now(act
     # checkpoints went to the directory named in the saved config, the original run's.
     moved = Path(shutil.copytree(act_run, act_run.parent / "act_wrist_moved", symlinks=True))
     result = so101_train("act_dual", "--output-dir", str(moved), "--steps=3")
-    assert "Resuming" in result.stdout and "starts afresh" not in result.stdout  # the auxiliary head resumed too
+    assert "Resuming" in result.stdout and "auxiliary object-state head resumed from" in result.stdout
     records = [json.loads(line) for line in (moved / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     assert (moved / "checkpoints/000003").is_dir() and (moved / "checkpoints/last").resolve().name == "000003"
@@ -539,6 +539,10 @@ def test_running_again_resumes_from_the_last_checkpoint_where_the_run_is_now(act
     failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(moved), "--no-resume"],
                             capture_output=True, text=True, timeout=300)
     assert failed.returncode != 0 and "exists" in failed.stderr
+    # Resumed with another weight for the auxiliary target: refused, not silently ignored.
+    failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(moved), "--aux-object-state", "2"],
+                            capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "trains with --aux-object-state 0.5, not 2" in failed.stderr
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ never sees; its mean squared error, weighted, is added to ACT's loss. The gradie
 and the encoder to carry where the cube is, which the action loss alone teaches slowly from 64x64
 frames (rung b of the README's ladder).
 
-The head is not part of the checkpoint: `pretrained_model/` is a plain lerobot ACT checkpoint that
-lerobot and the policy node load unchanged. So that a resumed run goes on with the head it had, its
+The head is not part of the checkpoint: `pretrained_model/` holds exactly a plain lerobot ACT's tensors,
+which lerobot and the policy node (strict) load unchanged. So that a resumed run goes on with the head it had, its
 weights are kept beside lerobot's optimizer state, in `training_state/` (HEAD_FILE).
 """
 
@@ -52,7 +52,7 @@ def check_auxiliary_state(weight: float, policy_type: str, has_environment_state
 
 
 class AuxiliaryStateTarget(nn.Module):
-    """The head, the target's normalisation, and the window averages of the two losses for the metrics log."""
+    """The head and the target's normalisation."""
 
     def __init__(self, policy, stats: dict, weight: float):
         super().__init__()
@@ -71,8 +71,6 @@ class AuxiliaryStateTarget(nn.Module):
         self.image_tokens = _image_token_count(policy)
         self.head = nn.Linear(self.image_tokens * config.dim_model, mean.numel())
         self.encoder_out: torch.Tensor | None = None
-        self._sums = {"l1_loss": 0.0, "aux_state_mse": 0.0}
-        self._count = 0
 
     def loss(self, batch: dict) -> torch.Tensor:
         """The error of the last encoder pass's prediction, in units of the (floored) spread of each component."""
@@ -84,20 +82,6 @@ class AuxiliaryStateTarget(nn.Module):
         predicted = self.head(features).float()
         target = (batch[ENVIRONMENT_STATE_KEY].float() - self.mean) / self.std
         return nn.functional.mse_loss(predicted, target)
-
-    def record(self, l1_loss: float, aux_state_mse: float) -> None:
-        self._sums["l1_loss"] += l1_loss
-        self._sums["aux_state_mse"] += aux_state_mse
-        self._count += 1
-
-    def window_means(self) -> dict[str, float]:
-        """The averages since the last call (one logged window), then starts a new window."""
-        if self._count == 0:
-            return {}
-        means = {key: value / self._count for key, value in self._sums.items()}
-        self._sums = dict.fromkeys(self._sums, 0.0)
-        self._count = 0
-        return means
 
 
 def _image_token_count(policy) -> int:
@@ -135,14 +119,16 @@ def attach_auxiliary_state(policy, stats: dict, weight: float) -> AuxiliaryState
         if not self.training:
             return loss, output
         auxiliary = target.loss(batch)
-        target.record(float(loss.detach()), float(auxiliary.detach()))
+        # lerobot's MetricsTracker averages every number of this dict (update_metrics) beside its loss.
         output = dict(output or {}, aux_state_mse=float(auxiliary.detach()))
         return loss + target.weight * auxiliary, output
 
-    def _save_pretrained(self, save_directory, *args, **kwargs):
+    def _save_pretrained(self, save_directory, state_dict=None):
+        if state_dict is not None:  # gathered by lerobot (FSDP), the head's tensors among them
+            state_dict = {key: value for key, value in state_dict.items() if not key.startswith(HEAD_NAME + ".")}
         head = self._modules.pop(HEAD_NAME)
         try:
-            return policy_class._save_pretrained(self, save_directory, *args, **kwargs)
+            return policy_class._save_pretrained(self, save_directory, state_dict=state_dict)
         finally:
             self._modules[HEAD_NAME] = head
 

@@ -106,11 +106,12 @@ class TrainRequest:
     time_budget_min: float | None = option(None, "stop once this many minutes of training have passed, saving that "
                                            "step as the last checkpoint (the run can be resumed later)",
                                            flag="--time-budget", type=float, metavar="MINUTES")
-    aux_object_state: float = option(0.0, "train a vision ACT to also predict the sim's object state (cube pose, "
-                                     "target position) from its image tokens, with this loss weight (0: off): a "
-                                     "training-only head, left out of the checkpoint. The dataset must record the "
-                                     "state (`so101 dataset sim --environment-state`)", type=float,
-                                     metavar="WEIGHT")
+    aux_object_state: float | None = option(None, "train a vision ACT to also predict the sim's object state (cube "
+                                            "pose, target position) from its image tokens, with this loss weight "
+                                            "(default 0: off; a resumed run keeps its own): a training-only head, "
+                                            "left out of the checkpoint. The dataset must record the state "
+                                            "(`so101 dataset sim --environment-state`)", type=float,
+                                            metavar="WEIGHT")
     frame_cache: bool = option(False, "decode every camera frame once, at the --resize-with-pad size, into "
                                "<dataset root>/so101_frame_cache, and train from it instead of decoding videos at "
                                "every step (the hub dataset at 224x224: 6.8 GB on disk)")

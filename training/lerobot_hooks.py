@@ -46,7 +46,10 @@ from .delta_query_cache import cache_delta_columns
 from .frame_cache import FrameCacheInfo, serve_cached_frames
 from .unseen_cameras import skip_unseen_cameras
 
-METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s")
+# lerobot's own meters, then what the policy's forward returns beside its loss (ACT: l1_loss, kld_loss with the VAE;
+# the auxiliary object-state target: aux_state_mse), which lerobot's tracker averages as it finds them.
+METRIC_KEYS = ("loss", "grad_norm", "lr", "update_s", "dataloading_s", "samples_per_s", "l1_loss", "kld_loss",
+               "aux_state_mse")
 
 
 def budget_progress_bar(budget_s: float, clock: Callable[[], float] = time.monotonic) -> type[tqdm]:
@@ -125,10 +128,9 @@ def add_resize_with_pad(preprocessor, height: int, width: int, cameras: tuple[st
 class MetricsLog:
     """Appends one JSON line per logged training window."""
 
-    def __init__(self, path: Path, extra: Callable[[], dict[str, float]] = dict):
+    def __init__(self, path: Path):
         self.path = path
         self.started = time.monotonic()
-        self.extra = extra  # more window averages (the auxiliary target's losses), read once per window
 
     def append(self, tracker) -> None:
         meters = tracker.metrics
@@ -137,7 +139,6 @@ class MetricsLog:
         record = {"step": int(tracker.steps), "samples": int(tracker.samples), "epochs": float(tracker.epochs),
                   "wall_s": round(time.monotonic() - self.started, 3)}
         record.update({key: float(meters[key].avg) for key in METRIC_KEYS if key in meters})
-        record.update(self.extra())
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
 
@@ -158,8 +159,7 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
     import lerobot.scripts.lerobot_train as lerobot_train
 
     observed = RunObservations()
-    metrics = MetricsLog(metrics_path, lambda: observed.auxiliary_state.window_means()
-                         if observed.auxiliary_state is not None else {})
+    metrics = MetricsLog(metrics_path)
     original_make_policy = lerobot_train.make_policy
     original_make_processors = lerobot_train.make_pre_post_processors
     original_tracker = lerobot_train.MetricsTracker
@@ -234,9 +234,12 @@ def training_hooks(cameras: tuple[str, ...], resize_with_pad: tuple[int, int] | 
 
     def load_training_state(checkpoint_dir, *args, **kwargs):
         loaded = original_load_training_state(checkpoint_dir, *args, **kwargs)
-        if observed.auxiliary_state is not None and not load_head(observed.auxiliary_state,
-                                                                  Path(checkpoint_dir) / TRAINING_STATE_DIR):
-            print(f"The auxiliary object-state head starts afresh: {checkpoint_dir} has none", flush=True)
+        if observed.auxiliary_state is not None:
+            state_dir = Path(checkpoint_dir) / TRAINING_STATE_DIR
+            if load_head(observed.auxiliary_state, state_dir):
+                print(f"The auxiliary object-state head resumed from {state_dir}", flush=True)
+            else:
+                print(f"The auxiliary object-state head starts afresh: {state_dir} has none", flush=True)
         return loaded
 
     lerobot_train.should_save_checkpoint = should_save_checkpoint

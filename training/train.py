@@ -90,6 +90,10 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
             raise TrainError(f"{run_dir} has a checkpoint but no {RUN_INFO}: it was not written by `so101 train`. "
                              f"Resume it with lerobot-train --config_path={last_config} --resume=true")
         info = RunInfo.load(run_dir)
+        if request.aux_object_state is not None and request.aux_object_state != info.aux_object_state:
+            raise TrainError(f"{run_dir} trains with --aux-object-state {info.aux_object_state:g}, not "
+                             f"{request.aux_object_state:g}: resume it without the option, or start another run "
+                             "with --output-dir")
         print(f"Resuming {run_dir} from {last_config.parent}")
         overrides = [f"--{key}={value}" for key, value in request.overrides.items()]
         # The saved config names the directory the run was started in; a run moved or copied since
@@ -105,7 +109,8 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
     cameras, has_environment_state = _dataset_inputs(source.repo_id, source.root)
     resolved = resolve(request.preset, request.overrides, tuple(request.exclude_cameras), cameras,
                        has_environment_state)
-    check_auxiliary_state(request.aux_object_state, resolved.preset.policy_type, has_environment_state,
+    aux_object_state = request.aux_object_state or 0.0
+    check_auxiliary_state(aux_object_state, resolved.preset.policy_type, has_environment_state,
                           resolved.preset.environment_state)
     resize = resolved.preset.resize_with_pad if request.resize_with_pad == "preset" else request.resize_with_pad
     settings = {**resolved.settings, "dataset.repo_id": source.repo_id, "output_dir": str(run_dir)}
@@ -118,7 +123,7 @@ def plan_run(request: TrainRequest) -> tuple[Path, RunInfo, list[str]]:
         dataset_root=None if source.root is None else str(source.root), dataset_converted=source.converted,
         cameras=list(resolved.cameras), resize_with_pad=None if resize is None else list(resize), settings=settings,
         environment_state=resolved.preset.environment_state,
-        numeric_path=resolved.numeric_path, aux_object_state=request.aux_object_state,
+        numeric_path=resolved.numeric_path, aux_object_state=aux_object_state,
     )
     return run_dir, info, [f"--{key}={value}" for key, value in settings.items()]
 

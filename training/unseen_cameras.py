@@ -5,7 +5,8 @@ sample and formats each stored image (PNG) through the Hugging Face dataset, whe
 policy takes that camera. A wrist-only policy would still pay for the overhead camera, and a policy
 trained on the sim's object state alone for both, which is most of its step on a CPU. So, for the
 length of a run, the reader's stored image columns of unseen cameras are dropped and its video
-query asks only for the seen ones; the samples hold exactly the features the policy takes.
+query asks only for the seen ones. Every other feature stays in the samples, those the policy does not
+take included (the auxiliary object-state target reads observation.environment_state from them).
 """
 
 from __future__ import annotations
