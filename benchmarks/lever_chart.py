@@ -54,7 +54,7 @@ def main() -> int:
     axis.set_xlim(-3, 103)
     axis.set_xlabel("success, % of unseen seeds (95% Wilson interval)")
     axis.grid(axis="x", alpha=0.3)
-    axis.set_title(args.title)
+    axis.set_title(args.title, fontsize=10)
     axis.legend(loc="lower right", fontsize=8, frameon=False)
     figure.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
