@@ -36,6 +36,8 @@ def main() -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from success_curve import save_figure
+
     figure, axis = plt.subplots(figsize=(7.5, 0.5 * len(rows) + 1.4))
     baseline = rows[0]
     axis.axvspan(baseline["low"], baseline["high"], color="0.85", zorder=0, label="baseline's 95% interval")
@@ -56,10 +58,7 @@ def main() -> int:
     axis.grid(axis="x", alpha=0.3)
     axis.set_title(args.title, fontsize=10)
     axis.legend(loc="lower right", fontsize=8, frameon=False)
-    figure.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.output, dpi=110)
-    print(f"wrote {args.output}")
+    save_figure(figure, args.output)
     return 0
 
 

@@ -65,11 +65,15 @@ def main() -> int:
     axis.set_title(args.title)
     # Below the axes: a run's points can be anywhere inside them.
     axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
-    figure.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.output, dpi=110)
-    print(f"wrote {args.output}")
+    save_figure(figure, args.output)
     return 0
+
+
+def save_figure(figure, output: Path) -> None:
+    figure.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=110)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":
