@@ -16,15 +16,15 @@ class StaleDataGuard:
 
     A stall's reason names ages that grow at every check, so a new line is decided by its cause (which
     inputs are stale), and said again only after fresh data. An input that has sent nothing yet (start-up,
-    a new episode) is waited for at INFO: a WARN in every normal start teaches users to ignore WARNs. Async, RTC and temporal ensemble on the wall clock
-    sent chunks planned to be replaced by ones from data that is not coming: those are cancelled and the arm
-    holds. Sync plays each chunk whole (lerobot's loop, its contract); in lockstep the sim publishes every input
+    a new episode) is waited for at INFO: a WARN in every normal start teaches users to ignore WARNs.
+    Async, RTC and temporal ensemble on the wall clock sent chunks planned to be replaced by ones from data
+    that is not coming: those are cancelled and the arm holds. Sync plays each chunk whole (lerobot's loop, its contract); in lockstep the sim publishes every input
     of a tick, so nothing stalls but the sim itself.
     """
 
     def __init__(self, mode: InferenceMode, lockstep: bool):
         self.cancels_chunks = not lockstep and mode is not InferenceMode.SYNC
-        self._cause: str | None = None  # what the last warning said was wrong
+        self._cause: str | None = None  # what the last line said was wrong
 
     def notice(self, reason: str, cause: str | None = None, waiting: bool = False) -> tuple[int, str] | None:
         """(logging level, line) for this stale observation, or None while the same stall goes on."""
