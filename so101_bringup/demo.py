@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -55,6 +56,9 @@ class DemoConfig:
     episodes: int = option(10, "evaluation episodes of the vision ACT (or of --checkpoint)")
     max_episode_s: float = option(25.0, "maximum evaluation episode length, s")
     eval_seed: int = option(100_000, "seed of the first evaluation episode, far beyond the demonstrations' (0, 1, ...)")
+    aux_object_state: float = option(0.0, "the vision ACT also learns to predict the sim's object state from its "
+                                          "image tokens, with this loss weight (0: off): a training-only head, left "
+                                          "out of the checkpoint (`so101 train --aux-object-state`)", metavar="WEIGHT")
     device: str = option("cpu", "device for training and evaluation")
 
     def __post_init__(self):
@@ -62,6 +66,17 @@ class DemoConfig:
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         if self.budget_minutes <= 0 or self.state_train_minutes < 0 or (self.train_minutes or 0) < 0:
             raise ValueError("budget-minutes must be above 0, and the training minutes 0 or more")
+        if self.aux_object_state < 0:
+            raise ValueError(f"aux-object-state is a loss weight, 0 or more; got {self.aux_object_state:g}")
+
+
+@contextmanager
+def _one_line(errors, hint: str):
+    """A refusal from the training or dataset code, as the one line `so101` prints for a usage error."""
+    try:
+        yield
+    except errors as error:
+        raise UsageError(f"{error} ({hint})") from error
 
 
 def _minutes(seconds: float) -> str:
@@ -70,17 +85,18 @@ def _minutes(seconds: float) -> str:
 
 def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
     from training.configs import SimDatasetConfig
-    from training.sim_dataset import record_sim_dataset
+    from training.sim_dataset import SimDatasetError, record_sim_dataset
 
     root = config.output / f"dataset_{config.task_variant}_{config.overhead_view}_{config.image_size}px"
     started = time.monotonic()
-    dataset = record_sim_dataset(root, SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations,
-                                                        task_variant=config.task_variant,
-                                                        overhead_view=config.overhead_view,
-                                                        environment_state=config.state_train_minutes > 0,
-                                                        image_width=config.image_size,
-                                                        image_height=config.image_size, use_videos=False,
-                                                        workers=config.workers))
+    settings = SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations,
+                                task_variant=config.task_variant, overhead_view=config.overhead_view,
+                                # The state ACT's input, the vision ACT's auxiliary target.
+                                environment_state=config.state_train_minutes > 0 or config.aux_object_state > 0,
+                                image_width=config.image_size, image_height=config.image_size, use_videos=False,
+                                workers=config.workers)
+    with _one_line(SimDatasetError, "pass another --output"):
+        dataset = record_sim_dataset(root, settings)
     timings["demonstrations"] = time.monotonic() - started
     print(f"[demo] {dataset.meta.total_episodes} scripted demonstrations ({config.task_variant}), "
           f"{dataset.meta.total_frames} frames in {root} ({_minutes(timings['demonstrations'])})", flush=True)
@@ -91,9 +107,10 @@ def _train(config: DemoConfig, preset: str, dataset_root: Path, run_dir: Path, m
            timing: str) -> str:
     """`timing`: the name of its minutes in the summary. A run directory that trains on another dataset (another
     variant or image size, an older demo's) is refused: resuming it would go on training on that one."""
+    from training.auxiliary_state import AuxiliaryStateError
     from training.configs import TrainRequest
     from training.report import summarize, write_report
-    from training.train import run_training
+    from training.train import TrainError, run_training
 
     info = run_dir / "run_info.json"
     trained_on = json.loads(info.read_text()).get("dataset_root") if info.is_file() else None
@@ -101,11 +118,14 @@ def _train(config: DemoConfig, preset: str, dataset_root: Path, run_dir: Path, m
         raise UsageError(f"{run_dir} trains on {trained_on}, not on {dataset_root} (another --task-variant, "
                          f"--overhead-view or --image-size, or an older demo's): pass another --output, or remove {run_dir}")
     started = time.monotonic()
-    run_training(TrainRequest(preset=preset, dataset=DEMO_REPO_ID, dataset_root=dataset_root, output_dir=run_dir,
-                              # The state ACT has no camera, so nothing to resize.
-                              resize_with_pad="preset" if preset == STATE_PRESET else (config.image_size,) * 2,
-                              overrides={"policy.device": config.device, "log_freq": "10"},
-                              time_budget_min=minutes))
+    with _one_line((TrainError, AuxiliaryStateError), f"the demo goes on training {run_dir}: run it with the "
+                                                      "settings it started with, or pass another --output"):
+        run_training(TrainRequest(preset=preset, dataset=DEMO_REPO_ID, dataset_root=dataset_root, output_dir=run_dir,
+                                  # The state ACT has no camera, so nothing to resize.
+                                  resize_with_pad="preset" if preset == STATE_PRESET else (config.image_size,) * 2,
+                                  overrides={"policy.device": config.device, "log_freq": "10"},
+                                  time_budget_min=minutes,
+                                  aux_object_state=config.aux_object_state if preset == VISION_PRESET else None))
     timings[timing] = time.monotonic() - started
     curves, _ = write_report([run_dir], run_dir.parent / f"report_{run_dir.name}")
     summary = summarize(run_dir)

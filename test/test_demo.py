@@ -14,7 +14,7 @@ def test_demo_trains_evaluates_and_reports(tmp_path):
     output = tmp_path / "demo"
     command = [SO101, "demo", "--demonstrations", "2", "--state-train-minutes", "0.2", "--state-episodes", "2",
                "--train-minutes", "0.25", "--episodes", "2", "--max-episode-s", "3", "--image-size", "64",
-               "--output", str(output)]
+               "--aux-object-state", "0.5", "--output", str(output)]
     env = dict(isolated_ros_env(next_domain_id()), MUJOCO_GL="egl")
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -30,6 +30,11 @@ def test_demo_trains_evaluates_and_reports(tmp_path):
     assert set(state_inputs["input_features"]) == {"observation.state", "observation.environment_state"}
     vision_inputs = json.loads((output / "train/checkpoints/last/pretrained_model/config.json").read_text())
     assert "observation.environment_state" not in vision_inputs["input_features"]
+    # The object state is the vision ACT's training target only, and the state ACT's input only.
+    assert json.loads((output / "train" / "run_info.json").read_text())["aux_object_state"] == 0.5
+    assert json.loads((output / "train_state" / "run_info.json").read_text())["aux_object_state"] == 0
+    vision_metrics = [json.loads(line) for line in (output / "train" / "metrics.jsonl").read_text().splitlines()]
+    assert any("aux_state_mse" in row for row in vision_metrics)
     assert (output / "report_train" / "training_curves.png").is_file()
     assert len(list((output / "eval" / "bags").iterdir())) == 2
     assert (output / "replay" / "replay.json").is_file()
@@ -67,3 +72,24 @@ def test_the_demos_options_are_its_configs_fields():
     assert dests == {f.name for f in fields(DemoConfig)}
     with pytest.raises(UsageError, match="policy must be act or smolvla, got 'pi0'"):
         run_demo_command(parser.parse_args(["demo", "--policy", "pi0"]))
+
+
+def test_a_demo_resumed_with_another_auxiliary_weight_is_refused_in_one_line(tmp_path):
+    """The demo goes on training its run directory; a weight other than the run's would change the run's loss."""
+    import pytest
+
+    from so101_bringup.commands.common import UsageError
+    from so101_bringup.demo import VISION_PRESET, DemoConfig, _train
+    from training.train import LAST_CONFIG, RunInfo
+
+    dataset_root, run_dir = tmp_path / "dataset", tmp_path / "train"
+    (run_dir / LAST_CONFIG).parent.mkdir(parents=True)
+    (run_dir / LAST_CONFIG).write_text("{}")
+    RunInfo(preset=VISION_PRESET, policy_type="act", dataset="local/so101_demo", dataset_root=str(dataset_root),
+            dataset_converted=False, cameras=["overhead", "wrist"], resize_with_pad=[64, 64], settings={},
+            aux_object_state=0.5).save(run_dir)
+    with pytest.raises(UsageError, match=r"trains with --aux-object-state 0.5, not 0\b.*pass another --output"):
+        _train(DemoConfig(output=tmp_path, aux_object_state=0.0), VISION_PRESET, dataset_root, run_dir, 1.0, {},
+               "vision_training")
+    with pytest.raises(ValueError, match="aux-object-state is a loss weight, 0 or more; got -1"):
+        DemoConfig(aux_object_state=-1.0)
