@@ -14,7 +14,7 @@ def test_demo_trains_evaluates_and_reports(tmp_path):
     output = tmp_path / "demo"
     command = [SO101, "demo", "--demonstrations", "2", "--state-train-minutes", "0.2", "--state-episodes", "2",
                "--train-minutes", "0.25", "--episodes", "2", "--max-episode-s", "3", "--image-size", "64",
-               "--aux-object-state", "0.5", "--output", str(output)]
+               "--output", str(output)]
     env = dict(isolated_ros_env(next_domain_id()), MUJOCO_GL="egl")
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -35,6 +35,7 @@ def test_demo_trains_evaluates_and_reports(tmp_path):
     assert json.loads((output / "train_state" / "run_info.json").read_text())["aux_object_state"] == 0
     vision_metrics = [json.loads(line) for line in (output / "train" / "metrics.jsonl").read_text().splitlines()]
     assert any("aux_state_mse" in row for row in vision_metrics)
+    assert "x object state" in result.stdout and "the object state was only a training target" in result.stdout
     assert (output / "report_train" / "training_curves.png").is_file()
     assert len(list((output / "eval" / "bags").iterdir())) == 2
     assert (output / "replay" / "replay.json").is_file()
@@ -88,8 +89,14 @@ def test_a_demo_resumed_with_another_auxiliary_weight_is_refused_in_one_line(tmp
     RunInfo(preset=VISION_PRESET, policy_type="act", dataset="local/so101_demo", dataset_root=str(dataset_root),
             dataset_converted=False, cameras=["overhead", "wrist"], resize_with_pad=[64, 64], settings={},
             aux_object_state=0.5).save(run_dir)
-    with pytest.raises(UsageError, match=r"trains with --aux-object-state 0.5, not 0\b.*pass another --output"):
+    with pytest.raises(UsageError, match=r"trains with --aux-object-state 0.5, not 0 .*pass --aux-object-state 0.5 "
+                                         "to train it further, or another --output"):
         _train(DemoConfig(output=tmp_path, aux_object_state=0.0), VISION_PRESET, dataset_root, run_dir, 1.0, {},
+               "vision_training")
+    # A run directory an interrupted demo left without a checkpoint: training's own refusal, as one line too.
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(UsageError, match="holds no checkpoint to resume from.*the demo goes on training"):
+        _train(DemoConfig(output=tmp_path), VISION_PRESET, dataset_root, tmp_path / "empty_run", 1.0, {},
                "vision_training")
     with pytest.raises(ValueError, match="aux-object-state is a loss weight, 0 or more; got -1"):
         DemoConfig(aux_object_state=-1.0)
