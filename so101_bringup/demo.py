@@ -67,8 +67,8 @@ class DemoConfig:
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         if self.budget_minutes <= 0 or self.state_train_minutes < 0 or (self.train_minutes or 0) < 0:
             raise ValueError("budget-minutes must be above 0, and the training minutes 0 or more")
-        if self.aux_object_state < 0:
-            raise ValueError(f"aux-object-state is a loss weight, 0 or more; got {self.aux_object_state:g}")
+        if not 0 <= self.aux_object_state < float("inf"):  # NaN fails every comparison
+            raise ValueError(f"aux-object-state is a loss weight, 0 or more and finite; got {self.aux_object_state:g}")
 
 
 @contextmanager
@@ -84,62 +84,78 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
+def dataset_root(config: DemoConfig) -> Path:
+    return config.output / f"dataset_{config.task_variant}_{config.overhead_view}_{config.image_size}px"
+
+
+def dataset_settings(config: DemoConfig):
+    """What the demonstrations are recorded with. The sim's object state always: it is the state ACT's input
+    and the vision ACT's auxiliary target, a few floats a frame, and a dataset without it could serve neither."""
     from training.configs import SimDatasetConfig
+
+    return SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations, task_variant=config.task_variant,
+                            overhead_view=config.overhead_view, environment_state=True,
+                            image_width=config.image_size, image_height=config.image_size, use_videos=False,
+                            workers=config.workers)
+
+
+def _make_demonstrations(config: DemoConfig, timings: dict) -> Path:
     from training.sim_dataset import SimDatasetError, record_sim_dataset
 
-    root = config.output / f"dataset_{config.task_variant}_{config.overhead_view}_{config.image_size}px"
+    root = dataset_root(config)
     started = time.monotonic()
-    settings = SimDatasetConfig(repo_id=DEMO_REPO_ID, episodes=config.demonstrations,
-                                task_variant=config.task_variant, overhead_view=config.overhead_view,
-                                # The state ACT's input, the vision ACT's auxiliary target.
-                                environment_state=config.state_train_minutes > 0 or config.aux_object_state > 0,
-                                image_width=config.image_size, image_height=config.image_size, use_videos=False,
-                                workers=config.workers)
-    with _one_line(SimDatasetError, "pass another --output"):
-        dataset = record_sim_dataset(root, settings)
+    with _one_line(SimDatasetError, f"the demo keeps its demonstrations in {root}: pass another --output, or "
+                                    f"remove {root}"):
+        dataset = record_sim_dataset(root, dataset_settings(config))
     timings["demonstrations"] = time.monotonic() - started
     print(f"[demo] {dataset.meta.total_episodes} scripted demonstrations ({config.task_variant}), "
           f"{dataset.meta.total_frames} frames in {root} ({_minutes(timings['demonstrations'])})", flush=True)
     return root
 
 
+def check_run_dir(config: DemoConfig, preset: str, run_dir: Path) -> None:
+    """Refuse, before any work, a run directory the demo cannot go on training: one that trains on another
+    dataset (another variant or image size, an older demo's), or with another auxiliary weight."""
+    info_path = run_dir / "run_info.json"
+    if not info_path.is_file():
+        return
+    info = json.loads(info_path.read_text())
+    trained_on, root = info.get("dataset_root"), dataset_root(config)
+    if trained_on and Path(trained_on).resolve() != root.resolve():
+        raise UsageError(f"{run_dir} trains on {trained_on}, not on {root} (another --task-variant, "
+                         f"--overhead-view or --image-size, or an older demo's): pass another --output, or remove {run_dir}")
+    trained_with = info.get("aux_object_state", 0.0)
+    if trained_with != _aux_weight(config, preset):
+        raise UsageError(f"{run_dir} trains with --aux-object-state {trained_with:g}, not "
+                         f"{_aux_weight(config, preset):g} (an older demo's?): pass --aux-object-state "
+                         f"{trained_with:g} to train it further, or another --output")
+
+
+def _aux_weight(config: DemoConfig, preset: str) -> float:
+    return config.aux_object_state if preset == VISION_PRESET else 0.0
+
+
 def _train(config: DemoConfig, preset: str, dataset_root: Path, run_dir: Path, minutes: float, timings: dict,
            timing: str) -> str:
-    """`timing`: the name of its minutes in the summary. A run directory that trains on another dataset (another
-    variant or image size, an older demo's) is refused: resuming it would go on training on that one."""
-    from training.auxiliary_state import AuxiliaryStateError
+    """`timing`: the name of its minutes in the summary. The run directory passed check_run_dir."""
     from training.configs import TrainRequest
     from training.report import load_metrics, summarize, write_report
-    from training.train import TrainError, run_training
+    from training.train import RunInfo, run_training, training_refusals
 
-    info_path = run_dir / "run_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    trained_on = info.get("dataset_root")
-    if trained_on and Path(trained_on).resolve() != dataset_root.resolve():
-        raise UsageError(f"{run_dir} trains on {trained_on}, not on {dataset_root} (another --task-variant, "
-                         f"--overhead-view or --image-size, or an older demo's): pass another --output, or remove {run_dir}")
-    aux_object_state = config.aux_object_state if preset == VISION_PRESET else 0.0
-    trained_with = info.get("aux_object_state", 0.0)
-    if info and trained_with != aux_object_state:
-        raise UsageError(f"{run_dir} trains with --aux-object-state {trained_with:g}, not {aux_object_state:g} (an "
-                         f"older demo's?): pass --aux-object-state {trained_with:g} to train it further, or another "
-                         "--output")
     started = time.monotonic()
-    with _one_line((TrainError, AuxiliaryStateError), f"the demo goes on training {run_dir}: run it with the "
-                                                      "settings it started with, or pass another --output"):
+    with _one_line(training_refusals(), f"the demo trains in {run_dir}: pass another --output, or remove {run_dir}"):
         run_training(TrainRequest(preset=preset, dataset=DEMO_REPO_ID, dataset_root=dataset_root, output_dir=run_dir,
                                   # The state ACT has no camera, so nothing to resize.
                                   resize_with_pad="preset" if preset == STATE_PRESET else (config.image_size,) * 2,
                                   overrides={"policy.device": config.device, "log_freq": "10"},
                                   time_budget_min=minutes,
-                                  aux_object_state=aux_object_state))
+                                  aux_object_state=_aux_weight(config, preset)))
     timings[timing] = time.monotonic() - started
     curves, _ = write_report([run_dir], run_dir.parent / f"report_{run_dir.name}")
     summary = summarize(run_dir)
     last = load_metrics(run_dir)[-1]
     # With the auxiliary target the loss is ACT's plus the weighted head's; both parts say more than the sum.
-    parts = (f" (ACT's L1 {last['l1_loss']:.3f} + {config.aux_object_state:g} x object state "
+    parts = (f" (ACT's L1 {last['l1_loss']:.3f} + {RunInfo.load(run_dir).aux_object_state:g} x object state "
              f"{last['aux_state_mse']:.3f})" if "aux_state_mse" in last else "")
     print(f"[demo] trained {preset} ({summary.params / 1e6:.1f}M parameters) for {summary.steps[-1]} steps, "
           f"{summary.s_per_step:.2f} s/step, final loss {summary.final_loss:.3f}{parts} "
@@ -243,6 +259,9 @@ def run_demo(config: DemoConfig) -> int:
     runs: dict[str, dict] = {}
     state_run = vision_run = replay = None
     if config.checkpoint is None:
+        # Before any work: a run directory the demo cannot go on training is refused now, not after minutes.
+        check_run_dir(config, STATE_PRESET, config.output / "train_state")
+        check_run_dir(config, VISION_PRESET, config.output / "train")
         dataset_root = _make_demonstrations(config, timings)
         state_eval = None
         if config.state_train_minutes > 0:

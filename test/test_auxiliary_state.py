@@ -118,6 +118,8 @@ def test_the_checkpoint_is_a_plain_lerobot_act_and_the_head_lives_on(tmp_path):
 
 @pytest.mark.parametrize("arguments, says", [
     ((-1.0, "act", True, False), "0 (off) or more"),
+    ((float("nan"), "act", True, False), "0 (off) or more and finite; got nan"),
+    ((float("inf"), "act", True, False), "0 (off) or more and finite; got inf"),
     ((1.0, "smolvla", True, False), "ACT preset"),
     ((1.0, "act", True, True), "already takes the object state"),
     ((1.0, "act", False, False), "so101 dataset sim --environment-state"),

@@ -75,28 +75,47 @@ def test_the_demos_options_are_its_configs_fields():
         run_demo_command(parser.parse_args(["demo", "--policy", "pi0"]))
 
 
-def test_a_demo_resumed_with_another_auxiliary_weight_is_refused_in_one_line(tmp_path):
-    """The demo goes on training its run directory; a weight other than the run's would change the run's loss."""
+def test_a_run_directory_the_demo_cannot_go_on_training_is_refused_in_one_line_before_any_work(tmp_path):
+    """An older demo's vision run (no auxiliary target), or one on other demonstrations: refused at the start, not
+    after the demonstrations and the state ACT's minutes; training's own refusals become one line too."""
     import pytest
 
     from so101_bringup.commands.common import UsageError
-    from so101_bringup.demo import VISION_PRESET, DemoConfig, _train
+    from so101_bringup.demo import STATE_PRESET, VISION_PRESET, DemoConfig, _train, dataset_root, run_demo
     from training.train import LAST_CONFIG, RunInfo
 
-    dataset_root, run_dir = tmp_path / "dataset", tmp_path / "train"
+    config = DemoConfig(output=tmp_path)
+    run_dir = tmp_path / "train"
     (run_dir / LAST_CONFIG).parent.mkdir(parents=True)
     (run_dir / LAST_CONFIG).write_text("{}")
-    RunInfo(preset=VISION_PRESET, policy_type="act", dataset="local/so101_demo", dataset_root=str(dataset_root),
-            dataset_converted=False, cameras=["overhead", "wrist"], resize_with_pad=[64, 64], settings={},
-            aux_object_state=0.5).save(run_dir)
-    with pytest.raises(UsageError, match=r"trains with --aux-object-state 0.5, not 0 .*pass --aux-object-state 0.5 "
-                                         "to train it further, or another --output"):
-        _train(DemoConfig(output=tmp_path, aux_object_state=0.0), VISION_PRESET, dataset_root, run_dir, 1.0, {},
-               "vision_training")
-    # A run directory an interrupted demo left without a checkpoint: training's own refusal, as one line too.
-    (tmp_path / "empty_run").mkdir()
-    with pytest.raises(UsageError, match="holds no checkpoint to resume from.*the demo goes on training"):
-        _train(DemoConfig(output=tmp_path), VISION_PRESET, dataset_root, tmp_path / "empty_run", 1.0, {},
-               "vision_training")
-    with pytest.raises(ValueError, match="aux-object-state is a loss weight, 0 or more; got -1"):
-        DemoConfig(aux_object_state=-1.0)
+    older = RunInfo(preset=VISION_PRESET, policy_type="act", dataset="local/so101_demo",
+                    dataset_root=str(dataset_root(config)), dataset_converted=False, cameras=["overhead", "wrist"],
+                    resize_with_pad=[64, 64], settings={}, aux_object_state=0.0)
+    older.save(run_dir)
+    with pytest.raises(UsageError) as refused:
+        run_demo(config)
+    assert str(refused.value) == (f"{run_dir} trains with --aux-object-state 0, not 0.5 (an older demo's?): pass "
+                                  "--aux-object-state 0 to train it further, or another --output")
+    assert not dataset_root(config).exists()  # refused before recording anything
+    older.dataset_root = str(tmp_path / "elsewhere")
+    older.save(run_dir)
+    with pytest.raises(UsageError, match=r"trains on .*elsewhere, not on .*dataset_pick_place_10cm_workspace_64px"):
+        run_demo(DemoConfig(output=tmp_path, aux_object_state=0.0))
+
+    # A run directory an interrupted demo left without a checkpoint: training's own refusal, as one line.
+    (tmp_path / "train_state").mkdir()
+    with pytest.raises(UsageError, match="holds no checkpoint to resume from.*the demo trains in"):
+        _train(config, STATE_PRESET, dataset_root(config), tmp_path / "train_state", 1.0, {}, "state_training")
+
+
+def test_the_demo_records_the_object_state_and_takes_only_finite_weights():
+    """The state ACT's input and the vision ACT's auxiliary target: recorded whichever of them trains."""
+    import pytest
+
+    from so101_bringup.demo import DemoConfig, dataset_settings
+
+    assert dataset_settings(DemoConfig(state_train_minutes=0.0)).environment_state
+    assert dataset_settings(DemoConfig(aux_object_state=0.0)).environment_state
+    for weight in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="aux-object-state is a loss weight, 0 or more and finite; got"):
+            DemoConfig(aux_object_state=weight)

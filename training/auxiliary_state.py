@@ -35,8 +35,8 @@ class AuxiliaryStateError(ValueError):
 def check_auxiliary_state(weight: float, policy_type: str, has_environment_state: bool,
                           policy_sees_environment_state: bool) -> None:
     """Refuse, before any training, the runs where the target cannot or must not be trained."""
-    if weight < 0:
-        raise AuxiliaryStateError(f"--aux-object-state is a loss weight, 0 (off) or more; got {weight:g}")
+    if not weight >= 0 or weight == float("inf"):  # NaN fails every comparison
+        raise AuxiliaryStateError(f"--aux-object-state is a loss weight, 0 (off) or more and finite; got {weight:g}")
     if weight == 0:
         return
     if policy_type != "act":

@@ -28,6 +28,15 @@ class TrainError(RuntimeError):
     """A run that cannot start; the message says what was found and what to do."""
 
 
+def training_refusals() -> tuple[type[Exception], ...]:
+    """Every error run_training raises to refuse a run before it trains, each a sentence for the user."""
+    from .auxiliary_state import AuxiliaryStateError
+    from .dataset_source import DatasetSourceError
+    from .frame_cache import FrameCacheError
+
+    return TrainError, DatasetSourceError, PresetError, FrameCacheError, AuxiliaryStateError
+
+
 @dataclass
 class RunInfo:
     preset: str

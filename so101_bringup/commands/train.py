@@ -10,17 +10,13 @@ from so101_bringup.options import add_options, from_options
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.auxiliary_state import AuxiliaryStateError
-    from training.dataset_source import DatasetSourceError
-    from training.frame_cache import FrameCacheError
-    from training.presets import PresetError, parse_overrides
     from training.configs import TrainRequest
-    from training.train import TrainError, run_training
+    from training.presets import parse_overrides
+    from training.train import run_training, training_refusals
 
     try:
         run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
-    # Each says what was found and what to do.
-    except (TrainError, DatasetSourceError, PresetError, FrameCacheError, AuxiliaryStateError) as error:
+    except training_refusals() as error:
         print(f"so101 train: {error}", file=sys.stderr)
         return 1
     return 0
