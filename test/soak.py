@@ -5,7 +5,9 @@
   limits and jump further than a tick's step. Every Goal_Position the servos take is checked against
   the calibrated limits and the step clamp as it is written.
 - `lockstep_evaluation_with_recording`: the eval graph as `ros2 launch` runs it (one process per node),
-  episodes back to back with the recorder on.
+  episodes back to back with the recorder on. Bags of finished episodes are removed as it goes (the
+  newest KEEP_BAGS stay): at 224x224 a 25 s episode's bag is 217 MB, and lockstep runs faster than
+  the wall clock, so an hour would fill the disk (about 270 episodes, 58 GB, measured).
 
 Both sample each node's memory (RSS), open files and threads from /proc while they run.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ import numpy as np
 from ros_harness import GraphProcesses, NodeProcess, RosProbe, isolated_ros_env, next_domain_id
 
 SAMPLE_EVERY_S = 2.0
+KEEP_BAGS = 3  # the one being written, and the two before it in case the recorder is still closing one
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,8 @@ def lockstep_evaluation_with_recording(seconds: float, workdir: Path, checkpoint
                                  sim_height=image_size, device="cpu", output_dir=str(output), record=True))
     graph = GraphProcesses(specs, isolated_ros_env(next_domain_id()), workdir)
     sampler = ResourceSampler(graph.nodes)
-    first_bag = output / "bags" / "episode_000"
+    bags, recorded = output / "bags", set()
+    first_bag = bags / "episode_000"
     try:
         # The clock starts at the first episode: start-up (imports, the checkpoint) is not the soak.
         while not first_bag.exists() and time.monotonic() - sampler.start < 300:
@@ -222,9 +227,19 @@ def lockstep_evaluation_with_recording(seconds: float, workdir: Path, checkpoint
             if any(node.process.poll() is not None for node in graph.nodes.values()):
                 break  # a node ended: the exit codes say which
             sampler.maybe_sample()
+            _remove_finished_bags(bags, recorded)
             time.sleep(0.2)  # a sampling period, not a wait for a condition
     finally:
         exit_codes = graph.stop()
-    counters = {"episodes_recorded": len(list((output / "bags").glob("episode_*")))}
+    _remove_finished_bags(bags, recorded)
+    counters = {"episodes_recorded": len(recorded)}
     return SoakReport(seconds, sampler.traces, sampler.summary(warm_up_s), counters, [], exit_codes, graph.logs())
 
+
+
+def _remove_finished_bags(bags: Path, recorded: set[str]) -> None:
+    """Counts every episode's bag into `recorded`, and removes all but the newest KEEP_BAGS."""
+    episodes = sorted(bags.glob("episode_*"), key=lambda bag: int(bag.name.rpartition("_")[2]))
+    recorded.update(bag.name for bag in episodes)
+    for finished in episodes[:-KEEP_BAGS]:
+        shutil.rmtree(finished, ignore_errors=True)

@@ -89,3 +89,19 @@ def test_the_goal_audit_flags_a_goal_past_the_registers_the_limits_or_a_step():
     assert audit.goals == 0
     servo.write(REGISTERS["Torque_Enable"][0], bytes([1]))
     assert audit.goals == 1 and audit.violations == [f"servo {servo.id}: goal {middle + 300} 300 ticks from {middle}"]
+
+
+def test_the_soak_counts_every_bag_and_keeps_only_the_newest(tmp_path):
+    """An hour of 224x224 bags would fill the disk; the count must still be of every episode, in episode order."""
+    from soak import KEEP_BAGS, _remove_finished_bags
+
+    names = [f"episode_{index:03d}" for index in (997, 998, 999, 1000)]
+    for name in names:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "bag.mcap").write_bytes(b"x")
+    recorded = set()
+    _remove_finished_bags(tmp_path, recorded)
+    assert recorded == set(names)
+    assert {p.name for p in tmp_path.iterdir()} == set(names[-KEEP_BAGS:]) == set(names[1:])
+    _remove_finished_bags(tmp_path, recorded)  # nothing new: nothing more removed, nothing counted twice
+    assert len(recorded) == 4 and len(list(tmp_path.iterdir())) == KEEP_BAGS
