@@ -14,6 +14,7 @@ given, training is skipped and that checkpoint is evaluated.
 from __future__ import annotations
 
 import json
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -67,7 +68,7 @@ class DemoConfig:
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         if self.budget_minutes <= 0 or self.state_train_minutes < 0 or (self.train_minutes or 0) < 0:
             raise ValueError("budget-minutes must be above 0, and the training minutes 0 or more")
-        if not 0 <= self.aux_object_state < float("inf"):  # NaN fails every comparison
+        if not (math.isfinite(self.aux_object_state) and self.aux_object_state >= 0):
             raise ValueError(f"aux-object-state is a loss weight, 0 or more and finite; got {self.aux_object_state:g}")
 
 

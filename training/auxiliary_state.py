@@ -13,6 +13,7 @@ weights are kept beside lerobot's optimizer state, in `training_state/` (HEAD_FI
 
 from __future__ import annotations
 
+import math
 import types
 from pathlib import Path
 
@@ -35,7 +36,7 @@ class AuxiliaryStateError(ValueError):
 def check_auxiliary_state(weight: float, policy_type: str, has_environment_state: bool,
                           policy_sees_environment_state: bool) -> None:
     """Refuse, before any training, the runs where the target cannot or must not be trained."""
-    if not weight >= 0 or weight == float("inf"):  # NaN fails every comparison
+    if not (math.isfinite(weight) and weight >= 0):
         raise AuxiliaryStateError(f"--aux-object-state is a loss weight, 0 (off) or more and finite; got {weight:g}")
     if weight == 0:
         return
