@@ -45,7 +45,7 @@ class DemoConfig:
                                              "evaluations alike (workspace: the variant's cubes and targets; cell: "
                                              "the whole work cell)", choices=list(OVERHEAD_VIEWS))
     demonstrations: int = option(200, "scripted demonstrations to train on")
-    image_size: int = option(64, "sim camera size, square, for the demonstrations and the evaluation alike")
+    image_size: int = option(64, "sim camera size, square, for the demonstrations and the evaluations alike")
     workers: int = option(0, "sims recording the demonstrations in parallel (0: one per core)")
     budget_minutes: float = option(30.0, "the whole demo's time: the vision ACT trains for what is left of it once "
                                          "the demonstrations, the state ACT and the evaluations are accounted for")
@@ -58,9 +58,10 @@ class DemoConfig:
     max_episode_s: float = option(25.0, "maximum evaluation episode length, s")
     eval_seed: int = option(100_000, "seed of the first evaluation episode, far beyond the demonstrations' (0, 1, ...)")
     # Measured in the demo (README): 47/50 unseen seeds with it, 39/50 without, the same 30 minutes.
-    aux_object_state: float = option(0.5, "the vision ACT also learns to predict the sim's object state from its "
-                                          "image tokens, with this loss weight (0: off): a training-only head, left "
-                                          "out of the checkpoint (`so101 train --aux-object-state`)", metavar="WEIGHT")
+    aux_object_state: float = option(0.5, "the vision ACT also learns to predict the sim's object state (cube pose, "
+                                          "target position) from its image tokens, with this loss weight (0: off); "
+                                          "a training-only head, left out of the checkpoint, as `so101 train "
+                                          "--aux-object-state` trains it", metavar="WEIGHT")
     device: str = option("cpu", "device for training and evaluation")
 
     def __post_init__(self):
