@@ -18,8 +18,8 @@ class StaleDataGuard:
     inputs are stale), and said again only after fresh data. An input that has sent nothing yet (start-up,
     a new episode) is waited for at INFO: a WARN in every normal start teaches users to ignore WARNs.
     Async, RTC and temporal ensemble on the wall clock sent chunks planned to be replaced by ones from data
-    that is not coming: those are cancelled and the arm holds. Sync plays each chunk whole (lerobot's loop, its contract); in lockstep the sim publishes every input
-    of a tick, so nothing stalls but the sim itself.
+    that is not coming: those are cancelled and the arm holds. Sync plays each chunk whole (lerobot's loop,
+    its contract); in lockstep the sim publishes every input of a tick, so nothing stalls but the sim itself.
     """
 
     def __init__(self, mode: InferenceMode, lockstep: bool):

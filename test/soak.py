@@ -7,7 +7,7 @@
 - `lockstep_evaluation_with_recording`: the eval graph as `ros2 launch` runs it (one process per node),
   episodes back to back with the recorder on. Bags of finished episodes are removed as it goes (the
   newest KEEP_BAGS stay): at 224x224 a 25 s episode's bag is 217 MB, and lockstep runs faster than
-  the wall clock, so an hour would fill the disk (about 270 episodes, 58 GB, measured).
+  the wall clock, so an hour would fill the disk (300 episodes, 65 GB, measured on a 2-core Xeon).
 
 Both sample each node's memory (RSS), open files and threads from /proc while they run.
 """
