@@ -14,13 +14,13 @@ given, training is skipped and that checkpoint is evaluated.
 from __future__ import annotations
 
 import json
-import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from so101_driver.sim.task_variants import DEFAULT_VARIANT, OVERHEAD_VIEWS, VARIANTS
+from training.configs import check_aux_object_state
 
 from .commands.common import UsageError
 from .options import option
@@ -69,8 +69,7 @@ class DemoConfig:
             raise ValueError(f"policy must be act or smolvla, got '{self.policy}'")
         if self.budget_minutes <= 0 or self.state_train_minutes < 0 or (self.train_minutes or 0) < 0:
             raise ValueError("budget-minutes must be above 0, and the training minutes 0 or more")
-        if not (math.isfinite(self.aux_object_state) and self.aux_object_state >= 0):
-            raise ValueError(f"aux-object-state is a loss weight, 0 or more and finite; got {self.aux_object_state:g}")
+        check_aux_object_state(self.aux_object_state)
 
 
 @contextmanager
@@ -125,7 +124,8 @@ def check_run_dir(config: DemoConfig, preset: str, run_dir: Path) -> None:
     trained_on, root = info.get("dataset_root"), dataset_root(config)
     if trained_on and Path(trained_on).resolve() != root.resolve():
         raise UsageError(f"{run_dir} trains on {trained_on}, not on {root} (another --task-variant, "
-                         f"--overhead-view or --image-size, or an older demo's): pass another --output, or remove {run_dir}")
+                         f"--overhead-view or --image-size, or an older demo's): pass another --output, "
+                         f"or remove {run_dir}")
     trained_with = info.get("aux_object_state", 0.0)
     if trained_with != _aux_weight(config, preset):
         raise UsageError(f"{run_dir} trains with --aux-object-state {trained_with:g}, not "
@@ -187,8 +187,8 @@ def _evaluate(config: DemoConfig, checkpoint: str, output: Path, episodes: int, 
     try:
         specs = eval_nodes(args)
     except ValueError as error:  # the checkpoint's training variant is not this demo's
-        raise UsageError(f"{error} (so101 eval has that option; the demo evaluates on its own --task-variant and --overhead-view)") \
-            from error
+        raise UsageError(f"{error} (so101 eval has that option; the demo evaluates on its own --task-variant "
+                         "and --overhead-view)") from error
     started = time.monotonic()
     nodes = run_graph(specs, until=lambda nodes: nodes["so101_eval_manager"].finished)
     timings[timing] = time.monotonic() - started

@@ -61,7 +61,8 @@ class ResourceTrace:
         # Medians of the first and the last few samples: an allocator's pools move between single samples.
         edge = max(1, min(3, len(steady) // 3))
         return {
-            "rss_mb_start": round(float(np.median(rss[:edge])), 1), "rss_mb_end": round(float(np.median(rss[-edge:])), 1),
+            "rss_mb_start": round(float(np.median(rss[:edge])), 1),
+            "rss_mb_end": round(float(np.median(rss[-edge:])), 1),
             "rss_mb_per_min": round(slope, 3),
             "fds_start": steady[0].fds, "fds_end": steady[-1].fds, "fds_max": max(s.fds for s in steady),
             "threads_start": steady[0].threads, "threads_end": steady[-1].threads,

@@ -117,5 +117,5 @@ def test_the_demo_records_the_object_state_and_takes_only_finite_weights():
     assert dataset_settings(DemoConfig(state_train_minutes=0.0)).environment_state
     assert dataset_settings(DemoConfig(aux_object_state=0.0)).environment_state
     for weight in (-1.0, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="aux-object-state is a loss weight, 0 or more and finite; got"):
+        with pytest.raises(ValueError, match="aux-object-state is a loss weight, 0 .off. or more and finite; got"):
             DemoConfig(aux_object_state=weight)

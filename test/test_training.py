@@ -545,6 +545,17 @@ def test_running_again_resumes_from_the_last_checkpoint_where_the_run_is_now(act
     assert failed.returncode == 1 and "trains with --aux-object-state 0.5, not 2" in failed.stderr
 
 
+def test_a_weight_that_is_no_loss_weight_is_refused_before_the_dataset_is_looked_for(tmp_path):
+    for weight in ("-1", "nan"):
+        failed = subprocess.run([SO101, "train", "act_small_cpu", "--aux-object-state", weight, "--dataset-root",
+                                 str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "run")],
+                                capture_output=True, text=True, timeout=300)
+        assert failed.returncode == 2, failed.stderr
+        assert failed.stderr.strip().splitlines() == [
+            f"so101 train: error: --aux-object-state is a loss weight, 0 (off) or more and finite; got {weight}"]
+        assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def smolvla_run(sim_dataset, tmp_path_factory):
     from tiny_policies import tiny_smolvla_checkpoint, tiny_vlm

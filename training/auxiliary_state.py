@@ -13,7 +13,6 @@ weights are kept beside lerobot's optimizer state, in `training_state/` (HEAD_FI
 
 from __future__ import annotations
 
-import math
 import types
 from pathlib import Path
 
@@ -21,6 +20,8 @@ import torch
 from torch import nn
 
 from so101_driver.environment_state import ENVIRONMENT_STATE_KEY
+
+from .configs import check_aux_object_state
 
 HEAD_NAME = "so101_auxiliary_state_head"
 HEAD_FILE = "so101_auxiliary_state_head.safetensors"
@@ -36,8 +37,10 @@ class AuxiliaryStateError(ValueError):
 def check_auxiliary_state(weight: float, policy_type: str, has_environment_state: bool,
                           policy_sees_environment_state: bool) -> None:
     """Refuse, before any training, the runs where the target cannot or must not be trained."""
-    if not (math.isfinite(weight) and weight >= 0):
-        raise AuxiliaryStateError(f"--aux-object-state is a loss weight, 0 (off) or more and finite; got {weight:g}")
+    try:
+        check_aux_object_state(weight)
+    except ValueError as error:
+        raise AuxiliaryStateError(str(error)) from None
     if weight == 0:
         return
     if policy_type != "act":

@@ -9,6 +9,7 @@ use them (lerobot, torch, MuJoCo) would cost seconds before `--help` could print
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,13 @@ class BagDatasetConfig:
             raise ValueError(f"fps must be above 0, got {self.fps}")
 
 
+def check_aux_object_state(weight: float) -> float:
+    """--aux-object-state's value, for `so101 train` and `so101 demo` alike: a loss weight."""
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"--aux-object-state is a loss weight, 0 (off) or more and finite; got {weight:g}")
+    return weight
+
+
 def image_size(text: str) -> tuple[int, int] | None | str:
     """--resize-with-pad's value: HEIGHTxWIDTH, none, or preset (the preset's choice)."""
     if text.lower() in ("none", "preset"):
@@ -115,3 +123,7 @@ class TrainRequest:
     frame_cache: bool = option(False, "decode every camera frame once, at the --resize-with-pad size, into "
                                "<dataset root>/so101_frame_cache, and train from it instead of decoding videos at "
                                "every step (the hub dataset at 224x224: 6.8 GB on disk)")
+
+    def __post_init__(self):
+        if self.aux_object_state is not None:
+            check_aux_object_state(self.aux_object_state)  # before the dataset is looked for

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from so101_bringup.options import add_options, from_options
+from so101_bringup.options import add_options
+
+from .common import config_from_options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -14,8 +16,9 @@ def run(args: argparse.Namespace) -> int:
     from training.presets import parse_overrides
     from training.train import run_training, training_refusals
 
+    request = config_from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings))
     try:
-        run_training(from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings)))
+        run_training(request)
     except training_refusals() as error:
         print(f"so101 train: {error}", file=sys.stderr)
         return 1
