@@ -12,13 +12,13 @@ SO101 = str(Path(sys.executable).parent / "so101")
 
 def test_demo_trains_evaluates_and_reports(tmp_path):
     output = tmp_path / "demo"
-    command = [SO101, "demo", "--demonstrations", "2", "--state-train-minutes", "0.2", "--state-episodes", "2",
-               "--train-minutes", "0.25", "--episodes", "2", "--max-episode-s", "3", "--image-size", "64",
+    command = [SO101, "demo", "--demonstrations", "2", "--state-train-minutes", "0.05", "--state-episodes", "2",
+               "--train-minutes", "0.1", "--episodes", "2", "--max-episode-s", "3", "--image-size", "64",
                "--output", str(output)]
     env = dict(isolated_ros_env(next_domain_id()), MUJOCO_GL="egl")
     result = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    assert "Time budget of 0.2 min reached" in result.stdout and "Time budget of 0.25 min reached" in result.stdout
+    assert "Time budget of 0.05 min reached" in result.stdout and "Time budget of 0.1 min reached" in result.stdout
     summary = json.loads((output / "demo_summary.json").read_text())
     assert set(summary["timings_s"]) == {"demonstrations", "state_training", "state_evaluation", "vision_training",
                                          "vision_evaluation", "total"}

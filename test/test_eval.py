@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -415,9 +416,13 @@ def test_replay_dataset_and_train_mistakes_are_one_line(tmp_path):
          "is not a rosbag2 directory"),
         (["dataset", "from-bags", str(bag), "--root", str(tmp_path / "ds"), "--fps", "0"], 2, "fps must be above 0"),
     ]
-    for arguments, code, said in cases:
-        result = subprocess.run([SO101, *arguments], capture_output=True, text=True, timeout=120,
-                                env=isolated_ros_env(next_domain_id()))
+    def so101(arguments, env):
+        return subprocess.run([SO101, *arguments], capture_output=True, text=True, timeout=120, env=env)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # separate commands: mostly imports, on both cores
+        results = list(pool.map(so101, [arguments for arguments, _, _ in cases],
+                                [isolated_ros_env(next_domain_id()) for _ in cases]))
+    for (arguments, code, said), result in zip(cases, results):
         assert result.returncode == code and said in result.stderr, (arguments, result.stderr[-2000:])
         assert "Traceback" not in result.stderr, (arguments, result.stderr[-2000:])
     assert not (tmp_path / "sim").exists() and not (tmp_path / "ds").exists()  # refused before anything is written

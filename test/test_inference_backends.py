@@ -195,20 +195,25 @@ def test_backends_are_named_and_need_a_fixed_image_size_to_export(act_dir):
 def test_so101_export_builds_the_file_policy_node_takes_and_says_where(act_dir, tmp_path):
     import subprocess
     import sys
+    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     so101 = str(Path(sys.executable).parent / "so101")
-    result = subprocess.run([so101, "export", str(act_dir), "--backend", "openvino"], capture_output=True, text=True,
-                            timeout=300)
+    refusals = (([str(tmp_path / "nothing")], 1, "so101 export: No checkpoint at"),
+                ([str(act_dir), "--backend", "torch"], 2, "nothing to export"),
+                ([str(act_dir), "--backend", "tensorrt"], 2, "error: backend must be one of"))
+
+    def export(arguments):
+        return subprocess.run([so101, "export", *arguments], capture_output=True, text=True, timeout=300)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # separate commands, mostly imports: on both cores
+        result, *refused = pool.map(export, [[str(act_dir), "--backend", "openvino"], *(r[0] for r in refusals)])
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(onnx_model(load_policy(act_dir, "cpu")))  # the path alone: $(so101 export)
     assert "so101 export: loaded by openvino, CPU f32" in result.stderr
-    for arguments, code, said in (([str(tmp_path / "nothing")], 1, "so101 export: No checkpoint at"),
-                                  ([str(act_dir), "--backend", "torch"], 2, "nothing to export"),
-                                  ([str(act_dir), "--backend", "tensorrt"], 2, "error: backend must be one of")):
-        refused = subprocess.run([so101, "export", *arguments], capture_output=True, text=True, timeout=300)
-        assert refused.returncode == code and said in refused.stderr and "Traceback" not in refused.stderr, (
-            refused.stderr)
+    for (_, code, said), outcome in zip(refusals, refused):
+        assert outcome.returncode == code and said in outcome.stderr and "Traceback" not in outcome.stderr, (
+            outcome.stderr)
 
 
 def test_torch_backends_have_nothing_to_export(act_dir):

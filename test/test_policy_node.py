@@ -237,54 +237,59 @@ def test_the_latency_async_plans_with_is_the_observations_age_when_its_chunk_goe
     assert latency_p50_ms() >= 150.0, policy.output
 
 
-def test_a_mismatched_checkpoint_stops_at_start_up(tmp_path, recorder):
-    domain, _, _, _ = recorder
-    checkpoint = tiny_act_checkpoint(tmp_path / "act", state_dim=7)
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu"}, domain, tmp_path)
+@pytest.fixture(scope="module")
+def refused_at_start_up(tmp_path_factory):
+    """Three checkpoints a policy node must refuse at start-up, their nodes started side by side (most of a
+    refusal is the node's imports, one core's work): name -> (exit code, log)."""
+    from safetensors.torch import load_file, save_file
+
+    from test_policy_core import DEGREES_RANGE
+
+    root = tmp_path_factory.mktemp("refused")
+    # Its preprocessor's wrist statistics have 4 channels for a 3-channel camera: every check of the start-up
+    # passes, and before the first chunk was computed at start-up the node came up and failed at every
+    # observation, mid-episode.
+    cannot_compute = tiny_act_checkpoint(root / "cannot_compute" / "act")
+    for stats_file in cannot_compute.glob("policy_preprocessor_step_*_normalizer_processor.safetensors"):
+        stats = load_file(stats_file)
+        stats.update({f"observation.images.wrist.{name}": torch.full((4, 1, 1), 0.5) for name in ("mean", "std")})
+        save_file(stats, stats_file)
+    params = {
+        "mismatched": {"checkpoint": tiny_act_checkpoint(root / "mismatched" / "act", state_dim=7)},
+        "cannot_compute": {"checkpoint": cannot_compute, "calibration": "sim"},
+        "other_units": {"checkpoint": tiny_act_checkpoint(root / "other_units" / "act", value_range=DEGREES_RANGE),
+                        "calibration": "sim", "arm_units": "range_m100_100"},
+    }
+    nodes = {name: start("policy_node", {**values, "device": "cpu"}, next_domain_id(), root / name)
+             for name, values in params.items()}
     try:
-        assert policy.wait(timeout=STARTUP) == 1
+        codes = {name: node.wait(timeout=STARTUP) for name, node in nodes.items()}
     finally:
-        policy.stop()
-    output = policy.output
+        for node in nodes.values():
+            node.stop()
+    return {name: (codes[name], node.output) for name, node in nodes.items()}
+
+
+def test_a_mismatched_checkpoint_stops_at_start_up(refused_at_start_up):
+    code, output = refused_at_start_up["mismatched"]
+    assert code == 1, output
     assert "does not fit this SO-101 graph" in output and "found (7,)" in output
     assert "Traceback" not in output
 
 
-def test_a_checkpoint_that_cannot_compute_a_chunk_stops_at_start_up(tmp_path, recorder):
-    """Its preprocessor's wrist statistics have 4 channels for a 3-channel camera: every check of the
-    start-up passes, and before the first chunk was computed at start-up the node came up and failed at
-    every observation, mid-episode."""
-    from safetensors.torch import load_file, save_file
-
-    domain, _, _, _ = recorder
-    checkpoint = tiny_act_checkpoint(tmp_path / "act")
-    for stats_file in checkpoint.glob("policy_preprocessor_step_*_normalizer_processor.safetensors"):
-        stats = load_file(stats_file)
-        stats.update({f"observation.images.wrist.{name}": torch.full((4, 1, 1), 0.5) for name in ("mean", "std")})
-        save_file(stats, stats_file)
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "calibration": "sim"}, domain, tmp_path)
-    try:
-        assert policy.wait(timeout=STARTUP) == 1
-    finally:
-        policy.stop()
+def test_a_checkpoint_that_cannot_compute_a_chunk_stops_at_start_up(refused_at_start_up):
+    code, output = refused_at_start_up["cannot_compute"]
+    assert code == 1, output
     assert ("the first chunk, computed at start-up on backend torch, failed: RuntimeError: The size of tensor a (3) "
-            "must match the size of tensor b (4)") in policy.output, policy.output
-    assert "Traceback" not in policy.output
+            "must match the size of tensor b (4)") in output, output
+    assert "Traceback" not in output
 
 
-def test_training_data_in_other_units_stops_at_start_up(tmp_path, recorder):
-    from test_policy_core import DEGREES_RANGE
-
-    domain, _, _, _ = recorder
-    checkpoint = tiny_act_checkpoint(tmp_path / "act", value_range=DEGREES_RANGE)
-    policy = start("policy_node", {"checkpoint": checkpoint, "device": "cpu", "calibration": "sim",
-                                   "arm_units": "range_m100_100"}, domain, tmp_path)
-    try:
-        assert policy.wait(timeout=STARTUP) == 1
-    finally:
-        policy.stop()
-    assert "does not fit this arm in range_m100_100" in policy.output and "wrist_roll.pos" in policy.output
-    assert "Traceback" not in policy.output
+def test_training_data_in_other_units_stops_at_start_up(refused_at_start_up):
+    code, output = refused_at_start_up["other_units"]
+    assert code == 1, output
+    assert "does not fit this arm in range_m100_100" in output and "wrist_roll.pos" in output
+    assert "Traceback" not in output
 
 
 def test_a_policy_given_another_arms_calibration_refuses_to_act(tmp_path, recorder):

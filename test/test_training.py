@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -536,13 +537,14 @@ def test_running_again_resumes_from_the_last_checkpoint_where_the_run_is_now(act
     assert not (act_run / "checkpoints/000003").exists()
     # Resumed without --frame-cache: its summary no longer names the cache the first run read.
     assert json.loads((moved / "run_info.json").read_text())["frame_cache"] is None
-    failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(moved), "--no-resume"],
-                            capture_output=True, text=True, timeout=300)
-    assert failed.returncode != 0 and "exists" in failed.stderr
-    # Resumed with another weight for the auxiliary target: refused, not silently ignored.
-    failed = subprocess.run([SO101, "train", "act_dual", "--output-dir", str(moved), "--aux-object-state", "2"],
-                            capture_output=True, text=True, timeout=300)
-    assert failed.returncode == 1 and "trains with --aux-object-state 0.5, not 2" in failed.stderr
+    # Not resumed when told not to; resumed with another weight for the auxiliary target: refused, not ignored.
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two refusals, mostly imports: one on each core
+        no_resume, other_weight = pool.map(
+            lambda extra: subprocess.run([SO101, "train", "act_dual", "--output-dir", str(moved), *extra],
+                                         capture_output=True, text=True, timeout=300),
+            [["--no-resume"], ["--aux-object-state", "2"]])
+    assert no_resume.returncode != 0 and "exists" in no_resume.stderr
+    assert other_weight.returncode == 1 and "trains with --aux-object-state 0.5, not 2" in other_weight.stderr
 
 
 def test_a_weight_that_is_no_loss_weight_is_refused_before_the_dataset_is_looked_for(tmp_path):

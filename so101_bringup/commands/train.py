@@ -14,9 +14,10 @@ from .common import config_from_options
 def run(args: argparse.Namespace) -> int:
     from training.configs import TrainRequest
     from training.presets import parse_overrides
-    from training.train import run_training, training_refusals
 
     request = config_from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings))
+    from training.train import run_training, training_refusals  # lerobot's training: seconds of imports
+
     try:
         run_training(request)
     except training_refusals() as error:
