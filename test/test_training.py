@@ -89,6 +89,24 @@ def test_bf16_autocast_only_where_the_cpu_computes_bf16(tmp_path):
     assert state.settings["policy.use_amp"] == "false" and state.numeric_path.startswith("float32")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="benchmarks/as_avx2_cpu.sh mounts a /proc/cpuinfo: it needs root")
+@pytest.mark.skipif(not any(f.startswith(("avx512", "amx")) for f in read_cpuinfo()[1]),
+                    reason="this CPU is AVX2-only already: nothing for benchmarks/as_avx2_cpu.sh to hide")
+def test_as_avx2_cpu_runs_a_command_as_an_avx2_only_cpu_would_and_changes_nothing_outside():
+    """How the README measured the demo on an AVX2-only CPU without one: the numeric path is chosen from the
+    flags the command reads, and torch dispatches to AVX2 kernels."""
+    script = Path(__file__).parents[1] / "benchmarks" / "as_avx2_cpu.sh"
+    probe = ("import torch; from training.cpu_numerics import cpu_numeric_path, read_cpuinfo; "
+             "print(cpu_numeric_path().bf16, torch.backends.cpu.get_cpu_capability(), "
+             "sorted(f for f in read_cpuinfo()[1] if f.startswith(('avx512', 'amx'))), 'avx2' in read_cpuinfo()[1])")
+    result = subprocess.run([str(script), sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == "False AVX2 [] True", result.stdout
+    assert any(f.startswith(("avx512", "amx")) for f in read_cpuinfo()[1])  # outside the command: untouched
+    refused = subprocess.run([str(script)], capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2 and "usage:" in refused.stderr
+
+
 def test_the_state_preset_sees_the_sims_object_state_and_no_camera():
     run = resolve("act_state_cpu", has_environment_state=True)
     assert run.cameras == () and run.preset.environment_state
