@@ -409,6 +409,7 @@ def test_replay_dataset_and_train_mistakes_are_one_line(tmp_path):
          "cannot run real-time chunking (mode rtc, SmolVLA's default)"),
         (["train", "act_dual", "--dataset-root", str(tmp_path / "no_data")], 1, "so101 train: "),
         (["train", "act_dual", "--resize-with-pad", "0x0"], 2, "expected HEIGHTxWIDTH"),
+        (["train", "act_dual", "--steps"], 2, "'--steps' has no value: write --steps=VALUE"),
         (["dataset", "sim", "--root", str(tmp_path / "sim"), "--workers", "-1"], 2, "workers must be 0 (one per core)"),
         (["dataset", "sim", "--root", str(tmp_path / "sim"), "--width", "0"], 2, "must be at least 1"),
         (["dataset", "sim", "--root", str(tmp_path / "sim"), "--episodes", "0"], 2, "must be at least 1"),

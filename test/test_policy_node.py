@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import numpy as np
@@ -262,8 +263,13 @@ def refused_at_start_up(tmp_path_factory):
     }
     nodes = {name: start("policy_node", {**values, "device": "cpu"}, next_domain_id(), root / name)
              for name, values in params.items()}
+    codes = {}
     try:
-        codes = {name: node.wait(timeout=STARTUP) for name, node in nodes.items()}
+        for name, node in nodes.items():
+            try:
+                codes[name] = node.wait(timeout=STARTUP)
+            except subprocess.TimeoutExpired:
+                codes[name] = None  # still running: its test says so, with its log
     finally:
         for node in nodes.values():
             node.stop()

@@ -6,16 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from so101_bringup.options import add_options
+from so101_bringup.options import add_options, from_options
 
-from .common import config_from_options
+from .common import usage_errors
 
 
 def run(args: argparse.Namespace) -> int:
     from training.configs import TrainRequest
     from training.presets import parse_overrides
 
-    request = config_from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings))
+    with usage_errors():  # a malformed lerobot setting or option: one line, before lerobot's training is imported
+        request = from_options(TrainRequest, args, overrides=parse_overrides(args.lerobot_settings))
     from training.train import run_training, training_refusals  # lerobot's training: seconds of imports
 
     try:
